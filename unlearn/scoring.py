@@ -1,0 +1,178 @@
+"""Prompting and batched, padding-safe scoring: answer log-probs, per-token statistics and greedy
+generation. Prompt tokens and padding never carry loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+PLAIN_TEMPLATE = "Question: {q}\nAnswer:"
+
+
+@dataclass(frozen=True)
+class Example:
+    """Token ids of a prompt and of its scored continuation (answer tokens + end-of-sequence)."""
+
+    prompt_ids: tuple[int, ...]
+    answer_ids: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.prompt_ids) + len(self.answer_ids)
+
+
+def format_prompt(tokenizer, question: str) -> str:
+    """Chat template with a generation prompt (Qwen3: thinking disabled) or ``Question: q\\nAnswer:``."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                             add_generation_prompt=True, enable_thinking=False)
+    return PLAIN_TEMPLATE.format(q=question)
+
+
+def _prompt_ids(tokenizer, prompt: str) -> list[int]:
+    # A chat template already holds its special tokens; the plain format gets the tokenizer's BOS if any.
+    add_special = not getattr(tokenizer, "chat_template", None)
+    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+
+
+def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512) -> Example:
+    """Prompt and answer are tokenized separately, so the scored span is exactly the answer + EOS."""
+    prompt_ids = _prompt_ids(tokenizer, format_prompt(tokenizer, question))
+    # The plain format ends with "Answer:"; the separating space belongs to the answer (BPE convention).
+    text = answer if getattr(tokenizer, "chat_template", None) else " " + answer
+    answer_ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    overflow = len(prompt_ids) + len(answer_ids) - max_length
+    if overflow > 0:  # keep the whole answer when we can; cut the prompt from the left
+        cut = min(overflow, max(len(prompt_ids) - 1, 0))
+        prompt_ids = prompt_ids[cut:]
+        answer_ids = answer_ids[: max_length - len(prompt_ids)]
+    return Example(tuple(prompt_ids), tuple(answer_ids))
+
+
+def collate(examples: list[Example], pad_id: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Right-padded batch; labels are IGNORE on prompt and padding. Causal attention means real tokens
+    never see the (trailing) padding, so a row scores the same alone or in a batch."""
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, e in enumerate(examples):
+        seq = list(e.prompt_ids) + list(e.answer_ids)
+        ids[i, : len(seq)] = torch.tensor(seq)
+        mask[i, : len(seq)] = 1
+        labels[i, len(e.prompt_ids): len(seq)] = torch.tensor(e.answer_ids)
+    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(label_t | <t) for shifted labels: (B, L-1) values (0 where masked) and the (B, L-1) mask."""
+    logits, targets = logits[:, :-1].float(), labels[:, 1:]
+    mask = targets != IGNORE
+    lp = -F.cross_entropy(logits.transpose(1, 2), targets.clamp_min(0), reduction="none")
+    return lp * mask, mask
+
+
+def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence answer log-prob sums (B,) and scored-token counts (B,), differentiable."""
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    lp, mask = token_logprobs(out.logits, batch["labels"])
+    return lp.sum(-1), mask.sum(-1)
+
+
+def mean_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Token-mean cross-entropy over all answer tokens of the batch (the NLL of METHODS.md)."""
+    sums, counts = answer_logprobs(model, batch)
+    return -sums.sum() / counts.sum().clamp_min(1)  # negated: log-prob -> loss
+
+
+@dataclass
+class ScoreResult:
+    """Per-example answer scores; ``token_*`` lists hold one array per example (answer tokens only)."""
+
+    logprob_sum: np.ndarray
+    n_tokens: np.ndarray
+    token_logprobs: list[np.ndarray] = field(default_factory=list)
+    token_mu: list[np.ndarray] = field(default_factory=list)
+    token_sigma: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def mean_nll(self) -> np.ndarray:
+        """Length-normalised NLL per example: loss(a)/n(a)."""
+        return -self.logprob_sum / np.maximum(self.n_tokens, 1)
+
+
+def _length_sorted_batches(n_items: int, lengths: list[int], batch_size: int) -> list[list[int]]:
+    order = sorted(range(n_items), key=lambda i: -lengths[i])
+    return [order[i: i + batch_size] for i in range(0, n_items, batch_size)]
+
+
+@torch.no_grad()
+def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: int = 16, token_stats: bool = False,
+                   device: str | torch.device | None = None) -> ScoreResult:
+    """Score many examples in length-sorted batches; the (B, L, V) logits live for one batch only.
+
+    ``token_stats`` also keeps per-token log-probs and the next-token distribution's mean mu_t and std
+    sigma_t of log p (Min-K%++).
+    """
+    device = device or next(model.parameters()).device
+    n = len(examples)
+    sums, counts = np.zeros(n), np.zeros(n, dtype=np.int64)
+    toks: list = [None] * n
+    mus: list = [None] * n
+    sigmas: list = [None] * n
+    was_training = model.training
+    model.eval()
+    for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
+        batch = collate([examples[i] for i in idx], pad_id, device)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        lp, mask = token_logprobs(logits, batch["labels"])
+        for row, i in enumerate(idx):
+            sums[i], counts[i] = lp[row].sum().item(), int(mask[row].sum().item())
+        if token_stats:
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            p = logp.exp()
+            mu = (p * logp).sum(-1)
+            sigma = ((p * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+            for row, i in enumerate(idx):
+                m = mask[row]
+                toks[i], mus[i], sigmas[i] = (t[row][m].cpu().numpy() for t in (lp, mu, sigma))
+            del logp, p
+        del logits
+    model.train(was_training)
+    if not token_stats:
+        return ScoreResult(sums, counts)
+    return ScoreResult(sums, counts, toks, mus, sigmas)
+
+
+def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> ScoreResult:
+    """Score answer strings given questions: ``pairs`` is [(question, answer), ...]."""
+    examples = [encode_qa(tokenizer, q, a) for q, a in pairs]
+    return score_examples(model, examples, tokenizer.pad_token_id, **kw)
+
+
+@torch.no_grad()
+def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
+             device: str | torch.device | None = None) -> list[str]:
+    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each."""
+    device = device or next(model.parameters()).device
+    prompts = [_prompt_ids(tokenizer, format_prompt(tokenizer, q)) for q in questions]
+    outputs: list[str] = [""] * len(prompts)
+    was_training = model.training
+    model.eval()
+    for idx in _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size):
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, i in enumerate(idx):
+            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]):] = 1
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
+        for row, i in enumerate(idx):
+            outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
+    model.train(was_training)
+    return outputs
