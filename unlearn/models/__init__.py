@@ -197,3 +197,12 @@ def merged_copy_for_save(model):
             raise ValueError("merging LoRA into 4-bit weights is lossy; build targets from a full-precision base")
         return model.merge_and_unload()
     return model
+
+
+def decoder_layers(model) -> torch.nn.ModuleList:
+    """The decoder blocks of a Llama/Qwen-style causal LM, with or without a PEFT wrapper."""
+    base = model.get_base_model() if is_peft(model) else model
+    layers = getattr(getattr(base, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"cannot find decoder layers in {type(base).__name__} (expected .model.layers)")
+    return layers

@@ -1,0 +1,153 @@
+"""Unlearning methods: a registry of small units, each a frozen config plus a loss or a procedure.
+
+A loss method is ``(model, batch, cfg, ref) -> LossOutput`` run by the shared training loop; a
+procedure (retrain, dsu, iwap, trou) is ``(ctx, cfg) -> model``. Methods never read benchmark files:
+they get forget/retain examples (and refusal answers) through an ``UnlearnContext``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import typing
+from dataclasses import dataclass, field
+from typing import Callable
+
+from unlearn.registry import Registry
+from unlearn.train import LossOutput, StepBatch, TrainConfig, train
+
+METHODS: Registry = Registry("method")
+MODULES = ["retrain", "finetune", "grad_ascent", "grad_diff", "npo", "simnpo", "idk", "rmu", "dsu", "iwap", "trou"]
+
+
+@dataclass
+class UnlearnContext:
+    """What a method may use: the loaded target (model + tokenizer), tokenized forget/retain examples,
+    forget questions, refusal answers, the shared schedule, and how to obtain the gold model."""
+
+    lm: object  # unlearn.models.LoadedModel, already the target
+    forget: list  # list[Example]
+    retain: list  # list[Example]
+    schedule: TrainConfig
+    forget_questions: list[str] = field(default_factory=list)
+    idk_answers: list[str] = field(default_factory=list)
+    build_gold: Callable[[], object] | None = None  # returns a LoadedModel trained on retain only
+    reference: object = None  # unlearn.models.Reference, created lazily
+
+    def ref(self):
+        if self.reference is None:
+            from unlearn.models import Reference
+
+            self.reference = Reference(self.lm.model)
+        return self.reference
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    config_cls: type
+    description: str
+    run: Callable[[UnlearnContext, object], object]  # returns the unlearned LoadedModel
+
+
+def loss_method(name: str, config_cls: type, description: str, needs_reference: bool = False):
+    """Register ``fn(model, batch, cfg, ref) -> LossOutput`` as a method run by the shared loop."""
+
+    def deco(fn):
+        def run(ctx: UnlearnContext, cfg) -> object:
+            ref = ctx.ref() if needs_reference else None
+            train(ctx.lm.model, ctx.lm.tokenizer.pad_token_id, dataclasses.replace(ctx.schedule, desc=name),
+                  forget=ctx.forget, retain=ctx.retain, loss_fn=lambda m, b: fn(m, b, cfg, ref))
+            return ctx.lm
+
+        METHODS.add(name, MethodSpec(name, config_cls, description, run))
+        fn.method_name = name
+        return fn
+
+    return deco
+
+
+def procedure(name: str, config_cls: type, description: str):
+    """Register ``fn(ctx, cfg) -> LoadedModel`` (methods that are not a single loss)."""
+
+    def deco(fn):
+        METHODS.add(name, MethodSpec(name, config_cls, description, fn))
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    for mod in MODULES:
+        importlib.import_module(f"unlearn.methods.{mod}")
+
+
+def get_method(name: str) -> MethodSpec:
+    _load_all()
+    return METHODS.get(name)
+
+
+def method_names() -> list[str]:
+    _load_all()
+    return METHODS.names()
+
+
+def _coerce(value: str, annotation, where: str):
+    hint = annotation if not isinstance(annotation, str) else eval(annotation, {"typing": typing})  # noqa: S307
+    origin = typing.get_origin(hint)
+    options = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (hint,)
+    if value.lower() == "none" and type(None) in options:
+        return None
+    for t in options:
+        try:
+            if t is bool:
+                if value.lower() in ("true", "1", "yes"):
+                    return True
+                if value.lower() in ("false", "0", "no"):
+                    return False
+                raise ValueError
+            if t in (int, float, str):
+                return t(value)
+        except ValueError:
+            continue
+    raise ValueError(f"{where}: cannot read {value!r} as {hint}")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
+    """``["npo.beta=0.2", ...]`` -> {"npo": {"beta": "0.2"}}; malformed items raise with the item."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        method, dot, fld = key.partition(".")
+        if not sep or not dot or not method or not fld:
+            raise ValueError(f"override {item!r} is not of the form method.field=value (e.g. npo.beta=0.2)")
+        out.setdefault(method.strip(), {})[fld.strip()] = value.strip()
+    return out
+
+
+def validate_overrides(overrides: dict[str, dict[str, str]]) -> None:
+    """Check every method and field named in overrides exists (before any work starts)."""
+    for method in overrides:
+        make_config(method, overrides)
+
+
+def make_config(name: str, overrides: dict[str, dict[str, str]] | None = None):
+    """The method's frozen config with ``overrides[name]`` applied (typed from the dataclass)."""
+    spec = get_method(name)
+    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    changes = {}
+    for key, value in (overrides or {}).get(name, {}).items():
+        if key not in fields:
+            valid = ", ".join(fields) or "(none)"
+            raise KeyError(f"unknown field {key!r} for method {name!r}; valid fields: {valid}")
+        changes[key] = _coerce(value, fields[key].type, f"{name}.{key}")
+    return dataclasses.replace(spec.config_cls(), **changes)
+
+
+def run_method(name: str, ctx: UnlearnContext, cfg=None):
+    spec = get_method(name)
+    return spec.run(ctx, cfg if cfg is not None else spec.config_cls())
+
+
+__all__ = ["METHODS", "LossOutput", "StepBatch", "UnlearnContext", "get_method", "make_config", "method_names",
+           "parse_overrides", "run_method", "validate_overrides"]

@@ -1,0 +1,79 @@
+"""DSU, Dual Signed Adaptation Unlearning (this project; see METHODS.md): a forget adapter learned by
+descent on the forget split enters with weight -lambda; a retain adapter repairs the damage."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from unlearn.methods import UnlearnContext, procedure
+from unlearn.models import LoraSpec, add_lora, is_peft, is_quantised
+from unlearn.train import nll_loss, train
+
+FORGET, RETAIN = "dsu_forget", "dsu_retain"
+
+
+@dataclass(frozen=True)
+class DSUConfig:
+    lam: float = 1.0  # lambda: weight of the negated forget adapter (task-vector work uses up to 5)
+    rank: int = 16  # LoRA rank of both adapters
+    alpha: int = 32  # LoRA alpha of both adapters
+    forget_epochs: float = 5.0  # E_f: descent epochs of the forget adapter on the forget split
+    retain_training: bool = True  # False skips step 2 (used to check the lambda = 0 identity)
+
+
+def lora_layers(model):
+    return [m for m in model.modules() if hasattr(m, "scaling") and isinstance(getattr(m, "scaling"), dict)]
+
+
+def set_signed_scale(model, adapter: str, sign_weight: float) -> None:
+    """Scale ``adapter``'s delta by ``sign_weight`` times its LoRA scaling alpha/r (signed adapter)."""
+    for m in lora_layers(model):
+        if adapter in m.scaling:
+            m.scaling[adapter] = sign_weight * m.lora_alpha[adapter] / m.r[adapter]
+
+
+def activate(model, adapters: list[str], trainable: str | None) -> None:
+    """Make ``adapters`` active together (their deltas add up); only ``trainable``'s weights train."""
+    model.base_model.set_adapter(adapters)
+    for name, p in model.named_parameters():
+        p.requires_grad_(trainable is not None and f".{trainable}." in name)
+
+
+def attach_adapters(model, cfg: DSUConfig):
+    from peft import LoraConfig
+
+    spec = LoraSpec(r=cfg.rank, alpha=cfg.alpha)
+    if not is_peft(model):
+        model = add_lora(model, spec, adapter_name=FORGET)
+    else:
+        model.add_adapter(FORGET, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules="all-linear",
+                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
+    model.add_adapter(RETAIN, LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha, target_modules="all-linear",
+                                         lora_dropout=0.0, task_type="CAUSAL_LM"))
+    return model
+
+
+def finish(model, quantised: bool):
+    """W + dW_r - lambda dW_f: merged into full-precision weights, kept as signed adapters on 4-bit bases."""
+    if quantised:
+        return model
+    return model.merge_and_unload(adapter_names=[FORGET, RETAIN])
+
+
+@procedure("dsu", DSUConfig, "DSU: forget adapter learned by descent, negated (-lambda), plus a repairing retain adapter")
+def dsu(ctx: UnlearnContext, cfg: DSUConfig):
+    tok = ctx.lm.tokenizer
+    quantised = is_quantised(ctx.lm.model)
+    model = attach_adapters(ctx.lm.model, cfg)
+    activate(model, [FORGET], trainable=FORGET)
+    history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs, max_steps=None,
+                                                                 desc="dsu:forget-adapter"),
+                    retain=ctx.forget, loss_fn=nll_loss)  # descent on the forget rows as training rows
+    set_signed_scale(model, FORGET, -cfg.lam)
+    activate(model, [FORGET, RETAIN], trainable=RETAIN)
+    if cfg.retain_training:
+        retain_cfg = dataclasses.replace(ctx.schedule, epochs=1e9, max_steps=len(history), desc="dsu:retain-adapter")
+        train(model, tok.pad_token_id, retain_cfg, retain=ctx.retain, loss_fn=nll_loss)
+    ctx.lm.model = finish(model, quantised)
+    return ctx.lm

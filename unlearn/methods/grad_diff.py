@@ -1,0 +1,20 @@
+"""Gradient difference: ascend on forget, descend on retain (Liu et al. 2022, arXiv:2203.12817)."""
+
+from dataclasses import dataclass
+
+from unlearn.methods import loss_method
+from unlearn.methods.losses import grad_diff_loss
+from unlearn.scoring import answer_logprobs
+from unlearn.train import LossOutput
+
+
+@dataclass(frozen=True)
+class GradDiffConfig:
+    alpha: float = 1.0  # weight of the retain NLL
+
+
+@loss_method("grad_diff", GradDiffConfig, "gradient difference: -NLL(f) + alpha*NLL(r)")
+def grad_diff(model, batch, cfg, ref) -> LossOutput:
+    fs, fc = answer_logprobs(model, batch.forget)
+    rs, rc = answer_logprobs(model, batch.retain)
+    return LossOutput(grad_diff_loss(fs, fc, rs, rc, cfg.alpha))

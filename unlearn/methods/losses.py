@@ -1,0 +1,118 @@
+"""Pure loss and projection kernels over tensors (no models): what the unit and Hypothesis tests hit."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def token_mean_nll(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """NLL = -sum_i logp_i / sum_i n_i over a batch of per-sequence log-prob sums (B,) and counts (B,)."""
+    return -sums.sum() / counts.sum().clamp_min(1)  # negated: log-prob -> loss
+
+
+def grad_ascent_loss(sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """-NLL(f): minimising it raises the forget NLL."""
+    return -token_mean_nll(sums, counts)  # negated: ascend the NLL
+
+
+def grad_diff_loss(f_sums, f_counts, r_sums, r_counts, alpha: float) -> torch.Tensor:
+    """-NLL(f) + alpha * NLL(r)."""
+    return grad_ascent_loss(f_sums, f_counts) + alpha * token_mean_nll(r_sums, r_counts)
+
+
+def npo_loss(logp: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    """(2/beta) * mean_i log(1 + exp(beta * (logp_i - logp_ref_i))), logp are per-sequence sums (B,).
+
+    log(1+exp(x)) is computed as softplus for stability. At logp = logp_ref the gradient w.r.t. logp_i
+    is 1/B: exactly the gradient of mean_i logp_i (sequence-sum gradient ascent).
+    """
+    return (2.0 / beta) * F.softplus(beta * (logp - logp_ref)).mean()
+
+
+def simnpo_loss(sums: torch.Tensor, counts: torch.Tensor, beta: float, gamma: float) -> torch.Tensor:
+    """-(2/beta) * mean_i log sigmoid(beta * NLLsum_i / |y_i| - gamma); rows with |y| = 0 are skipped."""
+    valid = counts > 0
+    nll_per_token = -sums / counts.clamp_min(1)  # negated: log-prob -> NLL
+    terms = F.logsigmoid(beta * nll_per_token - gamma)
+    if not valid.any():
+        return sums.sum() * 0.0
+    return -(2.0 / beta) * terms[valid].mean()  # negated: maximise log sigmoid
+
+
+def masked_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over valid tokens (mask (B, L)) and hidden dims of (h - target)^2; target broadcasts."""
+    sq = (h.float() - target.float()).square().mean(-1)
+    m = mask.to(sq.dtype)
+    return (sq * m).sum() / m.sum().clamp_min(1)
+
+
+def rmu_control_vector(dim: int, c: float, generator: torch.Generator) -> torch.Tensor:
+    """c * u / ||u||, u ~ U[0, 1)^dim."""
+    u = torch.rand(dim, generator=generator)
+    return c * u / u.norm()
+
+
+def kl_ref_to_policy(logits_ref: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Token-mean KL(pi_ref || pi_theta) over valid positions: sum_v p_ref (log p_ref - log p_theta)."""
+    lr_ = torch.log_softmax(logits_ref.float(), -1)
+    lp = torch.log_softmax(logits.float(), -1)
+    kl = (lr_.exp() * (lr_ - lp)).sum(-1)
+    m = mask.to(kl.dtype)
+    return (kl * m).sum() / m.sum().clamp_min(1)
+
+
+def orthonormal_basis(G: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
+    """Q (D, r): orthonormal basis of span of the rows of G (k, D); near-zero directions are dropped."""
+    if G.numel() == 0 or G.shape[0] == 0:
+        return G.new_zeros((G.shape[-1], 0))
+    Gd = G.double()
+    norms = Gd.norm(dim=1)
+    keep = norms > rel_tol * norms.max().clamp_min(1e-300)
+    if not keep.any():
+        return G.new_zeros((G.shape[1], 0))
+    Q, R = torch.linalg.qr(Gd[keep].T)  # (D, k)
+    diag = R.diagonal().abs()
+    good = diag > rel_tol * diag.max()
+    return Q[:, good].to(G.dtype)
+
+
+def project_orthogonal(u: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
+    """d = u - Q Q^T u: the part of u orthogonal to span(Q) (Q orthonormal columns)."""
+    if Q.shape[1] == 0:
+        return u.clone()
+    Qd = Q.double()
+    ud = u.double()
+    return (ud - Qd @ (Qd.T @ ud)).to(u.dtype)
+
+
+def trust_region_step(d: torch.Tensor, radius: float) -> torch.Tensor:
+    """Delta = -min(1, radius / ||d||) * d, so ||Delta|| <= radius; d = 0 gives a zero step."""
+    norm = d.norm().item()
+    scale = 1.0 if norm == 0 or norm <= radius else radius / norm
+    return -scale * d  # negated: d is an update to subtract, as in an optimiser step
+
+
+def adam_direction(m: torch.Tensor, v: torch.Tensor, t: int, lr: float, betas=(0.9, 0.999), eps=1e-8):
+    """Bias-corrected Adam update lr * m_hat / (sqrt(v_hat) + eps) (the amount subtracted from theta)."""
+    m_hat = m / (1 - betas[0] ** t)
+    v_hat = v / (1 - betas[1] ** t)
+    return lr * m_hat / (v_hat.sqrt() + eps)
+
+
+def top_fraction(scores: torch.Tensor, p: float) -> torch.Tensor:
+    """Indices of the ceil(p * N) highest scores (ties broken by index, deterministic)."""
+    n = scores.numel()
+    # round first so that 0.01 * 100 counts as 1, not ceil(1.0000000000000002) = 2
+    k = min(n, math.ceil(round(p * n, 9))) if p > 0 else 0
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long)
+    order = sorted(range(n), key=lambda i: (-float(scores[i]), i))
+    return torch.tensor(order[:k], dtype=torch.long)
+
+
+def influence_ratio(forget_infl: torch.Tensor, retain_infl: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """s(a) = I_f(a) / (I_r(a) + eps * mean(I_r)): eps is relative to the mean retain influence."""
+    return forget_infl / (retain_infl + eps * retain_infl.mean().clamp_min(1e-30))

@@ -1,0 +1,137 @@
+"""TROU, Trust-Region Orthogonal Unlearning (this project; see METHODS.md): the optimiser's forget update,
+projected orthogonal to retain gradients, inside a KL trust region that rejects and shrinks."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods.losses import (adam_direction, grad_ascent_loss, kl_ref_to_policy, npo_loss, orthonormal_basis,
+                                    project_orthogonal, trust_region_step)
+from unlearn.scoring import answer_logprobs, collate, mean_nll
+from unlearn.train import StepBatch, train
+
+
+@dataclass(frozen=True)
+class TROUConfig:
+    forget_loss: str = "npo"  # "npo" or "grad_ascent"
+    beta: float = 0.1  # NPO beta when forget_loss = "npo"
+    optimizer: str = "adam"  # "adam" (bias-corrected m/(sqrt(v)+eps) * lr) or "sgd" (lr * g)
+    k_retain: int = 2  # retain micro-batches per step whose gradients span the protected subspace
+    buffer: int = 0  # recent retain gradients also kept in the span
+    delta: float = 0.05  # KL(pi_ref || pi_theta) bound on the retain probe, nats/token
+    grow: float = 1.5  # radius growth when KL < delta/4 and the forget loss fell
+    r_max_factor: float = 10.0  # r_max = this times r_0 (METHODS.md leaves r_max open)
+    probe_size: int = 8  # retain rows in the fixed KL probe batch
+
+
+def flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float() for g, p in zip(grads, params)])
+
+
+@torch.no_grad()
+def add_to_params(params: list[torch.nn.Parameter], delta: torch.Tensor) -> None:
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.add_(delta[offset:offset + n].view_as(p).to(p.dtype))
+        offset += n
+
+
+def split_batch(batch: dict[str, torch.Tensor], k: int) -> list[dict[str, torch.Tensor]]:
+    n = batch["input_ids"].shape[0]
+    k = max(1, min(k, n))
+    bounds = [round(i * n / k) for i in range(k + 1)]
+    return [{key: v[bounds[i]:bounds[i + 1]] for key, v in batch.items()} for i in range(k)]
+
+
+class TROUStepper:
+    """One TROU step per forget batch; the loop's own optimiser is not used (TROU keeps its Adam state)."""
+
+    ADAM_BETAS = (0.9, 0.999)
+
+    def __init__(self, params, cfg: TROUConfig, ref, probe: dict, lr: float):
+        if cfg.forget_loss not in ("npo", "grad_ascent") or cfg.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"trou: forget_loss must be npo|grad_ascent and optimizer adam|sgd, got {cfg}")
+        self.params, self.cfg, self.ref, self.probe, self.lr = params, cfg, ref, probe, lr
+        d = sum(p.numel() for p in params)
+        dev = params[0].device
+        self.m, self.v, self.t = torch.zeros(d, device=dev), torch.zeros(d, device=dev), 0
+        self.radius: float | None = None
+        self.r_max = float("inf")
+        self.recent: deque = deque(maxlen=cfg.buffer) if cfg.buffer else deque(maxlen=1)
+        self.accepted = self.rejected = 0
+
+    def forget_loss(self, model, batch) -> torch.Tensor:
+        if self.cfg.forget_loss == "grad_ascent":
+            return grad_ascent_loss(*answer_logprobs(model, batch))
+        logp, _ = answer_logprobs(model, batch)
+        with self.ref.model() as ref_net:
+            logp_ref, _ = answer_logprobs(ref_net, batch)
+        return npo_loss(logp, logp_ref, self.cfg.beta)
+
+    def update(self, g: torch.Tensor):
+        """The optimiser's update u for gradient g, and its would-be state (committed only on acceptance)."""
+        if self.cfg.optimizer == "sgd":
+            return self.lr * g, (self.m, self.v, self.t)
+        b1, b2 = self.ADAM_BETAS
+        m, v, t = b1 * self.m + (1 - b1) * g, b2 * self.v + (1 - b2) * g.square(), self.t + 1
+        return adam_direction(m, v, t, self.lr, self.ADAM_BETAS), (m, v, t)
+
+    def probe_kl(self, model) -> float:
+        with torch.no_grad():
+            with self.ref.model() as ref_net:
+                ref_logits = ref_net(input_ids=self.probe["input_ids"], attention_mask=self.probe["attention_mask"]).logits
+            logits = model(input_ids=self.probe["input_ids"], attention_mask=self.probe["attention_mask"]).logits
+        mask = self.probe["labels"][:, 1:] != -100  # KL over the answer positions, as every other score
+        return kl_ref_to_policy(ref_logits[:, :-1], logits[:, :-1], mask).item()
+
+    def __call__(self, model, batch: StepBatch, ctx) -> dict[str, float]:
+        loss_f = self.forget_loss(model, batch.forget)
+        u, state = self.update(flat_grad(loss_f, self.params))
+        if self.radius is None:
+            self.radius = u.norm().item()  # r_0 = the norm of the first unprojected update
+            self.r_max = self.cfg.r_max_factor * self.radius
+        retain_grads = [flat_grad(mean_nll(model, mb), self.params) for mb in split_batch(batch.retain, self.cfg.k_retain)]
+        G = torch.stack(retain_grads + (list(self.recent) if self.cfg.buffer else []))
+        if self.cfg.buffer:
+            self.recent.extend(retain_grads)
+        d = project_orthogonal(u, orthonormal_basis(G))
+        step = trust_region_step(d, self.radius)
+        saved = [p.detach().clone() for p in self.params]
+        add_to_params(self.params, step)
+        kl = self.probe_kl(model)
+        if kl > self.cfg.delta:  # reject: restore parameters bit for bit; optimiser state was never committed
+            with torch.no_grad():
+                for p, s in zip(self.params, saved):
+                    p.copy_(s)
+            self.radius /= 2
+            self.rejected += 1
+            return {"loss": loss_f.item(), "kl": kl, "accepted": 0.0, "radius": self.radius}
+        self.m, self.v, self.t = state
+        self.accepted += 1
+        if kl < self.cfg.delta / 4:
+            with torch.no_grad():
+                after = self.forget_loss(model, batch.forget).item()
+            if after < loss_f.item():
+                self.radius = min(self.radius * self.cfg.grow, self.r_max)
+        return {"loss": loss_f.item(), "kl": kl, "accepted": 1.0, "radius": self.radius, "step_norm": step.norm().item()}
+
+
+@procedure("trou", TROUConfig, "TROU: optimiser update projected orthogonal to retain gradients, in a KL trust region")
+def trou(ctx: UnlearnContext, cfg: TROUConfig):
+    model = ctx.lm.model
+    ref = ctx.ref()
+    params = [p for p in model.parameters() if p.requires_grad]
+    device = next(model.parameters()).device
+    probe = collate(ctx.retain[: cfg.probe_size], ctx.lm.tokenizer.pad_token_id, device)
+    stepper = TROUStepper(params, cfg, ref, probe, ctx.schedule.lr)
+    train(model, ctx.lm.tokenizer.pad_token_id, dataclasses.replace(ctx.schedule, desc="trou", grad_accum=1),
+          forget=ctx.forget, retain=ctx.retain, stepper=stepper)
+    model._trou_stats = {"accepted": stepper.accepted, "rejected": stepper.rejected, "radius": stepper.radius}
+    return ctx.lm

@@ -1,0 +1,201 @@
+"""One training loop (accelerate) for fine-tuning and unlearning, plus cached fine-tuned artefacts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from unlearn.scoring import Example, collate, mean_nll
+
+TRAIN_CODE_VERSION = 1  # bump when the loop's arithmetic changes: it invalidates cached targets/golds
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 1e-5  # peak learning rate (AdamW)
+    epochs: float = 1.0  # passes over the primary set (forget when unlearning, else the training rows)
+    max_steps: int | None = None  # optimiser-step cap, overrides epochs when smaller
+    batch_size: int = 8  # examples per micro-batch
+    grad_accum: int = 1  # micro-batches per optimiser step
+    warmup_steps: int = 0  # linear warm-up
+    schedule: str = "linear"  # transformers scheduler name after warm-up
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    progress: bool = True
+    desc: str = "train"
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class StepBatch:
+    """What one step sees: a forget micro-batch (None when fine-tuning) and a retain micro-batch."""
+
+    forget: dict[str, torch.Tensor] | None
+    retain: dict[str, torch.Tensor] | None
+    index: int = 0
+
+
+LossFn = Callable[[torch.nn.Module, StepBatch], LossOutput]
+
+
+class Stepper(Protocol):
+    def __call__(self, model, batch: StepBatch, ctx: "LoopContext") -> dict[str, float]: ...
+
+
+@dataclass
+class LoopContext:
+    accelerator: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    cfg: TrainConfig
+    step: int = 0
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def check_finite(loss: torch.Tensor, step: int, desc: str) -> None:
+    if not torch.isfinite(loss).all():
+        raise NonFiniteLossError(f"{desc}: loss became {loss.detach().float().item()} at optimiser step {step}; "
+                                 "lower the learning rate or check the method's hyperparameters")
+
+
+def loss_stepper(loss_fn: LossFn) -> Stepper:
+    """The standard step: backward, accumulate, clip, optimiser and scheduler step."""
+
+    def step(model, batch: StepBatch, ctx: LoopContext) -> dict[str, float]:
+        acc = ctx.accelerator
+        with acc.accumulate(model):
+            out = loss_fn(model, batch)
+            check_finite(out.loss, ctx.step, ctx.cfg.desc)
+            acc.backward(out.loss)
+            if acc.sync_gradients and ctx.cfg.max_grad_norm:
+                acc.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], ctx.cfg.max_grad_norm)
+            ctx.optimizer.step()
+            ctx.scheduler.step()
+            ctx.optimizer.zero_grad(set_to_none=True)
+        return {"loss": out.loss.detach().float().item(), **out.metrics}
+
+    return step
+
+
+def batches(examples: list[Example], batch_size: int, rng: random.Random) -> list[list[Example]]:
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    return [[examples[i] for i in order[k: k + batch_size]] for k in range(0, len(order), batch_size)]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None = None,
+          forget: list[Example] | None = None, loss_fn: LossFn | None = None, stepper: Stepper | None = None,
+          optimizer_factory: Callable | None = None) -> list[dict[str, float]]:
+    """Run the loop; returns per-optimiser-step metrics.
+
+    Fine-tuning: ``forget`` is None and each step sees a retain batch. Unlearning: one epoch is one pass
+    over ``forget``; each forget batch is paired with a random retain batch (when ``retain`` is given).
+    """
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    if not forget and not retain:
+        raise ValueError(f"{cfg.desc}: nothing to train on (empty forget and retain sets)")
+    if (loss_fn is None) == (stepper is None):
+        raise ValueError("give exactly one of loss_fn and stepper")
+    seed_everything(cfg.seed)
+    rng = random.Random(cfg.seed)
+    device = next(model.parameters()).device
+    primary = forget if forget else retain
+    per_epoch = math.ceil(len(primary) / cfg.batch_size)
+    total_micro = math.ceil(per_epoch * cfg.epochs)
+    total_steps = math.ceil(total_micro / cfg.grad_accum)
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+        total_micro = min(total_micro, total_steps * cfg.grad_accum)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"{cfg.desc}: the model has no trainable parameters")
+    accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=cfg.grad_accum)
+    optimizer = (optimizer_factory or (lambda ps: torch.optim.AdamW(ps, lr=cfg.lr, weight_decay=cfg.weight_decay)))(params)
+    scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
+                              num_training_steps=max(total_steps, 1))
+    optimizer, scheduler = accelerator.prepare(optimizer, scheduler)
+    ctx = LoopContext(accelerator, optimizer, scheduler, cfg)
+    step_fn = stepper or loss_stepper(loss_fn)
+    history: list[dict[str, float]] = []
+    model.train()
+    micro = 0
+    with tqdm(total=total_micro, desc=cfg.desc, disable=not cfg.progress, leave=False) as bar:
+        while micro < total_micro:
+            for group in batches(primary, cfg.batch_size, rng):
+                if micro >= total_micro:
+                    break
+                batch = collate(group, pad_id, device)
+                if forget:
+                    other = rng.sample(retain, min(cfg.batch_size, len(retain))) if retain else None
+                    sb = StepBatch(batch, collate(other, pad_id, device) if other else None, micro)
+                else:
+                    sb = StepBatch(None, batch, micro)
+                metrics = step_fn(model, sb, ctx)
+                micro += 1
+                if micro % cfg.grad_accum == 0 or micro == total_micro:
+                    ctx.step += 1
+                    history.append(metrics)
+                    bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}")
+                bar.update(1)
+    model.eval()
+    return history
+
+
+def nll_loss(model, batch: StepBatch) -> LossOutput:
+    """Plain fine-tuning: token-mean NLL of the retain (training) batch."""
+    return LossOutput(mean_nll(model, batch.retain))
+
+
+def rows_hash(pairs: list[tuple[str, str]]) -> str:
+    return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
+
+
+def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]], cfg: TrainConfig,
+                        build_model: Callable[[], object], *, lora: object = None,
+                        cache_root: Path | None = None) -> Path:
+    """Folder of ``model_name`` fine-tuned on ``pairs`` with ``cfg`` (target or gold), cached by recipe.
+
+    LoRA adapters, when used, are merged into the full-precision base so the result is a plain model
+    and the adapters-disabled reference of a later unlearning run is this model.
+    """
+    from unlearn.cache import cached_artefact
+    from unlearn.models import merged_copy_for_save
+    from unlearn.scoring import encode_qa
+
+    recipe = {"kind": kind, "model": model_name, "data": rows_hash(pairs), "n": len(pairs),
+              "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "desc")},
+              "lora": asdict(lora) if lora is not None else None, "code": TRAIN_CODE_VERSION}
+
+    def build(out: Path) -> None:
+        lm = build_model()
+        examples = [encode_qa(lm.tokenizer, q, a) for q, a in pairs]
+        history = train(lm.model, lm.tokenizer.pad_token_id, cfg, retain=examples, loss_fn=nll_loss)
+        merged_copy_for_save(lm.model).save_pretrained(out, safe_serialization=True)
+        lm.tokenizer.save_pretrained(out)
+        (out / "train_history.json").write_text(json.dumps(history))
+
+    return cached_artefact(kind, recipe, build, root=cache_root)
