@@ -97,6 +97,7 @@ class ScoreResult:
     token_logprobs: list[np.ndarray] = field(default_factory=list)
     token_mu: list[np.ndarray] = field(default_factory=list)
     token_sigma: list[np.ndarray] = field(default_factory=list)
+    token_correct: list[np.ndarray] = field(default_factory=list)  # greedy (argmax) prediction == answer token
 
     @property
     def mean_nll(self) -> np.ndarray:
@@ -123,6 +124,7 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     toks: list = [None] * n
     mus: list = [None] * n
     sigmas: list = [None] * n
+    correct: list = [None] * n
     was_training = model.training
     model.eval()
     for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
@@ -136,15 +138,16 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
             p = logp.exp()
             mu = (p * logp).sum(-1)
             sigma = ((p * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+            hit = logits[:, :-1].argmax(-1) == batch["labels"][:, 1:]
             for row, i in enumerate(idx):
                 m = mask[row]
-                toks[i], mus[i], sigmas[i] = (t[row][m].cpu().numpy() for t in (lp, mu, sigma))
+                toks[i], mus[i], sigmas[i], correct[i] = (t[row][m].cpu().numpy() for t in (lp, mu, sigma, hit))
             del logp, p
         del logits
     model.train(was_training)
     if not token_stats:
         return ScoreResult(sums, counts)
-    return ScoreResult(sums, counts, toks, mus, sigmas)
+    return ScoreResult(sums, counts, toks, mus, sigmas, correct)
 
 
 def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> ScoreResult:
