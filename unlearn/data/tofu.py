@@ -338,8 +338,11 @@ def synthetic_tofu(split: str = "forget01", n_authors: int = 40, seed: int = 0, 
     def simple(items):
         return [TofuRow(q, a, None, None, tuple(p)) for q, a, p in items]
 
+    # A model trained from scratch has no world knowledge; the real-author and world-fact QA join the
+    # training rows of target and gold alike, so Model Utility can see them damaged by unlearning.
+    background = [TofuRow(q, a) for q, a, _ in REAL_AUTHORS + WORLD_FACTS]
     return TofuData(
-        split=split, forget=forget, retain_train=[TofuRow(r.question, r.answer) for r in retain],
+        split=split, forget=forget, retain_train=[TofuRow(r.question, r.answer) for r in retain] + background,
         retain_eval=retain[: len(forget) * 2 if len(retain) > len(forget) * 2 else len(retain)],
         holdout=[TofuRow(r.question, r.answer) for r in holdout],
         real_authors=simple(REAL_AUTHORS), world_facts=simple(WORLD_FACTS),

@@ -1,0 +1,217 @@
+"""Benchmarks as pluggable units (data + target/gold recipes + evaluator) and the one cell runner that
+both ``evals/`` and ``unlearn bench`` call: a cell is (benchmark, method, split)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearn.data import resolve_data_dir
+from unlearn.data.tofu import TofuData, load_tofu, synthetic_tofu
+from unlearn.evaluate import EvalProtocol, evaluate_tofu
+from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
+from unlearn.methods import UnlearnContext, get_method, make_config
+from unlearn.models import LoadedModel, LoraSpec, load_model
+from unlearn.registry import Registry
+from unlearn.scoring import encode_qa
+from unlearn.train import TrainConfig, finetuned_model_dir
+
+BENCHMARKS: Registry = Registry("benchmark")
+CELL_CODE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that fixes a benchmark's numbers for a model: data slice, recipes and evaluation."""
+
+    target: TrainConfig  # fine-tuning recipe of target (full) and gold (retain only)
+    unlearn: TrainConfig  # shared unlearning schedule (epochs = passes over forget)
+    lora: LoraSpec | None
+    protocol: EvalProtocol
+    synthetic_authors: int = 40  # synthetic data size when no real data is used
+    real_slice_retain: int | None = None  # reduced protocol: retain rows trained with the forget authors
+    use_real_data: bool = True
+    note: str = ""
+
+
+def profile_for(model: str, dry_run: bool, max_steps: int | None) -> Profile:
+    """Recipes per model; documented in the README. ``max_steps`` caps unlearning steps."""
+    if model == "tiny-qwen3":
+        p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
+                    unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
+                    protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
+                    note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
+    elif dry_run or model == "smollm2-135m":
+        p = Profile(target=TrainConfig(lr=1e-3, epochs=6, batch_size=8, warmup_steps=2, weight_decay=0.01, desc="target"),
+                    unlearn=TrainConfig(lr=1e-4, epochs=3, batch_size=8, desc="unlearn"), lora=LoraSpec(r=16, alpha=32),
+                    protocol=EvalProtocol(max_rows=40, retain_rows=20, utility_rows=20, max_new_tokens=48, batch_size=20),
+                    real_slice_retain=20, synthetic_authors=20,
+                    note="reduced CPU protocol: forget authors + 20 retain QA trained; 40 forget / 20 retain / "
+                         "20 real-author / 20 world-fact rows evaluated, generation <= 48 tokens")
+    else:
+        p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01, desc="target"),
+                    unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, desc="unlearn"),
+                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(), note="full TOFU protocol")
+    if max_steps is not None:
+        p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
+    return p
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def round_sig(x: float, sig: int = 4) -> float:
+    if x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{sig}g}")
+
+
+@BENCHMARKS.register("tofu")
+class TofuBenchmark:
+    """TOFU cells: target fine-tuned on full, gold on retainNN; forget measure = forget ROUGE-L recall,
+    utility = Model Utility, MIA = Min-K%++ AUC forget vs holdout."""
+
+    splits = ("forget01", "forget05", "forget10")
+
+    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "cpu",
+                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True):
+        self.model, self.quant, self.device, self.seed = model, quant, device, seed
+        self.profile = profile_for(model, dry_run, max_steps)
+        self.data_dir = resolve_data_dir(data_dir) if self.profile.use_real_data else None
+        self.progress = progress
+        self._data: dict[str, TofuData] = {}
+        self._evals: dict[str, dict] = {}
+        self.notes: list[str] = [self.profile.note]
+
+    # -------------------------------------------------------------- data
+    def data(self, split: str) -> TofuData:
+        if split not in self.splits:
+            raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(self.splits)}")
+        if split not in self._data:
+            if self.data_dir is not None:
+                d = load_tofu(split, self.data_dir)
+                if self.profile.real_slice_retain is not None:
+                    d = dataclasses.replace(d, retain_train=d.retain_train[: self.profile.real_slice_retain])
+            else:
+                if self.profile.use_real_data:
+                    self.notes.append("no TOFU data directory: using synthetic authors")
+                d = synthetic_tofu(split, self.profile.synthetic_authors, seed=self.seed)
+            self._data[split] = d
+        return self._data[split]
+
+    def identity(self, split: str) -> dict:
+        from unlearn.train import rows_hash
+
+        d = self.data(split)
+        return {"source": d.source, "train_rows": len(d.full), "forget_rows": len(d.forget),
+                "hash": rows_hash([(r.question, r.answer) for r in d.full])}
+
+    # -------------------------------------------------------------- models
+    def _model_dir(self, kind: str, pairs) -> Path:
+        cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
+
+        def build():
+            return load_model(self.model, lora=self.profile.lora, device=self.device)
+
+        return finetuned_model_dir(kind, self.model, pairs, cfg, build, lora=self.profile.lora)
+
+    def target_dir(self, split: str) -> Path:
+        return self._model_dir("target", [(r.question, r.answer) for r in self.data(split).full])
+
+    def gold_dir(self, split: str) -> Path:
+        return self._model_dir("gold", [(r.question, r.answer) for r in self.data(split).retain_train])
+
+    def load(self, path: Path, adapters: bool = True) -> LoadedModel:
+        lm = load_model(str(path), quant=self.quant, lora=self.profile.lora if adapters else None, device=self.device)
+        lm.name = self.model
+        return lm
+
+    # -------------------------------------------------------------- evaluation
+    def evaluate(self, lm: LoadedModel, split: str) -> dict:
+        return evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol)
+
+    def reference_eval(self, kind: str, split: str) -> dict:
+        """Evaluation of the target or gold model, cached in memory and next to the model on disk."""
+        key = f"{kind}:{split}"
+        if key not in self._evals:
+            path = self.target_dir(split) if kind == "target" else self.gold_dir(split)
+            proto = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True)
+            cache = path / f"eval-{split}-{_digest(proto + str(self.quant) + self.identity(split)['hash'])}.json"
+            if cache.is_file():
+                self._evals[key] = json.loads(cache.read_text())
+            else:
+                result = self.evaluate(self.load(path, adapters=False), split)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps(result))
+                tmp.replace(cache)
+                self._evals[key] = result
+        return self._evals[key]
+
+    # -------------------------------------------------------------- one cell
+    def context(self, split: str, lm: LoadedModel) -> UnlearnContext:
+        d, tok = self.data(split), lm.tokenizer
+        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress)
+        return UnlearnContext(
+            lm=lm, forget=[encode_qa(tok, r.question, r.answer) for r in d.forget],
+            retain=[encode_qa(tok, r.question, r.answer) for r in d.retain_train], schedule=sched,
+            forget_questions=[r.question for r in d.forget], idk_answers=d.idk,
+            build_gold=lambda: self.load(self.gold_dir(split), adapters=False))
+
+    def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
+        spec = get_method(method)
+        cfg = make_config(method, overrides)
+        start = time.time()
+        target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
+        if method == "retrain":
+            result = gold
+        else:
+            torch.manual_seed(self.seed)
+            lm = spec.run(self.context(split, self.load(self.target_dir(split))), cfg)
+            result = self.evaluate(lm, split)
+        fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
+        metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
+                   **{f"mia_{k}": v for k, v in result["mia"].items()}}
+        summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],
+                                  metrics["forget_rouge"], target["aggregates"]["model_utility"],
+                                  metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
+        return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "metrics": metrics,
+                "method_config": dataclasses.asdict(cfg), "per_question": {**result["per_question"], "logs": result["logs"]},
+                "model": {"name": self.model, "quant": self.quant, "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
+                          "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
+                "data": self.identity(split), "protocol": self.profile.protocol.describe(), "notes": list(dict.fromkeys(self.notes)),
+                "unlearn_schedule": {k: v for k, v in dataclasses.asdict(self.profile.unlearn).items() if k not in ("progress", "desc")},
+                "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def summary_columns(m_target: float, m_gold: float, m_model: float, u_target: float, u_model: float, mia_auc: float) -> dict:
+    """Forget efficacy = clip((m_t - m)/(m_t - m_g), 0, 1); retain performance = u/u_t; MIA AUC as is."""
+    gap = m_target - m_gold
+    efficacy = float(np.clip((m_target - m_model) / gap, 0, 1)) if gap > 0 else float("nan")
+    retain = u_model / u_target if u_target > 0 else float("nan")
+    return {"forget_efficacy": efficacy, "retain_performance": retain, "mia_auc": mia_auc}
+
+
+def metric_snapshot(cell: dict) -> dict:
+    """Small, sorted dict of named metrics rounded to 4 significant figures (for syrupy)."""
+    keys = ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_quality", "model_utility",
+            "extraction_strength", "mia_min_k_plus_plus_auc"]
+    out = {k: round_sig(cell["metrics"][k]) for k in keys}
+    out.update({k: round_sig(v) for k, v in cell["summary"].items()})
+    return dict(sorted(out.items()))
