@@ -1,0 +1,127 @@
+"""The grid runner behind ``unlearn bench``: benchmarks x methods x splits, one result file per cell
+written as soon as the cell finishes, so an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from unlearn.benchmarks import BENCHMARKS
+from unlearn.methods import method_names, validate_overrides
+from unlearn.report import atomic_write, to_markdown, write_outputs
+
+DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
+DRY_RUN_MODEL = "smollm2-135m"
+
+
+@dataclass
+class BenchArgs:
+    benchmarks: list[str] = field(default_factory=lambda: ["tofu"])
+    methods: list[str] | None = None
+    splits: list[str] | None = None
+    model: str | None = None
+    quant: str | None = None
+    max_steps: int | None = None
+    dry_run: bool = False
+    output_dir: str = "outputs"
+    data_dir: str | None = None
+    device: str = "cpu"
+    seed: int = 0
+    force: bool = False
+    overrides: dict = field(default_factory=dict)
+    progress: bool = True
+
+
+def resolve(args: BenchArgs) -> BenchArgs:
+    """Fill dry-run defaults and validate every name before any work starts (nothing half-written)."""
+    for b in args.benchmarks:
+        BENCHMARKS.get(b)
+    valid = method_names()
+    if args.methods is None:
+        args.methods = DRY_RUN_METHODS if args.dry_run else valid
+    for m in args.methods:
+        if m not in valid:
+            from unlearn.methods import METHODS
+
+            raise KeyError(METHODS.unknown_message(m))
+    if "retrain" not in args.methods:
+        args.methods = list(args.methods) + ["retrain"]  # the gold row is always reported
+    if args.model is None:
+        args.model = DRY_RUN_MODEL if args.dry_run else "tiny-qwen3"
+    validate_overrides(args.overrides)
+    for b in args.benchmarks:
+        splits = BENCHMARKS.get(b).splits
+        chosen = args.splits or (["forget01"] if args.dry_run else list(splits))
+        bad = [s for s in chosen if s not in splits]
+        if bad:
+            raise ValueError(f"unknown split(s) {', '.join(bad)} for {b}; valid: {', '.join(splits)}")
+    return args
+
+
+def cell_key(args: BenchArgs, bench: str, split: str, method: str) -> str:
+    ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
+             "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
+             "overrides": args.overrides.get(method, {})}
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{bench}-{split}-{method}-{digest}"
+
+
+def run_info(args: BenchArgs, protocol: str) -> dict:
+    def version(pkg):
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                                cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"model": args.model, "quant": args.quant, "dry_run": args.dry_run, "max_steps": args.max_steps,
+            "seed": args.seed, "device": args.device, "protocol": protocol, "git_commit": commit,
+            "python": platform.python_version(), "packages": {p: version(p) for p in
+                                                              ("unlearn", "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
+
+
+def run_bench(args: BenchArgs, log=print) -> dict:
+    args = resolve(args)
+    out = Path(args.output_dir)
+    cell_dir = out / "cells"
+    cells, start, protocol = [], time.time(), ""
+    grid = []
+    benches = {}
+    for b in args.benchmarks:
+        bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
+                                  dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress)
+        benches[b] = bench
+        protocol = bench.profile.protocol.describe()
+        for s in args.splits or (["forget01"] if args.dry_run else list(bench.splits)):
+            grid += [(b, s, m) for m in args.methods]
+    with tqdm(total=len(grid), desc="cells", disable=not args.progress) as bar:
+        for b, s, m in grid:
+            path = cell_dir / f"{cell_key(args, b, s, m)}.json"
+            if path.is_file() and not args.force:
+                log(f"skip {b}/{s}/{m}: finished earlier ({path}); --force recomputes")
+                cells.append(json.loads(path.read_text()))
+            else:
+                bar.set_postfix_str(f"{b}/{s}/{m}")
+                cell = benches[b].run_cell(m, s, args.overrides)
+                atomic_write(path, json.dumps(cell, allow_nan=True))
+                cells.append(cell)
+            bar.update(1)
+    info = run_info(args, protocol)
+    info["wall_s"] = round(time.time() - start, 1)
+    info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})
+    paths = write_outputs(cells, out, info)
+    log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"]}))
+    log("wrote " + ", ".join(str(p) for p in paths.values()))
+    return {"cells": cells, "paths": paths, "run": info}

@@ -1,0 +1,111 @@
+"""Command line: ``unlearn {models,methods,bench,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from unlearn import __version__
+
+
+def cmd_models(args) -> int:
+    from unlearn.models import PRESETS
+
+    for name, fn in PRESETS.items():
+        print(f"{name:14s} {(fn.__doc__ or '').strip()}")
+    print("any hub id (e.g. Qwen/Qwen3-4B) or local folder also works; --quant 4bit loads NF4 + LoRA")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from unlearn.methods import get_method, method_names
+
+    for name in method_names():
+        print(f"{name:12s} {get_method(name).description}")
+    return 0
+
+
+def cmd_tofu_aggregate(args) -> int:
+    from unlearn.metrics.tofu import aggregate, read_log_dir
+
+    result = aggregate(read_log_dir(args.logdir), read_log_dir(args.retain) if args.retain else None)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for k, v in result.items():
+            print(f"{k:26s} {v:.6g}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    """Smoke command: greedy answer and answer log-prob with the chosen model."""
+    from unlearn.models import load_model
+    from unlearn.scoring import generate, score_answers
+
+    lm = load_model(args.model, device=args.device)
+    answer = generate(lm.model, lm.tokenizer, [args.question], max_new_tokens=args.max_new_tokens)[0]
+    res = score_answers(lm.model, lm.tokenizer, [(args.question, answer)])
+    print(f"Q: {args.question}\nA: {answer}\nmean NLL of the answer: {res.mean_nll[0]:.4f} over {res.n_tokens[0]} tokens")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from unlearn.bench import BenchArgs, run_bench
+    from unlearn.methods import parse_overrides
+
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
+    run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
+                        model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
+                        output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
+                        force=args.force, overrides=parse_overrides(args.set)))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unlearn", description=__doc__)
+    p.add_argument("--version", action="version", version=f"unlearn {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list model presets").set_defaults(fn=cmd_models)
+    sub.add_parser("methods", help="list unlearning methods").set_defaults(fn=cmd_methods)
+    a = sub.add_parser("tofu-aggregate", help="TOFU aggregates from per-question logs (TOFU's format)")
+    a.add_argument("logdir")
+    a.add_argument("--retain", help="log folder of the retain-only model (for Forget Quality)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(fn=cmd_tofu_aggregate)
+    s = sub.add_parser("score", help="answer one question with a model (smoke test)")
+    s.add_argument("question")
+    s.add_argument("--model", default="smollm2-135m")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--max-new-tokens", type=int, default=32)
+    s.set_defaults(fn=cmd_score)
+    b = sub.add_parser("bench", help="run the benchmark grid and write outputs/")
+    b.add_argument("--benchmarks", default="tofu", help="comma-separated (registered: tofu)")
+    b.add_argument("--methods", help="comma-separated; default all (dry run: finetune,grad_ascent,dsu,iwap,trou)")
+    b.add_argument("--splits", help="comma-separated; default all (dry run: forget01)")
+    b.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
+    b.add_argument("--quant", choices=["4bit"], default=None)
+    b.add_argument("--max_steps", "--max-steps", type=int, default=None)
+    b.add_argument("--dry_run", "--dry-run", action="store_true")
+    b.add_argument("--output_dir", "--output-dir", default="outputs")
+    b.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--force", action="store_true", help="recompute finished cells")
+    b.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (KeyError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"unlearn: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
