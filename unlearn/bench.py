@@ -38,6 +38,7 @@ class BenchArgs:
     force: bool = False
     overrides: dict = field(default_factory=dict)
     progress: bool = True
+    profile: object = None  # unlearn.benchmarks.Profile; None = the model's documented profile (tests shrink it)
 
 
 def resolve(args: BenchArgs) -> BenchArgs:
@@ -101,7 +102,8 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     benches = {}
     for b in args.benchmarks:
         bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
-                                  dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress)
+                                  dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress,
+                                  profile=args.profile)
         benches[b] = bench
         protocol = bench.profile.protocol.describe()
         for s in args.splits or (["forget01"] if args.dry_run else list(bench.splits)):

