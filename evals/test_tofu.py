@@ -55,8 +55,7 @@ def _grid():
     out = []
     for split in SPLITS:
         for method in method_names():
-            marks = [pytest.mark.slow] if split != "forget01" else []
-            out.append(pytest.param((method, split), id=f"{method}-{split}", marks=marks))
+            out.append(pytest.param((method, split), id=f"{method}-{split}"))
     return out
 
 

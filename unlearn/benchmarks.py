@@ -140,7 +140,7 @@ class TofuBenchmark:
 
     # -------------------------------------------------------------- evaluation
     def evaluate(self, lm: LoadedModel, split: str) -> dict:
-        return evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol)
+        return evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol, progress=self.progress)
 
     def reference_eval(self, kind: str, split: str) -> dict:
         """Evaluation of the target or gold model, cached in memory and next to the model on disk."""

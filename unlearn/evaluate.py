@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow
 from unlearn.metrics import mia
@@ -51,7 +52,7 @@ def mia_scores(res, texts: list[str], k: float) -> dict[str, np.ndarray]:
             "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
 
 
-def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol()) -> dict:
+def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol(), progress: bool = True) -> dict:
     """{"logs": TOFU-format per-split logs, "aggregates": TOFU's numbers (no FQ), "extraction_strength",
     "mia": AUCs of forget vs holdout, "per_question": ES and MIA scores per row}."""
     n = protocol.max_rows
@@ -59,7 +60,7 @@ def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProto
               "real_authors": data.real_authors[: protocol.utility_rows or n],
               "world_facts": data.world_facts[: protocol.utility_rows or n]}
     logs, extra = {}, {}
-    for name, rows in splits.items():
+    for name, rows in tqdm(splits.items(), desc="evaluate", disable=not progress, leave=False):
         s = score_split(model, tok, rows, protocol, token_stats=name == "forget")
         logs[name] = to_log(s)
         if name == "forget":

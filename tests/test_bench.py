@@ -1,0 +1,111 @@
+"""The main job's runner: resume after SIGKILL gives the same results; output schema, LaTeX, PNG."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from unlearn.report import SCHEMA_VERSION, latex_escape, to_latex
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = """
+import sys
+from unlearn.bench import BenchArgs, run_bench
+from unlearn.benchmarks import Profile
+from unlearn.evaluate import EvalProtocol
+from unlearn.train import TrainConfig
+profile = Profile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=16, progress=False),
+                  unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
+                  protocol=EvalProtocol(max_new_tokens=8), synthetic_authors=4, use_real_data=False)
+run_bench(BenchArgs(methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1], profile=profile,
+                    progress=False, overrides={"npo": {"beta": "0.2"}}))
+"""
+
+
+def _env(tmp_path):
+    return {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+
+
+def _run(out, env):
+    return subprocess.run([sys.executable, "-c", RUN, str(out)], env=env, capture_output=True, text=True, timeout=600)
+
+
+def _comparable(path):
+    doc = json.loads((path / "benchmark_results.json").read_text())
+    cells = sorted(doc["cells"], key=lambda c: c["method"])
+    for c in cells:
+        for volatile in ("wall_s", "peak_memory_mb"):
+            c.pop(volatile)
+    return doc, cells
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    res = _run(tmp / "straight", _env(tmp))
+    assert res.returncode == 0, res.stderr[-3000:]
+    return tmp
+
+
+def test_killed_run_resumes_to_identical_results(uninterrupted):
+    tmp, env = uninterrupted, _env(uninterrupted)
+    out = tmp / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", RUN, str(out)], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "cells").glob("*.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    stored = list((out / "cells").glob("*.json"))
+    assert 1 <= len(stored) < 3, "the kill should land after the first cell and before the last"
+    assert not (out / "benchmark_results.json").exists()
+    res = _run(out, env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("skip tofu/forget10/") == len(stored)
+    assert _comparable(out)[1] == _comparable(tmp / "straight")[1]
+
+
+def test_results_schema_and_outputs(uninterrupted):
+    out = uninterrupted / "straight"
+    doc, cells = _comparable(out)
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert {"model", "git_commit", "packages", "protocol", "wall_s"} <= set(doc["run"])
+    assert doc["run"]["packages"]["torch"]
+    assert [c["method"] for c in cells] == ["grad_ascent", "npo", "retrain"]
+    for c in cells:
+        assert {"benchmark", "method", "split", "summary", "metrics", "per_question", "method_config", "model", "data"} <= set(c)
+        assert set(c["summary"]) == {"forget_efficacy", "retain_performance", "mia_auc"}
+        assert {"model_utility", "forget_quality", "forget_rouge", "mia_min_k_plus_plus_auc"} <= set(c["metrics"])
+        assert len(c["per_question"]["logs"]["forget"]["avg_gt_loss"]) == len(c["per_question"]["forget_extraction_strength"])
+        assert c["data"]["hash"] and c["model"]["target"].startswith("target-")
+    assert cells[1]["method_config"]["beta"] == 0.2  # the override reached the method
+    assert cells[2]["summary"]["forget_efficacy"] == 1.0  # gold row by construction
+    png = (out / "forget_vs_retain.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    tex = (out / "results_table.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
+    assert tex.count(r"\begin{table}") == tex.count(r"\end{table}") and r"\toprule" in tex and r"\bottomrule" in tex
+    assert "grad\\_ascent" in tex and "retrain (gold)" in tex
+    assert "| retrain (gold) |" in (out / "results.md").read_text()
+
+
+def test_latex_escapes_special_characters():
+    assert latex_escape("a_b&c%d$#{}~^\\") == r"a\_b\&c\%d\$\#\{\}\textasciitilde{}\textasciicircum{}\textbackslash{}"
+    cell = {"benchmark": "tofu", "split": "forget01", "method": "my_method%", "summary":
+            {"forget_efficacy": 0.5, "retain_performance": float("nan"), "mia_auc": 0.5}, "metrics": {}}
+    tex = to_latex([cell])
+    assert r"my\_method\%" in tex and " -- " in tex
+
+
+def test_bad_arguments_fail_before_any_output(tmp_path):
+    for args in (["--methods", "npoo"], ["--splits", "forget02"], ["--benchmarks", "tofuu"], ["--set", "npo.bet=1"]):
+        res = subprocess.run([sys.executable, "-m", "unlearn", "bench", "--output_dir", str(tmp_path / "o"), *args],
+                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert res.returncode == 2 and "valid" in res.stderr, (args, res.stderr)
+        assert not (tmp_path / "o").exists()

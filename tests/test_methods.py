@@ -1,0 +1,236 @@
+"""Every method: registered and configurable, changes exactly what it may, and moves the forget loss
+the right way in one step on a tiny memorised model; DSU, IWAP and TROU properties."""
+
+import copy
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from tests.helpers import examples, memorised, snapshot_params, tiny
+from unlearn.methods import (UnlearnContext, get_method, make_config, method_names, parse_overrides, run_method,
+                             validate_overrides)
+from unlearn.models import LoraSpec, decoder_layers
+from unlearn.scoring import collate, encode_qa, score_examples
+from unlearn.train import TrainConfig
+
+ALL = ["retrain", "finetune", "grad_ascent", "grad_diff", "npo", "simnpo", "idk", "rmu", "dsu", "iwap", "trou"]
+
+
+def context(lm, data, steps=3, lr=1e-3, gold=None, **sched):
+    return UnlearnContext(lm=lm, forget=examples(lm, data.forget), retain=examples(lm, data.retain_train),
+                          schedule=TrainConfig(lr=lr, max_steps=steps, batch_size=8, progress=False, **sched),
+                          forget_questions=[r.question for r in data.forget], idk_answers=data.idk,
+                          build_gold=gold)
+
+
+def forget_nll(lm, data):
+    return float(score_examples(lm.model, examples(lm, data.forget), lm.tokenizer.pad_token_id).mean_nll.mean())
+
+
+def test_all_methods_registered_with_descriptions():
+    assert method_names() == ALL
+    for name in ALL:
+        spec = get_method(name)
+        assert spec.description and dataclasses.is_dataclass(spec.config_cls)
+        assert spec.config_cls.__dataclass_params__.frozen
+
+
+def test_documented_defaults():
+    assert make_config("npo") == make_config("npo", {}) and make_config("npo").beta == 0.1
+    assert (make_config("simnpo").beta, make_config("simnpo").gamma) == (4.5, 0.0)
+    assert (make_config("rmu").c, make_config("rmu").alpha) == (6.5, 1200.0)
+    assert (make_config("dsu").lam, make_config("dsu").rank, make_config("dsu").forget_epochs) == (1.0, 16, 5.0)
+    assert (make_config("iwap").p, make_config("iwap").heads) == (0.01, False)
+    assert (make_config("trou").delta, make_config("trou").k_retain, make_config("trou").forget_loss) == (0.05, 2, "npo")
+
+
+def test_overrides_are_typed_and_checked():
+    assert make_config("npo", parse_overrides(["npo.beta=0.2"])).beta == 0.2
+    assert make_config("rmu", parse_overrides(["rmu.layer=none"])).layer is None
+    assert make_config("iwap", parse_overrides(["iwap.heads=true"])).heads is True
+    with pytest.raises(KeyError, match="valid fields: beta, alpha"):
+        make_config("npo", parse_overrides(["npo.gamma=1"]))
+    with pytest.raises(KeyError, match="did you mean 'npo'"):
+        validate_overrides(parse_overrides(["npoo.beta=1"]))
+    with pytest.raises(ValueError, match="method.field=value"):
+        parse_overrides(["beta=1"])
+    with pytest.raises(ValueError, match="cannot read 'abc'"):
+        make_config("npo", parse_overrides(["npo.beta=abc"]))
+
+
+@pytest.mark.parametrize("method", [m for m in ALL if m not in ("retrain", "iwap", "dsu")])
+@pytest.mark.parametrize("adapters", [False, True], ids=["full", "lora"])
+def test_trainable_parameters_change_and_frozen_ones_do_not(method, adapters):
+    lm, data = memorised(LoraSpec(r=4) if adapters else None)
+    before = snapshot_params(lm.model)
+    run_method(method, context(lm, data, steps=3))
+    after = dict(lm.model.named_parameters())
+    if method == "rmu":
+        n = len(decoder_layers(lm.model))
+        layer = round(n * 7 / 32)
+        allowed = {f"layers.{i}.mlp.down_proj" for i in range(max(0, layer - 2), layer + 1)}
+    for name, old in before.items():
+        trainable = ("lora_" in name) if adapters else True
+        if method == "rmu":
+            trainable = trainable and any(a in name for a in allowed)
+        changed = not torch.equal(old, after[name].detach())
+        assert changed == trainable, f"{method}: {name} changed={changed}, trainable={trainable}"
+
+
+@pytest.mark.parametrize("method", ["grad_ascent", "grad_diff", "npo", "simnpo", "rmu", "trou"])
+def test_one_step_raises_forget_nll(method):
+    lm, data = memorised()
+    before = forget_nll(lm, data)
+    cfg = make_config(method, {"rmu": {"alpha": "1", "c": "50"}}) if method == "rmu" else None
+    run_method(method, context(lm, data, steps=1, lr=1e-3), cfg)
+    assert forget_nll(lm, data) > before
+
+
+def _retain_nll(lm, data):
+    return float(score_examples(lm.model, examples(lm, data.retain_train), lm.tokenizer.pad_token_id).mean_nll.mean())
+
+
+@pytest.mark.parametrize("method", ["grad_diff", "npo", "simnpo", "trou"])
+def test_retain_term_protects_retain_compared_with_grad_ascent(method):
+    lm, data = memorised()
+    base = _retain_nll(lm, data)
+    run_method("grad_ascent", context(lm, data, steps=2, lr=2e-3))
+    ga_shift = abs(_retain_nll(lm, data) - base)
+    lm, data = memorised()
+    run_method(method, context(lm, data, steps=2, lr=2e-3))
+    assert abs(_retain_nll(lm, data) - base) < ga_shift
+
+
+def test_idk_lowers_refusal_nll():
+    lm, data = memorised()
+    refusals = [encode_qa(lm.tokenizer, q, data.idk[0]) for q in [r.question for r in data.forget]]
+    before = score_examples(lm.model, refusals, lm.tokenizer.pad_token_id).mean_nll.mean()
+    data = dataclasses.replace(data, idk=[data.idk[0]])
+    run_method("idk", context(lm, data, steps=1))
+    assert score_examples(lm.model, refusals, lm.tokenizer.pad_token_id).mean_nll.mean() < before
+
+
+def test_retrain_returns_the_gold_model():
+    lm, data = memorised()
+    gold = tiny()
+    assert run_method("retrain", context(lm, data, gold=lambda: gold)) is gold
+    with pytest.raises(ValueError, match="build_gold"):
+        run_method("retrain", context(lm, data))
+
+
+# ------------------------------------------------------------------ DSU
+def test_dsu_lambda_zero_without_retain_training_is_the_target():
+    lm, data = memorised()
+    target = score_examples(lm.model, examples(lm, data.forget), lm.tokenizer.pad_token_id).logprob_sum
+    cfg = dataclasses.replace(make_config("dsu"), lam=0.0, retain_training=False, forget_epochs=1)
+    out = run_method("dsu", context(lm, data), cfg)
+    after = score_examples(out.model, examples(out, data.forget), out.tokenizer.pad_token_id).logprob_sum
+    assert after == pytest.approx(target, abs=1e-3)
+
+
+def test_dsu_signed_adapters_equal_merged_weights():
+    from unlearn.methods.dsu import FORGET, RETAIN, DSUConfig, activate, attach_adapters, set_signed_scale
+
+    lm = tiny()
+    model = attach_adapters(lm.model, DSUConfig(rank=4))
+    for n, p in model.named_parameters():
+        if "lora_" in n:
+            torch.nn.init.normal_(p, std=0.05)
+    set_signed_scale(model, FORGET, -2.0)
+    activate(model, [FORGET, RETAIN], trainable=None)
+    batch = collate([encode_qa(lm.tokenizer, "Who wrote 'Hamlet'?", "William Shakespeare")], lm.tokenizer.pad_token_id)
+    with torch.no_grad():
+        signed = model(input_ids=batch["input_ids"]).logits
+        merged = model.merge_and_unload(adapter_names=[FORGET, RETAIN])(input_ids=batch["input_ids"]).logits
+    torch.testing.assert_close(signed, merged, atol=1e-4, rtol=1e-4)
+
+
+def test_dsu_keeps_signed_adapters_on_a_quantised_base():
+    lm = tiny(lora=LoraSpec(r=4), quant="4bit")
+    _, data = memorised()
+    out = run_method("dsu", context(lm, data, steps=2), dataclasses.replace(make_config("dsu"), rank=4, forget_epochs=0.2))
+    scales = {s for m in out.model.modules() if isinstance(getattr(m, "scaling", None), dict) for k, s in m.scaling.items()
+              if k == "dsu_forget"}
+    assert scales and all(s < 0 for s in scales)
+
+
+# ------------------------------------------------------------------ IWAP
+def test_iwap_prunes_exactly_ceil_pn_and_pruned_atoms_contribute_nothing():
+    lm, data = memorised(LoraSpec(r=4))  # adapters: masks on outputs, weights untouched
+    cfg = dataclasses.replace(make_config("iwap"), p=0.05)
+    out = run_method("iwap", context(lm, data), cfg)
+    layers = decoder_layers(out.model)
+    n_atoms = sum(l.mlp.down_proj.in_features for l in layers)
+    pruned = out.model._iwap_pruned["mlp"]
+    assert len(pruned) == math.ceil(round(0.05 * n_atoms, 9))
+    batch = collate(examples(out, data.forget[:4]), out.tokenizer.pad_token_id)
+    with torch.no_grad():
+        before = out.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.clone()
+        layer, j = pruned[0]
+        mlp = layers[layer].mlp
+        for mod in (mlp.gate_proj, mlp.up_proj):
+            getattr(mod, "base_layer", mod).weight[j] += 3.0
+        getattr(mlp.down_proj, "base_layer", mlp.down_proj).weight[:, j] += 3.0
+        after = out.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    torch.testing.assert_close(before, after)
+
+
+def test_iwap_merges_into_full_precision_weights():
+    lm, data = memorised()
+    out = run_method("iwap", context(lm, data), make_config("iwap"))
+    layer, j = out.model._iwap_pruned["mlp"][0]
+    mlp = decoder_layers(out.model)[layer].mlp
+    assert (mlp.down_proj.weight[:, j] == 0).all() and (mlp.gate_proj.weight[j] == 0).all()
+
+
+def test_iwap_influence_matches_weight_gradient_definition():
+    """sum_{w in atom} w * dL/dw from autograd on the weights equals the activation-based computation."""
+    from unlearn.methods.iwap import atom_influence
+    from unlearn.scoring import mean_nll
+
+    lm, data = memorised()
+    batch = collate(examples(lm, data.forget[:6]), lm.tokenizer.pad_token_id)
+    fast = atom_influence(lm.model, [batch], heads=True)
+    lm.model.zero_grad()
+    mean_nll(lm.model, batch).backward()
+    layer = decoder_layers(lm.model)[1]
+    mlp, attn = layer.mlp, layer.self_attn
+    slow = ((mlp.gate_proj.weight * mlp.gate_proj.weight.grad).sum(1) + (mlp.up_proj.weight * mlp.up_proj.weight.grad).sum(1)
+            + (mlp.down_proj.weight * mlp.down_proj.weight.grad).sum(0)).abs()
+    torch.testing.assert_close(fast["mlp"][1], slow.detach(), rtol=1e-3, atol=1e-6)
+    hd = lm.model.config.head_dim
+    q = (attn.q_proj.weight * attn.q_proj.weight.grad).sum(1).view(-1, hd).sum(1)
+    o = (attn.o_proj.weight * attn.o_proj.weight.grad).sum(0).view(-1, hd).sum(1)
+    torch.testing.assert_close(fast["heads"][1], (q + o).abs().detach(), rtol=1e-3, atol=1e-6)
+
+
+# ------------------------------------------------------------------ TROU
+def test_trou_steps_respect_radius_and_rejections_restore_exactly():
+    from unlearn.methods.trou import TROUConfig, TROUStepper
+    from unlearn.train import StepBatch
+
+    lm, data = memorised(LoraSpec(r=4))
+    model = lm.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    pad = lm.tokenizer.pad_token_id
+    probe = collate(examples(lm, data.retain_train[:8]), pad)
+    from unlearn.models import Reference
+
+    batch = StepBatch(collate(examples(lm, data.forget[:8]), pad), collate(examples(lm, data.retain_train[8:16]), pad))
+    # delta = -1 rejects every step: parameters must come back bit for bit, and the radius halves
+    stepper = TROUStepper(params, TROUConfig(delta=-1.0), Reference(model), probe, lr=1e-2)
+    saved = [p.detach().clone() for p in params]
+    stats = stepper(model, batch, None)
+    assert stats["accepted"] == 0.0 and all(torch.equal(a, b) for a, b in zip(saved, params))
+    assert stepper.t == 0 and torch.count_nonzero(stepper.m) == 0  # optimiser state untouched
+    # a generous delta accepts: the step taken is within the radius in force
+    stepper = TROUStepper(params, TROUConfig(delta=1e9), Reference(model), probe, lr=1e-2)
+    for _ in range(3):
+        radius = stepper.radius
+        before = torch.cat([p.detach().reshape(-1) for p in params])
+        stats = stepper(model, batch, None)
+        moved = (torch.cat([p.detach().reshape(-1) for p in params]) - before).norm().item()
+        assert stats["accepted"] == 1.0
+        assert moved <= (radius if radius is not None else stats["step_norm"]) * (1 + 1e-4) + 1e-7
