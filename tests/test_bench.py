@@ -19,7 +19,7 @@ from unlearn.bench import BenchArgs, run_bench
 from unlearn.benchmarks import Profile
 from unlearn.evaluate import EvalProtocol
 from unlearn.train import TrainConfig
-profile = Profile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=16, progress=False),
+profile = Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress=False),
                   unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
                   protocol=EvalProtocol(max_new_tokens=8), synthetic_authors=4, use_real_data=False)
 run_bench(BenchArgs(methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1], profile=profile,
@@ -93,6 +93,17 @@ def test_results_schema_and_outputs(uninterrupted):
     assert tex.count(r"\begin{table}") == tex.count(r"\end{table}") and r"\toprule" in tex and r"\bottomrule" in tex
     assert "grad\\_ascent" in tex and "retrain (gold)" in tex
     assert "| retrain (gold) |" in (out / "results.md").read_text()
+
+
+def test_cell_logs_in_tofu_format_aggregate_to_the_cell_metrics(uninterrupted):
+    from unlearn.metrics.tofu import aggregate, read_log_dir
+
+    out = uninterrupted / "straight"
+    _, cells = _comparable(out)
+    for cell_file in sorted((out / "cells").glob("*.json")):
+        cell = json.loads(cell_file.read_text())
+        again = aggregate(read_log_dir(out / "tofu_logs" / cell_file.stem))
+        assert again == {k: v for k, v in cell["metrics"].items() if k in again}
 
 
 def test_latex_escapes_special_characters():

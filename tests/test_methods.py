@@ -96,10 +96,10 @@ def _retain_nll(lm, data):
 def test_retain_term_protects_retain_compared_with_grad_ascent(method):
     lm, data = memorised()
     base = _retain_nll(lm, data)
-    run_method("grad_ascent", context(lm, data, steps=2, lr=2e-3))
+    run_method("grad_ascent", context(lm, data, steps=3, lr=5e-4))
     ga_shift = abs(_retain_nll(lm, data) - base)
     lm, data = memorised()
-    run_method(method, context(lm, data, steps=2, lr=2e-3))
+    run_method(method, context(lm, data, steps=3, lr=5e-4))
     assert abs(_retain_nll(lm, data) - base) < ga_shift
 
 

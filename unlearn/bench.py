@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from unlearn.benchmarks import BENCHMARKS
 from unlearn.methods import method_names, validate_overrides
+from unlearn.metrics.tofu import write_log_dir
 from unlearn.report import atomic_write, to_markdown, write_outputs
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
@@ -117,6 +118,8 @@ def run_bench(args: BenchArgs, log=print) -> dict:
             else:
                 bar.set_postfix_str(f"{b}/{s}/{m}")
                 cell = benches[b].run_cell(m, s, args.overrides)
+                if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
+                    write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
                 atomic_write(path, json.dumps(cell, allow_nan=True))
                 cells.append(cell)
             bar.update(1)

@@ -39,6 +39,7 @@ class Profile:
     synthetic_authors: int = 40  # synthetic data size when no real data is used
     real_slice_retain: int | None = None  # reduced protocol: retain rows trained with the forget authors
     use_real_data: bool = True
+    method_overrides: dict = field(default_factory=dict)  # profile-level defaults; --set wins over them
     note: str = ""
 
 
@@ -50,12 +51,15 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None) -> Profile:
                     protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif dry_run or model == "smollm2-135m":
-        p = Profile(target=TrainConfig(lr=1e-3, epochs=6, batch_size=8, warmup_steps=2, weight_decay=0.01, desc="target"),
-                    unlearn=TrainConfig(lr=1e-4, epochs=3, batch_size=8, desc="unlearn"), lora=LoraSpec(r=16, alpha=32),
-                    protocol=EvalProtocol(max_rows=40, retain_rows=20, utility_rows=20, max_new_tokens=48, batch_size=20),
-                    real_slice_retain=20, synthetic_authors=20,
-                    note="reduced CPU protocol: forget authors + 20 retain QA trained; 40 forget / 20 retain / "
-                         "20 real-author / 20 world-fact rows evaluated, generation <= 48 tokens")
+        # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
+        # forget authors (measured: forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s).
+        p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01, desc="target"),
+                    unlearn=TrainConfig(lr=2e-4, epochs=1, batch_size=8, desc="unlearn"), lora=LoraSpec(r=16, alpha=32),
+                    protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20),
+                    real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
+                    note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
+                         "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
+                         "dsu.forget_epochs=1")
     else:
         p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01, desc="target"),
                     unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, desc="unlearn"),
@@ -171,7 +175,10 @@ class TofuBenchmark:
 
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         spec = get_method(method)
-        cfg = make_config(method, overrides)
+        merged = {m: dict(v) for m, v in self.profile.method_overrides.items()}
+        for m, fields in (overrides or {}).items():
+            merged.setdefault(m, {}).update(fields)
+        cfg = make_config(method, merged)
         start = time.time()
         target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
         if method == "retrain":

@@ -67,19 +67,39 @@ def collate(examples: list[Example], pad_id: int, device: str | torch.device = "
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """log p(label_t | <t) for shifted labels: (B, L-1) values (0 where masked) and the (B, L-1) mask."""
-    logits, targets = logits[:, :-1].float(), labels[:, 1:]
+def _body_and_head(model):
+    """(decoder body, LM head) of a Llama/Qwen-style model, or None when the head cannot be split off."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body, head = getattr(base, "model", None), getattr(base, "lm_head", None)
+    if body is None or head is None or getattr(base.config, "final_logit_softcapping", None):
+        return None
+    return body, head
+
+
+def answer_logits(model, batch: dict[str, torch.Tensor]):
+    """Logits only where an answer token is predicted: (N, V) float32, targets (N,), row ids (N,), mask (B, L-1).
+
+    The LM head and the softmax never run over prompt or padding positions, which saves most of the
+    (B, L, V) work and memory; models whose head cannot be split off fall back to full logits.
+    """
+    targets = batch["labels"][:, 1:]
     mask = targets != IGNORE
-    lp = -F.cross_entropy(logits.transpose(1, 2), targets.clamp_min(0), reduction="none")
-    return lp * mask, mask
+    parts = _body_and_head(model)
+    if parts is None:
+        sel = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][mask]
+    else:
+        body, head = parts
+        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+        sel = head(hidden[:, :-1][mask])
+    return sel.float(), targets[mask], mask.nonzero()[:, 0], mask
 
 
 def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sequence answer log-prob sums (B,) and scored-token counts (B,), differentiable."""
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    lp, mask = token_logprobs(out.logits, batch["labels"])
-    return lp.sum(-1), mask.sum(-1)
+    logits, targets, rows, mask = answer_logits(model, batch)
+    lp = -F.cross_entropy(logits, targets, reduction="none")  # negated: loss -> log-prob
+    sums = torch.zeros(mask.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
+    return sums, mask.sum(-1)
 
 
 def mean_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -129,21 +149,25 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     model.eval()
     for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
         batch = collate([examples[i] for i in idx], pad_id, device)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        lp, mask = token_logprobs(logits, batch["labels"])
+        logits, targets, rows, mask = answer_logits(model, batch)
+        logp = torch.log_softmax(logits, dim=-1)
+        lp = logp.gather(1, targets[:, None])[:, 0]
+        counts_b = mask.sum(-1).tolist()
+        sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
         for row, i in enumerate(idx):
-            sums[i], counts[i] = lp[row].sum().item(), int(mask[row].sum().item())
+            sums[i], counts[i] = sums_b[row], counts_b[row]
         if token_stats:
-            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
             p = logp.exp()
             mu = (p * logp).sum(-1)
             sigma = ((p * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
-            hit = logits[:, :-1].argmax(-1) == batch["labels"][:, 1:]
+            hit = logits.argmax(-1) == targets
+            cols = [t.cpu().numpy() for t in (lp, mu, sigma, hit)]
+            bounds = np.cumsum([0] + counts_b)  # selected positions are row-major: row r owns a contiguous run
             for row, i in enumerate(idx):
-                m = mask[row]
-                toks[i], mus[i], sigmas[i], correct[i] = (t[row][m].cpu().numpy() for t in (lp, mu, sigma, hit))
-            del logp, p
-        del logits
+                a, b = bounds[row], bounds[row + 1]
+                toks[i], mus[i], sigmas[i], correct[i] = (c[a:b] for c in cols)
+            del p
+        del logits, logp
     model.train(was_training)
     if not token_stats:
         return ScoreResult(sums, counts)

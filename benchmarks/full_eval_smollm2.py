@@ -1,0 +1,35 @@
+"""Wall time of one full TOFU evaluation (published protocol: all metrics, forget01, 300-row caps,
+greedy <= 200 new tokens) of the base smollm2-135m with this suite's evaluator.
+
+Run: python benchmarks/full_eval_smollm2.py --data-dir ../shared/data [--batch 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from unlearn.data.tofu import load_tofu
+from unlearn.evaluate import EvalProtocol, evaluate_tofu
+from unlearn.models import load_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--split", default="forget01")
+    args = ap.parse_args()
+    data = load_tofu(args.split, Path(args.data_dir))
+    lm = load_model("smollm2-135m")
+    start = time.perf_counter()
+    result = evaluate_tofu(lm.model, lm.tokenizer, data, EvalProtocol(batch_size=args.batch))
+    wall = time.perf_counter() - start
+    print(json.dumps({"wall_s": round(wall, 1), "protocol": EvalProtocol().describe(), **result["aggregates"],
+                      "extraction_strength": result["extraction_strength"], **result["mia"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
