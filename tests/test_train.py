@@ -82,3 +82,12 @@ def test_failed_build_leaves_nothing_finished(tmp_path):
     with pytest.raises(RuntimeError):
         cached_artefact("t", {"a": 2}, broken, root=tmp_path)
     assert not any(p.name.startswith("t-") and p.is_dir() for p in tmp_path.iterdir())
+
+
+def test_bf16_mixed_precision_trains():
+    lm = tiny()
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    hist = train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=3e-3, epochs=6, batch_size=3, mixed_precision="bf16",
+                                                                  progress=False), retain=ex, loss_fn=nll_loss)
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert all(p.dtype == torch.float32 for p in lm.model.parameters())  # master weights stay float32

@@ -53,17 +53,21 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None) -> Profile:
     elif dry_run or model == "smollm2-135m":
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
         # forget authors (measured: forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s).
-        p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01, desc="target"),
-                    unlearn=TrainConfig(lr=2e-4, epochs=1, batch_size=8, desc="unlearn"), lora=LoraSpec(r=16, alpha=32),
-                    protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20),
+        p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01,
+                                       mixed_precision="bf16", desc="target"),
+                    unlearn=TrainConfig(lr=2e-4, epochs=1, batch_size=8, mixed_precision="bf16", desc="unlearn"),
+                    lora=LoraSpec(r=16, alpha=32),
+                    protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20,
+                                          bf16=True),
                     real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
                          "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
                          "dsu.forget_epochs=1")
     else:
-        p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01, desc="target"),
-                    unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, desc="unlearn"),
-                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(), note="full TOFU protocol")
+        p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01,
+                                       mixed_precision="bf16", desc="target"),
+                    unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision="bf16", desc="unlearn"),
+                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(bf16=True), note="full TOFU protocol (bf16)")
     if max_steps is not None:
         p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
     return p
@@ -186,7 +190,7 @@ class TofuBenchmark:
         else:
             torch.manual_seed(self.seed)
             lm = spec.run(self.context(split, self.load(self.target_dir(split))), cfg)
-            result = self.evaluate(lm, split)
+            result = self.evaluate(merged_for_evaluation(lm), split)
         fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}
@@ -200,6 +204,18 @@ class TofuBenchmark:
                 "data": self.identity(split), "protocol": self.profile.protocol.describe(), "notes": list(dict.fromkeys(self.notes)),
                 "unlearn_schedule": {k: v for k, v in dataclasses.asdict(self.profile.unlearn).items() if k not in ("progress", "desc")},
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+
+
+def merged_for_evaluation(lm: LoadedModel) -> LoadedModel:
+    """Fold LoRA adapters into full-precision weights before scoring: the same function, evaluated
+    without the adapter overhead. Quantised bases and IWAP's output masks (hooks on the adapter
+    wrappers) are left as they are."""
+    from unlearn.models import is_peft, is_quantised
+
+    model = lm.model
+    if is_peft(model) and not is_quantised(model) and not hasattr(model, "_iwap_hooks"):
+        lm.model = model.merge_and_unload()
+    return lm
 
 
 def _digest(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow
@@ -23,9 +24,10 @@ class EvalProtocol:
     max_new_tokens: int = 200
     batch_size: int = 16
     mink_k: float = mia.DEFAULT_K
+    bf16: bool = False  # bf16 autocast for scoring and generation (log-softmax stays float32)
 
     def describe(self) -> str:
-        return (f"first {self.max_rows} forget rows, {self.retain_rows or self.max_rows} retain rows, "
+        return (("bf16 autocast, " if self.bf16 else "") + f"first {self.max_rows} forget rows, {self.retain_rows or self.max_rows} retain rows, "
                 f"{self.utility_rows or self.max_rows} real-author/world-fact rows, greedy <= {self.max_new_tokens} new tokens")
 
 
@@ -53,6 +55,12 @@ def mia_scores(res, texts: list[str], k: float) -> dict[str, np.ndarray]:
 
 
 def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol(), progress: bool = True) -> dict:
+    device = next(model.parameters()).device.type
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=protocol.bf16):
+        return _evaluate_tofu(model, tok, data, protocol, progress)
+
+
+def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
     """{"logs": TOFU-format per-split logs, "aggregates": TOFU's numbers (no FQ), "extraction_strength",
     "mia": AUCs of forget vs holdout, "per_question": ES and MIA scores per row}."""
     n = protocol.max_rows

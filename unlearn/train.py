@@ -30,6 +30,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     max_grad_norm: float | None = 1.0
     seed: int = 0
+    mixed_precision: str = "no"  # accelerate's setting: "no" or "bf16" (autocast; on CPU it needs AMX/AVX512-bf16 to pay off)
     progress: bool = True
     desc: str = "train"
 
@@ -133,7 +134,8 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{cfg.desc}: the model has no trainable parameters")
-    accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=cfg.grad_accum,
+                              mixed_precision=cfg.mixed_precision)
     optimizer = (optimizer_factory or (lambda ps: torch.optim.AdamW(ps, lr=cfg.lr, weight_decay=cfg.weight_decay)))(params)
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
                               num_training_steps=max(total_steps, 1))
@@ -154,7 +156,8 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
                     sb = StepBatch(batch, collate(other, pad_id, device) if other else None, micro)
                 else:
                     sb = StepBatch(None, batch, micro)
-                metrics = step_fn(model, sb, ctx)
+                with accelerator.autocast():
+                    metrics = step_fn(model, sb, ctx)
                 micro += 1
                 if micro % cfg.grad_accum == 0 or micro == total_micro:
                     ctx.step += 1
