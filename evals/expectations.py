@@ -23,7 +23,24 @@ TOFU_EXPECTATIONS = {
 }
 
 # (method, split) -> reason with the measured value (tiny-qwen3, seed 0, 2-core CPU)
-KNOWN_FAILURES: dict[tuple[str, str], str] = {}
+# Measured 2026-11-28 on the 2-core CI-class CPU; each entry is a claim that does not hold yet.
+KNOWN_FAILURES: dict[tuple[str, str], str] = {
+    ("grad_diff", "forget01"): "measured forget_efficacy 0.194 < 0.3: 15 steps at lr 3e-4 with alpha=1 barely move one author",
+    ("idk", "forget10"): "measured forget_efficacy 0.2065 < 0.3: refusals lower ROUGE on 4 authors less than on 1-2",
+    ("npo", "forget10"): "measured retain_performance 0.6923 < 0.85: NPO with beta=0.1 damages utility on 4 authors",
+    ("rmu", "forget01"): "measured forget_efficacy 0 < 0.3: the 7B defaults (c=6.5, alpha=1200) do not steer tiny-qwen3",
+    ("rmu", "forget05"): "measured forget_efficacy 0 < 0.3: the 7B defaults (c=6.5, alpha=1200) do not steer tiny-qwen3",
+    ("rmu", "forget10"): "measured forget_efficacy 0 < 0.3: the 7B defaults (c=6.5, alpha=1200) do not steer tiny-qwen3",
+    ("dsu", "forget01"): "measured forget_efficacy 0.0574 < 0.3: the target already fits the forget rows, so the "
+                         "descent-trained forget adapter stays small and lambda=1 removes little",
+    ("dsu", "forget05"): "measured forget_efficacy 0 < 0.3: forget adapter too small on a target that already fits the rows",
+    ("dsu", "forget10"): "measured forget_efficacy 0.0042 < 0.3: forget adapter too small on a target that already fits the rows",
+    ("iwap", "forget01"): "measured forget_efficacy 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
+    ("iwap", "forget05"): "measured forget_efficacy 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
+    ("iwap", "forget10"): "measured forget_efficacy 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
+    ("target", "forget01"): "measured FQ(target vs gold) 0.0123 >= 0.01: 20 forget rows give the KS test little power "
+                            "(forget05: pass, forget10: pass)",
+}
 
 
 def check(value: float, direction: str, threshold: float) -> bool:
