@@ -15,10 +15,14 @@ class NPOConfig:
 
 
 def npo_forget_term(model, batch, beta, ref):
-    """NPO's forget loss on a batch; the reference is the adapters-disabled model (or a frozen copy)."""
-    logp, _ = answer_logprobs(model, batch)
+    """NPO's forget loss on a batch; the reference is the adapters-disabled model (or a frozen copy).
+
+    The reference runs first, while no autograd graph is held, so its transient memory does not stack
+    on top of the policy's saved activations.
+    """
     with ref.model() as ref_net:
         logp_ref, _ = answer_logprobs(ref_net, batch)
+    logp, _ = answer_logprobs(model, batch)
     return npo_loss(logp, logp_ref.detach(), beta)
 
 

@@ -70,9 +70,9 @@ class TROUStepper:
     def forget_loss(self, model, batch) -> torch.Tensor:
         if self.cfg.forget_loss == "grad_ascent":
             return grad_ascent_loss(*answer_logprobs(model, batch))
-        logp, _ = answer_logprobs(model, batch)
-        with self.ref.model() as ref_net:
+        with self.ref.model() as ref_net:  # reference first: no graph is held while it runs
             logp_ref, _ = answer_logprobs(ref_net, batch)
+        logp, _ = answer_logprobs(model, batch)
         return npo_loss(logp, logp_ref, self.cfg.beta)
 
     def update(self, g: torch.Tensor):
