@@ -91,3 +91,15 @@ def test_bf16_mixed_precision_trains():
                                                                   progress=False), retain=ex, loss_fn=nll_loss)
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert all(p.dtype == torch.float32 for p in lm.model.parameters())  # master weights stay float32
+
+
+def test_float32_and_bf16_runs_share_one_process():
+    """accelerate's mixed-precision state is process-wide; the loop must not depend on it."""
+    for precision in ("no", "bf16", "no"):
+        lm = tiny()
+        ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+        train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=1e-3, epochs=1, batch_size=3, mixed_precision=precision,
+                                                              progress=False), retain=ex, loss_fn=nll_loss)
+    with pytest.raises(ValueError, match="mixed_precision"):
+        train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(mixed_precision="fp8", progress=False), retain=ex,
+              loss_fn=nll_loss)

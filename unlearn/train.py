@@ -134,8 +134,13 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError(f"{cfg.desc}: the model has no trainable parameters")
-    accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=cfg.grad_accum,
-                              mixed_precision=cfg.mixed_precision)
+    if cfg.mixed_precision not in ("no", "bf16"):
+        raise ValueError(f"{cfg.desc}: mixed_precision must be 'no' or 'bf16', got {cfg.mixed_precision!r}")
+    # Autocast is applied here rather than through Accelerator(mixed_precision=...): accelerate keeps that
+    # setting in a process-wide singleton that refuses to change, and one process may train a float32
+    # tiny model and a bf16 SmolLM2 one after the other.
+    accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=cfg.grad_accum)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
     optimizer = (optimizer_factory or (lambda ps: torch.optim.AdamW(ps, lr=cfg.lr, weight_decay=cfg.weight_decay)))(params)
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
                               num_training_steps=max(total_steps, 1))
@@ -156,7 +161,7 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
                     sb = StepBatch(batch, collate(other, pad_id, device) if other else None, micro)
                 else:
                     sb = StepBatch(None, batch, micro)
-                with accelerator.autocast():
+                with autocast:
                     metrics = step_fn(model, sb, ctx)
                 micro += 1
                 if micro % cfg.grad_accum == 0 or micro == total_micro:
