@@ -21,13 +21,15 @@ def main() -> None:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--split", default="forget01")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX CPUs, GPUs)")
     args = ap.parse_args()
     data = load_tofu(args.split, Path(args.data_dir))
     lm = load_model("smollm2-135m")
     start = time.perf_counter()
-    result = evaluate_tofu(lm.model, lm.tokenizer, data, EvalProtocol(batch_size=args.batch))
+    protocol = EvalProtocol(batch_size=args.batch, bf16=args.bf16)
+    result = evaluate_tofu(lm.model, lm.tokenizer, data, protocol)
     wall = time.perf_counter() - start
-    print(json.dumps({"wall_s": round(wall, 1), "protocol": EvalProtocol().describe(), **result["aggregates"],
+    print(json.dumps({"wall_s": round(wall, 1), "protocol": protocol.describe(), **result["aggregates"],
                       "extraction_strength": result["extraction_strength"], **result["mia"]}, indent=1))
 
 
