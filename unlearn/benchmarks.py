@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from unlearn.scoring import encode_qa
 from unlearn.train import TrainConfig, finetuned_model_dir
 
 BENCHMARKS: Registry = Registry("benchmark")
-CELL_CODE_VERSION = 1
+CELL_CODE_VERSION = 1  # bump when evaluation or metric code changes: invalidates cached target/gold evaluations
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,14 @@ class TofuBenchmark:
         if key not in self._evals:
             path = self.target_dir(split) if kind == "target" else self.gold_dir(split)
             proto = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True)
-            cache = path / f"eval-{split}-{_digest(proto + str(self.quant) + self.identity(split)['hash'])}.json"
+            # the evaluator's code version is part of the key, so a metric change never reuses a stale file
+            ident = proto + str(self.quant) + self.identity(split)["hash"] + f"v{CELL_CODE_VERSION}"
+            cache = path / f"eval-{split}-{_digest(ident)}.json"
             if cache.is_file():
                 self._evals[key] = json.loads(cache.read_text())
             else:
                 result = self.evaluate(self.load(path, adapters=False), split)
-                tmp = cache.with_suffix(".tmp")
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # xdist workers never share a temp file
                 tmp.write_text(json.dumps(result))
                 tmp.replace(cache)
                 self._evals[key] = result
