@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import types
 import typing
 from dataclasses import dataclass, field
 from typing import Callable
@@ -92,10 +93,9 @@ def method_names() -> list[str]:
     return METHODS.names()
 
 
-def _coerce(value: str, annotation, where: str):
-    hint = annotation if not isinstance(annotation, str) else eval(annotation, {"typing": typing})  # noqa: S307
-    origin = typing.get_origin(hint)
-    options = typing.get_args(hint) if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (hint,)
+def _coerce(value: str, hint, where: str):
+    """Read a CLI string as the field's type (int, float, str, bool, or Optional of one)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     if value.lower() == "none" and type(None) in options:
         return None
     for t in options:
@@ -135,12 +135,13 @@ def make_config(name: str, overrides: dict[str, dict[str, str]] | None = None):
     """The method's frozen config with ``overrides[name]`` applied (typed from the dataclass)."""
     spec = get_method(name)
     fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    hints = typing.get_type_hints(spec.config_cls)  # resolves string annotations (from __future__)
     changes = {}
     for key, value in (overrides or {}).get(name, {}).items():
         if key not in fields:
             valid = ", ".join(fields) or "(none)"
             raise KeyError(f"unknown field {key!r} for method {name!r}; valid fields: {valid}")
-        changes[key] = _coerce(value, fields[key].type, f"{name}.{key}")
+        changes[key] = _coerce(value, hints[key], f"{name}.{key}")
     return dataclasses.replace(spec.config_cls(), **changes)
 
 
