@@ -119,6 +119,10 @@ def main() -> None:
         "npo_full": lambda: npo(model, batch, make_config("npo"), ref).loss,
         "grad_ascent": lambda: grad_ascent(model, batch, None, None).loss,
     }
+    # One unmeasured warm-up step first, so AdamW's state exists before every measured step (otherwise the
+    # first step measured would be the only one without it, and the comparison would depend on the order).
+    steps["grad_ascent"]().backward()
+    opt.step()
     for name, fn in steps.items():
         opt.zero_grad(set_to_none=True)
         if cuda:

@@ -2,6 +2,7 @@
 
 import importlib.util
 
+import numpy as np
 import pytest
 import torch
 
@@ -58,6 +59,46 @@ def test_batch_scores_equal_rows_one_by_one():
         assert alone.n_tokens[0] == batched.n_tokens[i] == len(e.answer_ids)
         assert alone.logprob_sum[0] == pytest.approx(batched.logprob_sum[i], abs=1e-4)
         torch.testing.assert_close(torch.tensor(alone.token_mu[0]), torch.tensor(batched.token_mu[i]), atol=1e-4, rtol=0)
+
+
+def test_shared_prompt_scoring_equals_scoring_each_row_whole():
+    """Several answers per question (as in TOFU's paraphrased/perturbed scoring): computing each prompt once
+    and running the answers on its KV cache gives the same scores as prompt+answer rows, for prompts of
+    different lengths, groups split across batches, and token statistics asked for some rows only."""
+    lm = tiny()
+    qa = QA + [("Who?", "Amara Arvelo."),
+               ("In which city, and in which year, did the author of 'The Hollow Clock' give her first reading?",
+                "She first read from it in Lisbon in 1999.")]
+    answers = {q: [a, a[: len(a) // 2], "No idea at all, sorry.", a + " Indeed."] for q, a in qa}
+    ex = [encode_qa(lm.tokenizer, q, x) for q in answers for x in answers[q]]
+    assert len({len(e.prompt_ids) for e in ex}) == 3  # prompts of different lengths share batches
+    stats = [i % 3 == 0 for i in range(len(ex))]
+    for bs in (3, 9, 64):
+        shared = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=bs, token_stats=stats)
+        whole = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=bs, token_stats=stats,
+                               share_prompts=False)
+        assert shared.n_tokens.tolist() == whole.n_tokens.tolist() == [len(e.answer_ids) for e in ex]
+        np.testing.assert_allclose(shared.logprob_sum, whole.logprob_sum, atol=1e-4, rtol=0)
+        for i, want in enumerate(stats):
+            if not want:
+                assert shared.token_mu[i] is None and whole.token_mu[i] is None
+                continue
+            for a, b in ((shared.token_logprobs, whole.token_logprobs), (shared.token_mu, whole.token_mu),
+                         (shared.token_sigma, whole.token_sigma)):
+                np.testing.assert_allclose(a[i], b[i], atol=1e-4, rtol=0)
+            assert (shared.token_correct[i] == whole.token_correct[i]).all()
+
+
+def test_shared_prompt_scoring_on_a_lora_model_equals_whole_rows():
+    lm = tiny(lora=LoraSpec(r=4, alpha=8))
+    with torch.no_grad():
+        for name, p in lm.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)  # adapters that change the function
+    ex = [encode_qa(lm.tokenizer, q, x) for q, a in QA + [("Who?", "Amara.")] for x in (a, a + " Yes.")]
+    shared = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=4)
+    whole = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=4, share_prompts=False)
+    np.testing.assert_allclose(shared.logprob_sum, whole.logprob_sum, atol=1e-4, rtol=0)
 
 
 def test_batched_generation_equals_single():

@@ -26,7 +26,7 @@ from unlearn.scoring import encode_qa
 from unlearn.train import TrainConfig, finetuned_model_dir
 
 BENCHMARKS: Registry = Registry("benchmark")
-CELL_CODE_VERSION = 1  # bump when evaluation or metric code changes: invalidates cached target/gold evaluations
+CELL_CODE_VERSION = 2  # bump when evaluation or metric code changes: invalidates cached target/gold evaluations
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None) -> Profile:
                     unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=8, mixed_precision="bf16", desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32),
                     protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20,
+                                          generation_batch_size=80,
                                           bf16=True),
                     real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow
 from unlearn.metrics import mia
@@ -22,7 +22,8 @@ class EvalProtocol:
     retain_rows: int | None = None  # cap on retain rows (None: max_rows)
     utility_rows: int | None = None  # cap on real-authors and world-facts rows (None: max_rows)
     max_new_tokens: int = 200
-    batch_size: int = 16
+    batch_size: int = 16  # scored answers per batch
+    generation_batch_size: int | None = None  # prompts per greedy-generation batch (None: batch_size)
     mink_k: float = mia.DEFAULT_K
     bf16: bool = False  # bf16 autocast for scoring and generation (log-softmax stays float32)
 
@@ -31,21 +32,38 @@ class EvalProtocol:
                 f"{self.utility_rows or self.max_rows} real-author/world-fact rows, greedy <= {self.max_new_tokens} new tokens")
 
 
-def score_split(model, tok, rows: list[TofuRow], protocol: EvalProtocol, *, token_stats: bool = False):
-    pad, bs = tok.pad_token_id, protocol.batch_size
-    gt = score_examples(model, [encode_qa(tok, r.question, r.answer) for r in rows], pad, batch_size=bs,
-                        token_stats=token_stats)
+def split_texts(rows: list[TofuRow]) -> tuple[list[tuple[str, str]], bool, int]:
+    """(question, text) pairs scored for a split: answers, paraphrases (when every row has one), then k
+    perturbed answers per row (k = the fewest any row has)."""
     has_para = all(r.paraphrased_answer for r in rows)
-    para = score_examples(model, [encode_qa(tok, r.question, r.paraphrased_answer) for r in rows], pad,
-                          batch_size=bs) if has_para else None
     k = min(len(r.perturbed_answers) for r in rows)
-    flat = [encode_qa(tok, r.question, p) for r in rows for p in r.perturbed_answers[:k]]
-    pert = score_examples(model, flat, pad, batch_size=bs)
-    gens = generate(model, tok, [r.question for r in rows], max_new_tokens=protocol.max_new_tokens, batch_size=bs)
-    scores = SplitScores(gt, para, pert.mean_nll.reshape(len(rows), k), (-pert.logprob_sum).reshape(len(rows), k),
-                         pert.n_tokens.reshape(len(rows), k), [format_prompt(tok, r.question) for r in rows], gens,
-                         [r.answer for r in rows])
-    return scores
+    texts = [(r.question, r.answer) for r in rows]
+    texts += [(r.question, r.paraphrased_answer) for r in rows] if has_para else []
+    texts += [(r.question, p) for r in rows for p in r.perturbed_answers[:k]]
+    return texts, has_para, k
+
+
+def split_scores(rows: list[TofuRow], res, has_para: bool, k: int, prompts: list[str], gens: list[str]) -> SplitScores:
+    n = len(rows)
+    gt, para, pert = res.take(0, n), res.take(n, 2 * n) if has_para else None, res.take(res.n_tokens.size - n * k, res.n_tokens.size)
+    return SplitScores(gt, para, pert.mean_nll.reshape(n, k), (-pert.logprob_sum).reshape(n, k),
+                       pert.n_tokens.reshape(n, k), prompts, gens, [r.answer for r in rows])
+
+
+@contextmanager
+def _cacheable_weights(model, enabled: bool):
+    """Autocast keeps its bf16 copy of a weight for the whole context only when the weight is a leaf that
+    requires grad; frozen weights (a merged LoRA model's base, say) would be cast again at every forward,
+    which made each greedy decoding step about twice as slow. Evaluation runs under no_grad, so marking
+    the float weights as requiring grad for its duration builds no graph; the flags are restored after."""
+    params = [p for p in model.parameters() if enabled and p.is_floating_point() and not p.requires_grad]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(False)
 
 
 def mia_scores(res, texts: list[str], k: float) -> dict[str, np.ndarray]:
@@ -56,29 +74,46 @@ def mia_scores(res, texts: list[str], k: float) -> dict[str, np.ndarray]:
 
 def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol(), progress: bool = True) -> dict:
     device = next(model.parameters()).device.type
-    with torch.autocast(device, dtype=torch.bfloat16, enabled=protocol.bf16):
+    with torch.autocast(device, dtype=torch.bfloat16, enabled=protocol.bf16), _cacheable_weights(model, protocol.bf16):
         return _evaluate_tofu(model, tok, data, protocol, progress)
 
 
 def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
     """{"logs": TOFU-format per-split logs, "aggregates": TOFU's numbers (no FQ), "extraction_strength",
-    "mia": AUCs of forget vs holdout, "per_question": ES and MIA scores per row}."""
+    "mia": AUCs of forget vs holdout, "per_question": ES and MIA scores per row}.
+
+    Every text of every split (and the holdout) is scored in one call, so a question's prompt is computed
+    once for its answer, paraphrase and perturbed answers, and batches stay full across splits; all
+    greedy generations are one call too.
+    """
     n = protocol.max_rows
     splits = {"forget": data.forget[:n], "retain": data.retain_eval[: protocol.retain_rows or n],
               "real_authors": data.real_authors[: protocol.utility_rows or n],
               "world_facts": data.world_facts[: protocol.utility_rows or n]}
-    logs, extra = {}, {}
-    for name, rows in tqdm(splits.items(), desc="evaluate", disable=not progress, leave=False):
-        s = score_split(model, tok, rows, protocol, token_stats=name == "forget")
-        logs[name] = to_log(s)
-        if name == "forget":
-            extra["forget_gt"] = s.gt
     holdout = data.holdout[: len(splits["forget"])]
-    hold = score_examples(model, [encode_qa(tok, r.question, r.answer) for r in holdout], tok.pad_token_id,
-                          batch_size=protocol.batch_size, token_stats=True)
-    members = mia_scores(extra["forget_gt"], [r.answer for r in splits["forget"]], protocol.mink_k)
+    texts, stats, spans, layout = [], [], {}, {}
+    for name, rows in splits.items():
+        t, has_para, k = split_texts(rows)
+        spans[name], layout[name] = (len(texts), len(texts) + len(t)), (has_para, k)
+        stats += [name == "forget" and i < len(rows) for i in range(len(t))]  # Min-K%++ and ES: forget answers
+        texts += t
+    spans["holdout"] = (len(texts), len(texts) + len(holdout))
+    texts += [(r.question, r.answer) for r in holdout]
+    stats += [True] * len(holdout)
+    res = score_examples(model, [encode_qa(tok, q, a) for q, a in texts], tok.pad_token_id,
+                         batch_size=protocol.batch_size, token_stats=stats, progress=progress, desc="score")
+    questions = [r.question for rows in splits.values() for r in rows]
+    gens = generate(model, tok, questions, max_new_tokens=protocol.max_new_tokens,
+                    batch_size=protocol.generation_batch_size or protocol.batch_size, progress=progress)
+    logs, at = {}, 0
+    for name, rows in splits.items():
+        prompts = [format_prompt(tok, r.question) for r in rows]
+        logs[name] = to_log(split_scores(rows, res.take(*spans[name]), *layout[name], prompts, gens[at: at + len(rows)]))
+        at += len(rows)
+    forget_gt, hold = res.take(spans["forget"][0], spans["forget"][0] + len(splits["forget"])), res.take(*spans["holdout"])
+    members = mia_scores(forget_gt, [r.answer for r in splits["forget"]], protocol.mink_k)
     others = mia_scores(hold, [r.answer for r in holdout], protocol.mink_k)
-    es = extraction_strength(extra["forget_gt"].token_correct)
+    es = extraction_strength(forget_gt.token_correct)
     return {
         "logs": logs,
         "aggregates": aggregate(logs),

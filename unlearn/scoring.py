@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 IGNORE = -100
 PLAIN_TEMPLATE = "Question: {q}\nAnswer:"
@@ -124,22 +125,103 @@ class ScoreResult:
         """Length-normalised NLL per example: loss(a)/n(a)."""
         return -self.logprob_sum / np.maximum(self.n_tokens, 1)
 
+    def take(self, start: int, stop: int) -> "ScoreResult":
+        """The results of examples ``start:stop`` (one call can score several lists at once)."""
+        cut = (lambda xs: xs[start:stop])
+        return ScoreResult(self.logprob_sum[start:stop], self.n_tokens[start:stop], *(
+            cut(xs) if xs else [] for xs in (self.token_logprobs, self.token_mu, self.token_sigma, self.token_correct)))
+
 
 def _length_sorted_batches(n_items: int, lengths: list[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(n_items), key=lambda i: -lengths[i])
     return [order[i: i + batch_size] for i in range(0, n_items, batch_size)]
 
 
-@torch.no_grad()
-def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: int = 16, token_stats: bool = False,
-                   device: str | torch.device | None = None) -> ScoreResult:
-    """Score many examples in length-sorted batches; the (B, L, V) logits live for one batch only.
+def _prompt_groups(examples: list[Example], batch_size: int) -> list[list[list[int]]]:
+    """Examples grouped by identical prompt, groups packed into batches of about ``batch_size`` answers.
 
-    ``token_stats`` also keeps per-token log-probs and the next-token distribution's mean mu_t and std
-    sigma_t of log p (Min-K%++).
+    Groups are sorted by prompt length, then longest answer, so a batch pads little on either side; a
+    group larger than ``batch_size`` forms a batch of its own (its prompt is still computed once).
+    """
+    by_prompt: dict[tuple[int, ...], list[int]] = {}
+    for i, e in enumerate(examples):
+        by_prompt.setdefault(e.prompt_ids, []).append(i)
+    groups = sorted(by_prompt.values(), key=lambda g: (-len(examples[g[0]].prompt_ids),
+                                                       -max(len(examples[i].answer_ids) for i in g)))
+    batches: list[list[list[int]]] = []
+    size = 0
+    for g in groups:
+        if not batches or size + len(g) > batch_size:
+            batches.append([])
+            size = 0
+        batches[-1].append(g)
+        size += len(g)
+    return batches
+
+
+def _cache_argument(body) -> str:
+    """transformers renames ``past_key_values`` to ``cache`` (deprecated from 5.2x on some models)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+
+
+def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]], pad_id: int, device):
+    """``answer_logits`` for groups of examples that share a prompt: each prompt runs once (left-padded,
+    with its KV cache), the cache is repeated for the group's answers, and the answers run on top of it.
+
+    Returns (logits (N, V), targets (N,), row ids (N,) into the flattened group order, counts per row).
+    Positions match the unshared layout exactly: the prompt's real tokens sit at 0..p-1 and its answer at
+    p..p+a-1, so a row's score equals ``answer_logits`` on prompt+answer (up to float rounding).
+    """
+    body, head = _body_and_head(model)
+    prompts = [examples[g[0]].prompt_ids for g in groups]
+    order = [i for g in groups for i in g]
+    owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    pmask = torch.zeros_like(ids)
+    for k, p in enumerate(prompts):
+        ids[k, width - len(p):] = torch.tensor(p)
+        pmask[k, width - len(p):] = 1
+    ids, pmask = ids.to(device), pmask.to(device)
+    out = body(input_ids=ids, attention_mask=pmask, position_ids=(pmask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
+    cache = getattr(out, "cache", None) or out.past_key_values
+    last = out.last_hidden_state[:, -1]  # left padding: the last column is real
+    cache.reorder_cache(owner)  # (G, ...) -> one copy per answer row
+    answers = [examples[i].answer_ids for i in order]
+    a_width = max(len(a) for a in answers)
+    aids = torch.full((len(answers), a_width), pad_id, dtype=torch.long)
+    amask = torch.zeros_like(aids)
+    for r, a in enumerate(answers):
+        aids[r, : len(a)] = torch.tensor(a)
+        amask[r, : len(a)] = 1
+    aids, amask = aids.to(device), amask.to(device)
+    positions = pmask.sum(-1)[owner][:, None] + torch.arange(a_width, device=device)
+    hidden = body(input_ids=aids, attention_mask=torch.cat([pmask[owner], amask], 1), position_ids=positions,
+                  use_cache=True, **{_cache_argument(body): cache}).last_hidden_state
+    # answer token t is predicted by the hidden state before it: the prompt's last one for t = 0
+    pred = torch.cat([last[owner][:, None], hidden[:, :-1]], 1)
+    mask = amask.bool()
+    return head(pred[mask]).float(), aids[mask], mask.nonzero()[:, 0], mask.sum(-1), order
+
+
+@torch.no_grad()
+def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: int = 16,
+                   token_stats: bool | list[bool] = False, share_prompts: bool = True,
+                   device: str | torch.device | None = None, progress: bool = False, desc: str = "score") -> ScoreResult:
+    """Score many examples in batches; the logits live for one batch only.
+
+    Examples that share a prompt (a question's answer, paraphrase and perturbed answers) are scored on one
+    computation of the prompt (``shared_prompt_logits``); otherwise batches are length-sorted rows.
+    ``token_stats`` (for all examples, or a flag per example) also keeps per-token log-probs, greedy hits
+    and the next-token distribution's mean mu_t and std sigma_t of log p (Min-K%++).
     """
     device = device or next(model.parameters()).device
     n = len(examples)
+    stats = list(token_stats) if isinstance(token_stats, (list, tuple)) else [bool(token_stats)] * n
+    if len(stats) != n:
+        raise ValueError(f"token_stats has {len(stats)} flags for {n} examples")
     sums, counts = np.zeros(n), np.zeros(n, dtype=np.int64)
     toks: list = [None] * n
     mus: list = [None] * n
@@ -147,29 +229,47 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     correct: list = [None] * n
     was_training = model.training
     model.eval()
-    for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
-        batch = collate([examples[i] for i in idx], pad_id, device)
-        logits, targets, rows, mask = answer_logits(model, batch)
+    groups = _prompt_groups(examples, batch_size)
+    shared = share_prompts and _body_and_head(model) is not None and sum(map(len, groups)) < n  # some prompt repeats
+
+    def batches():
+        if shared:
+            for batch_groups in groups:
+                *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device)
+                yield idx, out
+        else:
+            for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
+                logits, targets, rows, mask = answer_logits(model, collate([examples[i] for i in idx], pad_id, device))
+                yield idx, (logits, targets, rows, mask.sum(-1))
+
+    n_batches = len(groups) if shared else -(-n // batch_size)
+    for idx, (logits, targets, rows, counts_t) in tqdm(batches(), total=n_batches, desc=desc, disable=not progress,
+                                                        leave=False):
         logp = torch.log_softmax(logits, dim=-1)
         lp = logp.gather(1, targets[:, None])[:, 0]
-        counts_b = mask.sum(-1).tolist()
+        counts_b = counts_t.tolist()
         sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
         for row, i in enumerate(idx):
             sums[i], counts[i] = sums_b[row], counts_b[row]
-        if token_stats:
-            p = logp.exp()
-            mu = (p * logp).sum(-1)
-            sigma = ((p * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
-            hit = logits.argmax(-1) == targets
-            cols = [t.cpu().numpy() for t in (lp, mu, sigma, hit)]
+        need = [row for row, i in enumerate(idx) if stats[i]]
+        if need:
             bounds = np.cumsum([0] + counts_b)  # selected positions are row-major: row r owns a contiguous run
-            for row, i in enumerate(idx):
-                a, b = bounds[row], bounds[row + 1]
-                toks[i], mus[i], sigmas[i], correct[i] = (c[a:b] for c in cols)
-            del p
+            keep = torch.cat([torch.arange(bounds[r], bounds[r + 1]) for r in need]).to(logp.device)
+            sub = logp[keep]
+            p = sub.exp()
+            mu = (p * sub).sum(-1)
+            sigma = ((p * sub.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+            hit = logits[keep].argmax(-1) == targets[keep]
+            cols = [t.cpu().numpy() for t in (lp[keep], mu, sigma, hit)]
+            start = 0
+            for r in need:
+                i, m = idx[r], counts_b[r]
+                toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m] for c in cols)
+                start += m
+            del p, sub
         del logits, logp
     model.train(was_training)
-    if not token_stats:
+    if not any(stats):
         return ScoreResult(sums, counts)
     return ScoreResult(sums, counts, toks, mus, sigmas, correct)
 
@@ -182,14 +282,15 @@ def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> Score
 
 @torch.no_grad()
 def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
-             device: str | torch.device | None = None) -> list[str]:
+             device: str | torch.device | None = None, progress: bool = False) -> list[str]:
     """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each."""
     device = device or next(model.parameters()).device
     prompts = [_prompt_ids(tokenizer, format_prompt(tokenizer, q)) for q in questions]
     outputs: list[str] = [""] * len(prompts)
     was_training = model.training
     model.eval()
-    for idx in _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size):
+    for idx in tqdm(_length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size), desc="generate",
+                    disable=not progress, leave=False):
         width = max(len(prompts[i]) for i in idx)
         ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
