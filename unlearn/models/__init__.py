@@ -109,6 +109,15 @@ def load_tokenizer(source, trust_remote_code: bool = False):
     return tok
 
 
+def default_dtype(device: str, quant: str | None, lora: LoraSpec | None) -> torch.dtype:
+    """bf16 weights on CUDA when the base is frozen (LoRA or 4-bit: QLoRA's compute dtype); float32
+    otherwise, because fully fine-tuned bf16 weights silently drop updates below their resolution (a full
+    fine-tune on CUDA gets bf16 speed from autocast, ``TrainConfig.mixed_precision``)."""
+    if device.startswith("cuda") and (quant or lora is not None):
+        return torch.bfloat16
+    return torch.float32
+
+
 def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = None, device: str = "cpu",
                trust_remote_code: bool = False, dtype: torch.dtype | None = None) -> LoadedModel:
     """Load ``name`` for training; ``quant='4bit'`` is NF4 (bitsandbytes), ``lora`` adds adapters."""
@@ -119,7 +128,7 @@ def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = N
     if quant and lora is None:
         raise ValueError("a 4-bit base cannot be fully fine-tuned; give LoRA adapters (QLoRA)")
     source = resolve_model_source(name)
-    compute = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+    compute = dtype or default_dtype(device, quant, lora)
     kwargs: dict = {"trust_remote_code": trust_remote_code, "use_safetensors": None, "dtype": compute}
     if quant == "4bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(
