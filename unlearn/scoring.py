@@ -170,7 +170,8 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     """``answer_logits`` for groups of examples that share a prompt: each prompt runs once (left-padded,
     with its KV cache), the cache is repeated for the group's answers, and the answers run on top of it.
 
-    Returns (logits (N, V), targets (N,), row ids (N,) into the flattened group order, counts per row).
+    Returns (logits (N, V), targets (N,), row ids (N,), scored tokens per row, example index of each row):
+    rows follow the groups' order, and a row's positions are contiguous in the N dimension.
     Positions match the unshared layout exactly: the prompt's real tokens sit at 0..p-1 and its answer at
     p..p+a-1, so a row's score equals ``answer_logits`` on prompt+answer (up to float rounding).
     """
