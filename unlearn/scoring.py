@@ -53,18 +53,26 @@ def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512) -> E
     return Example(tuple(prompt_ids), tuple(answer_ids))
 
 
+def pad_sequences(seqs, pad_id: int, *, left: bool = False, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask) of token sequences padded to the longest: right padding, or left padding
+    (prompts for generation or a shared KV cache, so that every row's last column is a real token)."""
+    width = max(len(q) for q in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, q in enumerate(seqs):
+        span = slice(width - len(q), width) if left else slice(0, len(q))
+        ids[i, span] = torch.tensor(q, dtype=torch.long)
+        mask[i, span] = 1
+    return ids.to(device), mask.to(device)
+
+
 def collate(examples: list[Example], pad_id: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Right-padded batch; labels are IGNORE on prompt and padding. Causal attention means real tokens
     never see the (trailing) padding, so a row scores the same alone or in a batch."""
-    width = max(len(e) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    ids, mask = pad_sequences([e.prompt_ids + e.answer_ids for e in examples], pad_id)
+    labels = torch.full_like(ids, IGNORE)
     for i, e in enumerate(examples):
-        seq = list(e.prompt_ids) + list(e.answer_ids)
-        ids[i, : len(seq)] = torch.tensor(seq)
-        mask[i, : len(seq)] = 1
-        labels[i, len(e.prompt_ids): len(seq)] = torch.tensor(e.answer_ids)
+        labels[i, len(e.prompt_ids): len(e)] = torch.tensor(e.answer_ids)
     return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
 
 
@@ -127,9 +135,8 @@ class ScoreResult:
 
     def take(self, start: int, stop: int) -> "ScoreResult":
         """The results of examples ``start:stop`` (one call can score several lists at once)."""
-        cut = (lambda xs: xs[start:stop])
         return ScoreResult(self.logprob_sum[start:stop], self.n_tokens[start:stop], *(
-            cut(xs) if xs else [] for xs in (self.token_logprobs, self.token_mu, self.token_sigma, self.token_correct)))
+            xs[start:stop] for xs in (self.token_logprobs, self.token_mu, self.token_sigma, self.token_correct)))
 
 
 def _length_sorted_batches(n_items: int, lengths: list[int], batch_size: int) -> list[list[int]]:
@@ -179,26 +186,13 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     prompts = [examples[g[0]].prompt_ids for g in groups]
     order = [i for g in groups for i in g]
     owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    pmask = torch.zeros_like(ids)
-    for k, p in enumerate(prompts):
-        ids[k, width - len(p):] = torch.tensor(p)
-        pmask[k, width - len(p):] = 1
-    ids, pmask = ids.to(device), pmask.to(device)
+    ids, pmask = pad_sequences(prompts, pad_id, left=True, device=device)
     out = body(input_ids=ids, attention_mask=pmask, position_ids=(pmask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
     cache = getattr(out, "cache", None) or out.past_key_values
     last = out.last_hidden_state[:, -1]  # left padding: the last column is real
     cache.reorder_cache(owner)  # (G, ...) -> one copy per answer row
-    answers = [examples[i].answer_ids for i in order]
-    a_width = max(len(a) for a in answers)
-    aids = torch.full((len(answers), a_width), pad_id, dtype=torch.long)
-    amask = torch.zeros_like(aids)
-    for r, a in enumerate(answers):
-        aids[r, : len(a)] = torch.tensor(a)
-        amask[r, : len(a)] = 1
-    aids, amask = aids.to(device), amask.to(device)
-    positions = pmask.sum(-1)[owner][:, None] + torch.arange(a_width, device=device)
+    aids, amask = pad_sequences([examples[i].answer_ids for i in order], pad_id, device=device)
+    positions = pmask.sum(-1)[owner][:, None] + torch.arange(aids.shape[1], device=device)
     hidden = body(input_ids=aids, attention_mask=torch.cat([pmask[owner], amask], 1), position_ids=positions,
                   use_cache=True, **{_cache_argument(body): cache}).last_hidden_state
     # answer token t is predicted by the hidden state before it: the prompt's last one for t = 0
@@ -292,13 +286,9 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
     model.eval()
     for idx in tqdm(_length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size), desc="generate",
                     disable=not progress, leave=False):
-        width = max(len(prompts[i]) for i in idx)
-        ids = torch.full((len(idx), width), tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(idx):
-            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]):] = 1
-        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+        ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
+        width = ids.shape[1]
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
         for row, i in enumerate(idx):
