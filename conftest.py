@@ -5,8 +5,15 @@ from __future__ import annotations
 import os
 import random
 
-import pytest
-import torch
+# Before torch is imported: the same (AVX2) CPU kernels and thread count on every machine, so the tiny
+# tier trains the same models and the snapshots hold on Intel AVX-512/AMX and AMD AVX2 CPUs alike.
+# See unlearn/numerics.py; UNLEARN_NUMERICS=native turns this off.
+from unlearn.numerics import pin_numerics, set_threads
+
+pin_numerics()
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -19,9 +26,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    # Same thread count everywhere: CPU kernels can reduce in a different order with more threads,
-    # and the snapshots compare rounded metrics.
-    torch.set_num_threads(2)
+    # Same thread count everywhere: CPU kernels can reduce in a different order with more threads.
+    set_threads()
 
 
 @pytest.fixture(autouse=True)

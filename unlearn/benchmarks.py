@@ -135,7 +135,7 @@ class TofuBenchmark:
         def build():
             return load_model(self.model, lora=self.profile.lora, device=self.device)
 
-        return finetuned_model_dir(kind, self.model, pairs, cfg, build, lora=self.profile.lora)
+        return finetuned_model_dir(kind, self.model, pairs, cfg, build, lora=self.profile.lora, device=self.device)
 
     def target_dir(self, split: str) -> Path:
         return self._model_dir("target", [(r.question, r.answer) for r in self.data(split).full])

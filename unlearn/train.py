@@ -184,7 +184,7 @@ def rows_hash(pairs: list[tuple[str, str]]) -> str:
 
 def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]], cfg: TrainConfig,
                         build_model: Callable[[], object], *, lora: object = None,
-                        cache_root: Path | None = None) -> Path:
+                        cache_root: Path | None = None, device: str = "cpu") -> Path:
     """Folder of ``model_name`` fine-tuned on ``pairs`` with ``cfg`` (target or gold), cached by recipe.
 
     LoRA adapters, when used, are merged into the full-precision base so the result is a plain model
@@ -192,11 +192,13 @@ def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]]
     """
     from unlearn.cache import cached_artefact
     from unlearn.models import merged_copy_for_save
+    from unlearn.numerics import numerics_tag
     from unlearn.scoring import encode_qa
 
     recipe = {"kind": kind, "model": model_name, "data": rows_hash(pairs), "n": len(pairs),
               "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "desc")},
-              "lora": asdict(lora) if lora is not None else None, "code": TRAIN_CODE_VERSION}
+              "lora": asdict(lora) if lora is not None else None, "code": TRAIN_CODE_VERSION,
+              "numerics": numerics_tag(device)}
 
     def build(out: Path) -> None:
         lm = build_model()

@@ -1,0 +1,152 @@
+"""Same float32 numbers on every x86 CPU this project runs on, and a precision chosen from the hardware.
+
+The tiny tier trains a model from scratch for about a thousand steps, so any difference in the last bit
+of a kernel grows into a different model. CPUs of this project's machines come in two kinds (Intel Xeon
+with AVX-512/AMX, AMD EPYC with AVX2 only), and torch picks different code for each: ATen's vectorised
+kernels dispatch on the CPU capability and MKL's BLAS on the instruction set. :data:`PINS` makes both
+take their AVX2 code paths, which every x86-64 machine of the project has, and fixes the thread count
+(reductions split their work by thread). The variables are read once, when torch (ATen) and MKL
+initialise, so :func:`pin_numerics` must run before ``import torch``: the root ``conftest.py`` calls it
+first thing, and the CLI calls it for the tiny tier before it imports anything that imports torch.
+
+Measured with ``../shared/tools/numerics_fingerprint.py`` (torch 2.13.0+cpu): under these pins an AMD
+EPYC with AVX-512 prints the same hashes for GEMM, elementwise, attention and a short training run as
+an AMD EPYC with AVX2 only (gemm edf43b6a7622, elementwise 922dcc4b5ab7, attention 15d07d617373,
+training f5df9d0a03be), and different ones without them. ``tests/test_numerics.py`` checks that those
+hashes hold on the machine that runs the tests.
+
+oneDNN is left alone: float32 matmuls go to MKL (oneDNN only runs the bf16 autocast paths, which the
+tiny tier never uses), and capping oneDNN at AVX2 would make bf16 emulated on CPUs that have it.
+``UNLEARN_NUMERICS=native`` turns the pins off (faster on big CPUs; the snapshots then need not match).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+PINS: dict[str, str] = {
+    "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised kernels: the AVX2 build on every CPU
+    "MKL_CBWR": "AVX2",  # MKL conditional numerical reproducibility: its AVX2 code path
+    "OMP_NUM_THREADS": "2",  # the thread count the snapshots were recorded with
+    "MKL_NUM_THREADS": "2",
+}
+THREADS = 2
+# numerics_fingerprint.py's hashes for the pinned AVX2 paths (torch 2.13.0+cpu), measured on both CPU kinds
+REFERENCE_FINGERPRINT = {"torch": "2.13.0+cpu", "gemm": "edf43b6a7622", "elementwise": "922dcc4b5ab7",
+                         "attention": "15d07d617373", "training": "f5df9d0a03be"}
+
+
+class NumericsPinError(RuntimeError):
+    pass
+
+
+def pins_disabled() -> bool:
+    return os.environ.get("UNLEARN_NUMERICS", "").lower() == "native"
+
+
+def pin_numerics(strict: bool = True) -> dict[str, str]:
+    """Set :data:`PINS` in the environment (before torch is imported); returns what was set.
+
+    When torch is already imported the pins can no longer take effect: with ``strict`` that is an error
+    naming the fix, unless the running capability already is AVX2 (pinned by the caller's environment).
+    """
+    if pins_disabled():
+        return {}
+    if "torch" in sys.modules:
+        import torch
+
+        cap = torch.backends.cpu.get_cpu_capability()
+        if strict and (cap != "AVX2" or os.environ.get("MKL_CBWR") != PINS["MKL_CBWR"]):
+            raise NumericsPinError(
+                "torch was imported before the numerics pins were set (running ATen capability "
+                f"{cap}, MKL_CBWR={os.environ.get('MKL_CBWR')}); set "
+                + " ".join(f"{k}={v}" for k, v in PINS.items()) + " in the environment, or UNLEARN_NUMERICS=native")
+        return {}
+    for key, value in PINS.items():
+        os.environ[key] = value
+    return dict(PINS)
+
+
+def set_threads() -> None:
+    """Fix torch's intra-op thread count (called after torch is imported)."""
+    if pins_disabled():
+        return
+    import torch
+
+    torch.set_num_threads(THREADS)
+
+
+def numerics_info() -> dict:
+    """What a result was computed with: CPU capability, pins, threads (recorded in every output)."""
+    import torch
+
+    return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "pinned": {k: os.environ.get(k) for k in PINS} if not pins_disabled() else {},
+            "threads": torch.get_num_threads(), "cpu": cpu_name(), "native_bf16": native_bf16("cpu")}
+
+
+def numerics_tag(device: str = "cpu") -> str:
+    """Short identity of the arithmetic a trained artefact came from; part of every cached model's recipe,
+    so a target trained under other kernels (unpinned, another CPU capability, a GPU) is never reused."""
+    import torch
+
+    if str(device).startswith("cuda"):
+        return f"cuda:{torch.cuda.get_device_name(torch.device(device))}|torch {torch.__version__}"
+    return (f"cpu:{torch.backends.cpu.get_cpu_capability()}|MKL_CBWR={os.environ.get('MKL_CBWR')}"
+            f"|threads={torch.get_num_threads()}|torch {torch.__version__}")
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+# ---------------------------------------------------------------- precision and device
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES_HELP = "auto (CUDA when present, else CPU), cpu, cuda, cuda:N"
+
+
+def native_bf16(device: str) -> bool:
+    """True where bf16 runs in hardware: CUDA with bf16 support, or a CPU with AMX / AVX512-BF16
+    (oneDNN's check). Elsewhere bf16 autocast is emulated (~15x slower than float32 on an AVX2 CPU)."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``auto`` -> bf16 where the hardware has it, fp32 otherwise; fp32/bf16 as asked."""
+    precision = precision or "auto"
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto`` (or None) -> ``cuda`` when a CUDA device is present, else ``cpu``; other names checked."""
+    import torch
+
+    device = device or "auto"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA device; use --device cpu or auto")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; valid: {DEVICES_HELP}")
+    return device
