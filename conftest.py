@@ -20,7 +20,9 @@ def pytest_addoption(parser):
     g = parser.getgroup("unlearn")
     g.addoption("--model", default="tiny-qwen3", help="model preset, hub id or folder for evals (default tiny-qwen3)")
     g.addoption("--data-dir", default=None, help="benchmark data folder (default: $UNLEARN_DATA_DIR)")
-    g.addoption("--device", default="cpu", help="torch device for evals")
+    g.addoption("--device", default="auto", help="torch device for evals: auto (CUDA when present), cpu, cuda")
+    g.addoption("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                help="autocast for evals: auto = bf16 where the hardware has it (the tiny tier stays fp32)")
     g.addoption("--max-steps", type=int, default=None, help="cap on unlearning optimiser steps in evals")
     g.addoption("--set", action="append", default=[], metavar="METHOD.FIELD=VALUE", help="method hyperparameter override")
 

@@ -29,3 +29,41 @@ def test_tofu_aggregate_missing_folder(capsys, tmp_path):
     assert "does not exist" in capsys.readouterr().err
     assert main(["tofu-aggregate", str(tmp_path)]) == 2
     assert "eval_log_forget.json" in capsys.readouterr().err
+
+
+def test_unreachable_hub_model_is_one_clear_line():
+    """Offline (HF_HUB_OFFLINE=1, so no retries): one line that says the hub cannot be reached, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    res = subprocess.run([sys.executable, "-m", "unlearn", "score", "hi", "--model", "no-such-org/no-such-model",
+                          "--device", "cpu"], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and "warn" not in ln.lower()]
+    assert lines == [lines[-1]] and "Traceback" not in res.stderr, res.stderr
+    assert "cannot load model 'no-such-org/no-such-model'" in lines[-1] and "cannot be reached" in lines[-1]
+
+
+def test_hub_errors_say_which():
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from unlearn.models import explain_hub_error
+
+    class RepositoryNotFoundError(OSError):
+        pass
+
+    missing = OSError("x is not a local folder")
+    missing.__cause__ = RepositoryNotFoundError("404 Client Error")
+    assert "no such repository" in str(explain_hub_error("org/x", missing))
+    offline = OSError("We couldn't connect to 'https://huggingface.co'")
+    offline.__cause__ = LocalEntryNotFoundError("not cached")
+    assert "cannot be reached" in str(explain_hub_error("org/x", offline))
+
+
+@pytest.mark.parametrize("option", [["--precision", "fp16"], ["--data", "hub"]])
+def test_bench_rejects_bad_choices(option, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", *option])
+    assert exc.value.code == 2 and option[1] in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """TOFU loaders (validation errors name file, row and field) and the synthetic author generator."""
 
+import dataclasses
 import json
 
 import pytest
@@ -81,3 +82,110 @@ def test_real_tofu_loads_with_published_sizes(real_data_dir):
     assert all(len(r.perturbed_answers) == 5 for r in d.forget) and all(len(r.perturbed_answers) == 3 for r in d.world_facts)
     assert d.forget[-1].answer and len(d.idk) == 100
     assert len(load_tofu("forget10", real_data_dir).forget) == 400
+
+
+# ---------------------------------------------------------------- the embedded copy and where data comes from
+def test_embedded_tofu_has_the_published_sizes():
+    d = load_tofu("forget01")  # no folder: the copy inside the package
+    assert d.source.startswith("embedded copy of locuslab/TOFU")
+    assert (len(d.forget), len(d.retain_train), len(d.retain_eval), len(d.holdout)) == (40, 3960, 400, 40)
+    assert (len(d.real_authors), len(d.world_facts), len(d.idk)) == (100, 117, 100)
+    assert all(len(r.perturbed_answers) == 5 and r.paraphrased_answer for r in d.forget)
+    d10 = load_tofu("forget10", "embedded")
+    assert (len(d10.forget), len(d10.retain_train), len(d10.holdout)) == (400, 3600, 400)
+    # forgetNN is the last authors of full: forget01's rows close forget10, and nothing is in both splits
+    assert d10.forget[-40:] == d.forget
+    assert not {r.question for r in d10.forget} & {r.question for r in d10.retain_train}
+
+
+def test_embedded_tofu_equals_the_data_folder_copy(real_data_dir):
+    for split in ("forget01", "forget05", "forget10"):
+        assert load_tofu(split) == dataclasses.replace(load_tofu(split, real_data_dir), source=load_tofu(split).source)
+
+
+def _copy_embedded(tmp_path, monkeypatch, mutate):
+    """A copy of the embedded archive with ``mutate(name, data) -> data`` applied, swapped in for the test."""
+    import io
+    import tarfile
+
+    from unlearn.data import tofu
+
+    src = tofu.EMBEDDED_ARCHIVE
+    out = tmp_path / "tofu.tar.xz"
+    with tarfile.open(src, "r:xz") as tin, tarfile.open(out, "w:xz") as tout:
+        for m in tin.getmembers():
+            data = mutate(m.name, tin.extractfile(m).read())
+            if data is None:
+                continue
+            info = tarfile.TarInfo(m.name)
+            info.size = len(data)
+            tout.addfile(info, io.BytesIO(data))
+    monkeypatch.setattr(tofu, "EMBEDDED_ARCHIVE", out)
+    monkeypatch.setattr(tofu, "_EMBEDDED_CACHE", {})
+    return tofu
+
+
+def test_damaged_embedded_copy_is_refused_naming_the_file(tmp_path, monkeypatch):
+    tofu = _copy_embedded(tmp_path, monkeypatch, lambda n, d: d.replace(b"Jaime", b"Jamie") if n == "retain90.json" else d)
+    with pytest.raises(DataError, match=r"tofu.tar.xz:retain90.json: sha256 .* does not match the manifest"):
+        tofu.load_tofu("forget10")
+
+
+def test_embedded_copy_missing_a_file_is_refused(tmp_path, monkeypatch):
+    tofu = _copy_embedded(tmp_path, monkeypatch, lambda n, d: None if n == "holdout05.json" else d)
+    with pytest.raises(DataError, match="'holdout05.json' listed in tofu.sha256 is missing"):
+        tofu.load_tofu("forget05")
+
+
+def test_data_resolution_order(tmp_path, monkeypatch):
+    from unlearn.data.tofu import EMBEDDED, find_tofu_source
+
+    explicit, env, other = tmp_path / "explicit", tmp_path / "env", tmp_path / "muse-only"
+    for folder in (explicit / "tofu", env, other):
+        folder.mkdir(parents=True)
+    (explicit / "tofu" / "forget01_perturbed.json").write_text("{}")
+    (env / "forget01_perturbed.json").write_text("{}")  # a folder that is tofu/ itself
+    monkeypatch.setenv("UNLEARN_DATA_DIR", str(env))
+    assert find_tofu_source(explicit)[0] == explicit  # --data-dir first
+    assert find_tofu_source(None)[0] == env  # then UNLEARN_DATA_DIR
+    place, tried = find_tofu_source(other)  # a folder without TOFU is passed over, and said so
+    assert place == env and str(other) in tried[0]
+    monkeypatch.delenv("UNLEARN_DATA_DIR")
+    assert find_tofu_source(None) == (EMBEDDED, ["--data-dir: not set", "UNLEARN_DATA_DIR: not set"])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        find_tofu_source(tmp_path / "nope")
+
+
+def test_no_tofu_anywhere_names_every_place_tried(tmp_path, monkeypatch):
+    from unlearn.data import tofu
+
+    monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
+    monkeypatch.setattr(tofu, "EMBEDDED_ARCHIVE", tmp_path / "gone.tar.xz")
+
+    def offline(name, **kw):
+        raise tofu.HubUnavailable("could not load locuslab/TOFU/forget01 from the Hugging Face hub: offline")
+
+    monkeypatch.setattr(tofu, "load_hub_split", offline)
+    with pytest.raises(FileNotFoundError) as err:
+        tofu.find_tofu_source(tmp_path)
+    msg = str(err.value)
+    for place in (f"--data-dir={tmp_path}", "UNLEARN_DATA_DIR: not set", "gone.tar.xz is missing", "hub: could not load",
+                  "Supply it with --data-dir"):
+        assert place in msg
+
+
+def test_idk_found_in_the_folder_or_its_tofu_subfolder(tmp_path):
+    from unlearn.data.tofu import load_idk
+
+    (tmp_path / "tofu").mkdir()
+    (tmp_path / "tofu" / "idontknow.jsonl").write_text("Nope.\nNo idea.\n")
+    assert load_idk(tmp_path) == ["Nope.", "No idea."]  # the parent of tofu/
+    assert load_idk(tmp_path / "tofu") == ["Nope.", "No idea."]  # tofu/ itself
+    assert len(load_idk(None)) == 100  # the embedded copy's, not a built-in list
+
+
+def test_synthetic_full_is_one_list_for_every_split():
+    """Target = model trained on full; the same rows in the same order for forget01/05/10 (as in real TOFU),
+    so the tiny tier trains one target for the three splits."""
+    fulls = [synthetic_tofu(s, 40).full for s in ("forget01", "forget05", "forget10")]
+    assert fulls[0] == fulls[1] == fulls[2]

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from unlearn.benchmarks import BENCHMARKS
 from unlearn.methods import method_names, validate_overrides
 from unlearn.metrics.tofu import write_log_dir
+from unlearn.numerics import numerics_info
 from unlearn.report import atomic_write, to_markdown, write_outputs
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
@@ -34,7 +35,9 @@ class BenchArgs:
     dry_run: bool = False
     output_dir: str = "outputs"
     data_dir: str | None = None
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    precision: str = "auto"  # auto: bf16 where the hardware has it natively, else fp32
+    data: str = "auto"  # auto | real | synthetic
     seed: int = 0
     force: bool = False
     overrides: dict = field(default_factory=dict)
@@ -71,12 +74,12 @@ def resolve(args: BenchArgs) -> BenchArgs:
 def cell_key(args: BenchArgs, bench: str, split: str, method: str) -> str:
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
-             "overrides": args.overrides.get(method, {})}
+             "overrides": args.overrides.get(method, {}), "precision": args.precision, "data": args.data}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
 
 
-def run_info(args: BenchArgs, protocol: str) -> dict:
+def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
     def version(pkg):
         try:
             return metadata.version(pkg)
@@ -88,8 +91,11 @@ def run_info(args: BenchArgs, protocol: str) -> dict:
                                 cwd=Path(__file__).parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         commit = None
+    first = next(iter(benches.values()))
     return {"model": args.model, "quant": args.quant, "dry_run": args.dry_run, "max_steps": args.max_steps,
-            "seed": args.seed, "device": args.device, "protocol": protocol, "git_commit": commit,
+            "seed": args.seed, "device": first.device, "precision": first.precision,
+            "numerics": numerics_info(first.device), "protocol": protocol, "git_commit": commit,
+            "data": {b: sorted({bench.identity(s)["source"] for s in bench._data}) for b, bench in benches.items()},
             "python": platform.python_version(), "packages": {p: version(p) for p in
                                                               ("unlearn", "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
 
@@ -104,7 +110,7 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     for b in args.benchmarks:
         bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
                                   dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress,
-                                  profile=args.profile)
+                                  profile=args.profile, precision=args.precision, data=args.data)
         benches[b] = bench
         protocol = bench.profile.protocol.describe()
         for s in args.splits or (["forget01"] if args.dry_run else list(bench.splits)):
@@ -123,10 +129,11 @@ def run_bench(args: BenchArgs, log=print) -> dict:
                 atomic_write(path, json.dumps(cell, allow_nan=True))
                 cells.append(cell)
             bar.update(1)
-    info = run_info(args, protocol)
+    info = run_info(args, protocol, benches)
     info["wall_s"] = round(time.time() - start, 1)
     info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})
     paths = write_outputs(cells, out, info)
-    log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"]}))
+    log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
+                            "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)}))
     log("wrote " + ", ".join(str(p) for p in paths.values()))
     return {"cells": cells, "paths": paths, "run": info}

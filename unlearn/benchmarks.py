@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unlearn.data import resolve_data_dir
-from unlearn.data.tofu import TofuData, load_tofu, synthetic_tofu
+from unlearn.data.tofu import TofuData, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.evaluate import EvalProtocol, evaluate_tofu
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
 from unlearn.methods import UnlearnContext, get_method, make_config
 from unlearn.models import LoadedModel, LoraSpec, load_model
+from unlearn.numerics import numerics_info, resolve_device, resolve_precision
 from unlearn.registry import Registry
 from unlearn.scoring import encode_qa
 from unlearn.train import TrainConfig, finetuned_model_dir
 
 BENCHMARKS: Registry = Registry("benchmark")
+DATA_CHOICES = ("auto", "real", "synthetic")  # auto: the model profile's (real TOFU; synthetic for tiny-qwen3)
 CELL_CODE_VERSION = 2  # bump when evaluation or metric code changes: invalidates cached target/gold evaluations
 
 
@@ -44,8 +45,11 @@ class Profile:
     note: str = ""
 
 
-def profile_for(model: str, dry_run: bool, max_steps: int | None) -> Profile:
-    """Recipes per model; documented in the README. ``max_steps`` caps unlearning steps."""
+def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32") -> Profile:
+    """Recipes per model; documented in the README. ``max_steps`` caps unlearning steps; ``precision``
+    (fp32 or bf16, already resolved from the hardware) sets autocast for training and evaluation of the
+    real-model profiles; the tiny tier is float32 unless bf16 is asked for explicitly."""
+    mp, bf16 = ("bf16", True) if precision == "bf16" else ("no", False)
     if model == "tiny-qwen3":
         p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
                     unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
@@ -55,21 +59,24 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None) -> Profile:
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
         # forget authors (measured: forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s).
         p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01,
-                                       mixed_precision="bf16", desc="target"),
-                    unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=8, mixed_precision="bf16", desc="unlearn"),
+                                       mixed_precision=mp, desc="target"),
+                    unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=8, mixed_precision=mp, desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32),
                     protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20,
-                                          generation_batch_size=80,
-                                          bf16=True),
+                                          generation_batch_size=80, bf16=bf16),
                     real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
                          "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
                          "dsu.forget_epochs=1")
     else:
         p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01,
-                                       mixed_precision="bf16", desc="target"),
-                    unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision="bf16", desc="unlearn"),
-                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(bf16=True), note="full TOFU protocol (bf16)")
+                                       mixed_precision=mp, desc="target"),
+                    unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
+                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(bf16=bf16), note=f"full TOFU protocol ({precision})")
+    if model == "tiny-qwen3" and bf16:
+        p = dataclasses.replace(p, target=dataclasses.replace(p.target, mixed_precision=mp),
+                                unlearn=dataclasses.replace(p.unlearn, mixed_precision=mp),
+                                protocol=dataclasses.replace(p.protocol, bf16=True))
     if max_steps is not None:
         p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
     return p
@@ -94,29 +101,37 @@ class TofuBenchmark:
 
     splits = ("forget01", "forget05", "forget10")
 
-    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "cpu",
+    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
                  dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
-                 profile: Profile | None = None):
-        self.model, self.quant, self.device, self.seed = model, quant, device, seed
-        self.profile = profile or profile_for(model, dry_run, max_steps)
-        self.data_dir = resolve_data_dir(data_dir) if self.profile.use_real_data else None
+                 profile: Profile | None = None, precision: str = "auto", data: str = "auto"):
+        if data not in DATA_CHOICES:
+            raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
+        self.model, self.quant, self.seed = model, quant, seed
+        self.device = resolve_device(device)
+        # auto: bf16 only where the hardware runs it natively; the tiny tier stays float32 (its snapshots)
+        tiny_default = model == "tiny-qwen3" and precision in (None, "auto")
+        self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
+        self.profile = profile or profile_for(model, dry_run, max_steps, self.precision)
+        if data != "auto":
+            self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+        self.data_place, self.data_tried = (find_tofu_source(data_dir) if self.profile.use_real_data else (None, []))
         self.progress = progress
         self._data: dict[str, TofuData] = {}
         self._evals: dict[str, dict] = {}
         self.notes: list[str] = [self.profile.note]
+        if self.data_tried and self.data_place is not None:
+            self.notes.append(f"TOFU from {self.data_place} (passed over: {'; '.join(self.data_tried)})")
 
     # -------------------------------------------------------------- data
     def data(self, split: str) -> TofuData:
         if split not in self.splits:
             raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(self.splits)}")
         if split not in self._data:
-            if self.data_dir is not None:
-                d = load_tofu(split, self.data_dir)
+            if self.data_place is not None:
+                d = load_tofu(split, self.data_place)
                 if self.profile.real_slice_retain is not None:
                     d = dataclasses.replace(d, retain_train=d.retain_train[: self.profile.real_slice_retain])
             else:
-                if self.profile.use_real_data:
-                    self.notes.append("no TOFU data directory: using synthetic authors")
                 d = synthetic_tofu(split, self.profile.synthetic_authors, seed=self.seed)
             self._data[split] = d
         return self._data[split]
@@ -125,7 +140,8 @@ class TofuBenchmark:
         from unlearn.train import rows_hash
 
         d = self.data(split)
-        return {"source": d.source, "train_rows": len(d.full), "forget_rows": len(d.forget),
+        return {"source": d.source, "kind": "synthetic" if d.source.startswith("synthetic") else "real",
+                "train_rows": len(d.full), "forget_rows": len(d.forget),
                 "hash": rows_hash([(r.question, r.answer) for r in d.full])}
 
     # -------------------------------------------------------------- models
@@ -207,6 +223,7 @@ class TofuBenchmark:
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
                 "data": self.identity(split), "protocol": self.profile.protocol.describe(), "notes": list(dict.fromkeys(self.notes)),
                 "unlearn_schedule": {k: v for k, v in dataclasses.asdict(self.profile.unlearn).items() if k not in ("progress", "desc")},
+                "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 
 

@@ -43,7 +43,9 @@ def cmd_score(args) -> int:
     from unlearn.models import load_model
     from unlearn.scoring import generate, score_answers
 
-    lm = load_model(args.model, device=args.device)
+    from unlearn.numerics import resolve_device
+
+    lm = load_model(args.model, device=resolve_device(args.device))
     answer = generate(lm.model, lm.tokenizer, [args.question], max_new_tokens=args.max_new_tokens)[0]
     res = score_answers(lm.model, lm.tokenizer, [(args.question, answer)])
     print(f"Q: {args.question}\nA: {answer}\nmean NLL of the answer: {res.mean_nll[0]:.4f} over {res.n_tokens[0]} tokens")
@@ -58,8 +60,12 @@ def cmd_bench(args) -> int:
     run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
                         model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                         output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
-                        force=args.force, overrides=parse_overrides(args.set)))
+                        force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
+                        data=args.data))
     return 0
+
+
+DEVICE_HELP = "auto (default: CUDA when present, else CPU), cpu, cuda or cuda:N"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -76,7 +82,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="answer one question with a model (smoke test)")
     s.add_argument("question")
     s.add_argument("--model", default="smollm2-135m")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--max-new-tokens", type=int, default=32)
     s.set_defaults(fn=cmd_score)
     b = sub.add_parser("bench", help="run the benchmark grid and write outputs/")
@@ -89,7 +95,13 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--dry_run", "--dry-run", action="store_true")
     b.add_argument("--output_dir", "--output-dir", default="outputs")
     b.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
-    b.add_argument("--device", default="cpu")
+    b.add_argument("--device", default="auto", help=DEVICE_HELP)
+    b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto (default): bf16 autocast only where the hardware runs bf16 natively (CUDA, AMX or "
+                        "AVX512-BF16 CPUs), else fp32; the tiny tier stays fp32 unless bf16 is asked for")
+    b.add_argument("--data", choices=["auto", "real", "synthetic"], default="auto",
+                   help="auto (default): real TOFU (--data-dir, $UNLEARN_DATA_DIR, the embedded copy, the hub in "
+                        "that order) for real models, synthetic authors for tiny-qwen3")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true", help="recompute finished cells")
     b.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
@@ -97,10 +109,28 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def uses_tiny_tier(args) -> bool:
+    """The tiny tier's numbers are pinned to the same CPU kernels as the tests (unlearn/numerics.py)."""
+    model = getattr(args, "model", None)
+    if args.command == "bench" and model is None:
+        model = "smollm2-135m" if args.dry_run else "tiny-qwen3"
+    return model == "tiny-qwen3"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if uses_tiny_tier(args):
+        from unlearn.numerics import pin_numerics, set_threads
+
+        pin_numerics(strict=False)  # before anything imports torch: same numbers as pytest evals
+        set_threads()
+    from unlearn.models import ModelUnavailable
+
     try:
         return args.fn(args)
+    except ModelUnavailable as err:
+        print(f"unlearn: error: {err}", file=sys.stderr)
+        return 2
     except (KeyError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"unlearn: error: {msg}", file=sys.stderr)

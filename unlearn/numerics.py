@@ -77,13 +77,14 @@ def set_threads() -> None:
     torch.set_num_threads(THREADS)
 
 
-def numerics_info() -> dict:
-    """What a result was computed with: CPU capability, pins, threads (recorded in every output)."""
+def numerics_info(device: str = "cpu") -> dict:
+    """What a result was computed with: CPU, ATen capability, pins, threads, bf16 support (in every output)."""
     import torch
 
-    return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "pinned": {k: os.environ.get(k) for k in PINS} if not pins_disabled() else {},
-            "threads": torch.get_num_threads(), "cpu": cpu_name(), "native_bf16": native_bf16("cpu")}
+    return {"cpu": cpu_name(), "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "pinned": {k: os.environ.get(k) for k in PINS if os.environ.get(k) == PINS[k]},
+            "threads": torch.get_num_threads(), "native_bf16": native_bf16(device),
+            "tag": numerics_tag(device)}
 
 
 def numerics_tag(device: str = "cpu") -> str:
@@ -150,3 +151,47 @@ def resolve_device(device: str | None) -> str:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"unknown device {device!r}; valid: {DEVICES_HELP}")
     return device
+
+
+# ---------------------------------------------------------------- fingerprint
+def fingerprint() -> dict[str, str]:
+    """One short hash per kernel family (GEMM, elementwise, attention, a 20-step training run), computed
+    exactly as ``../shared/tools/numerics_fingerprint.py`` does, so two machines (or two code paths) that
+    print the same hashes compute those kernels bit for bit alike. Uses :data:`THREADS` threads."""
+    import hashlib
+
+    import torch
+
+    def h(*tensors) -> str:
+        return hashlib.sha256(b"".join(t.detach().contiguous().numpy().tobytes() for t in tensors)).hexdigest()[:12]
+
+    torch.set_num_threads(THREADS)
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g)
+
+    a, b = r(257, 513), r(513, 129)
+    out = {"torch": torch.__version__, "gemm": h(a @ b)}
+    x = r(64, 1000)
+    out["elementwise"] = h(torch.softmax(x, -1), torch.nn.functional.silu(x),
+                           torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+    q, k, v = r(1, 4, 33, 32), r(1, 4, 33, 32), r(1, 4, 33, 32)
+    out["attention"] = h(torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(96, 384), torch.nn.SiLU(), torch.nn.Linear(384, 50))
+    opt = torch.optim.AdamW(mlp.parameters(), lr=1e-3)
+    xs, ys = r(32, 96), torch.randint(0, 50, (32,), generator=g)
+    for _ in range(20):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(mlp(xs), ys).backward()
+        opt.step()
+    out["training"] = h(*mlp.parameters())
+    return out
+
+
+if __name__ == "__main__":  # python -m unlearn.numerics: this process's fingerprint (pins from the environment)
+    import json
+
+    print(json.dumps({**fingerprint(), "aten": __import__("torch").backends.cpu.get_cpu_capability(),
+                      "pins": {k: os.environ.get(k) for k in PINS}}))

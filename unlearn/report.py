@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: run.precision, run.numerics, run.data; cells carry precision, device, numerics, data.kind
 SUMMARY = [("forget_efficacy", "Forget efficacy"), ("retain_performance", "Retain perf."), ("mia_auc", "MIA AUC")]
 NATIVE = {"tofu": ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_quality", "model_utility",
                    "extraction_strength"]}
@@ -120,6 +120,9 @@ def write_outputs(cells: list[dict], out_dir: Path, run_info: dict) -> dict[str,
              "md": out_dir / "results.md", "png": out_dir / "forget_vs_retain.png"}
     atomic_write(paths["json"], json.dumps(doc, indent=1, allow_nan=True))
     atomic_write(paths["tex"], to_latex(cells))
-    atomic_write(paths["md"], to_markdown(cells, {k: run_info[k] for k in ("model", "protocol", "dry_run") if k in run_info}))
+    header = {k: run_info[k] for k in ("model", "protocol", "precision", "dry_run") if k in run_info}
+    if "data" in run_info:
+        header["data"] = "; ".join(s for v in run_info["data"].values() for s in v)
+    atomic_write(paths["md"], to_markdown(cells, header))
     plot(cells, paths["png"])
     return paths

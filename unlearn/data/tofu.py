@@ -48,7 +48,10 @@ class TofuData:
 # ---------------------------------------------------------------- loading and validation
 def read_json_rows(path: Path) -> list[dict]:
     """A JSON array or JSON Lines (TOFU ships both); errors name the file and the line."""
-    text = path.read_text(encoding="utf-8")
+    return parse_json_text(path, path.read_text(encoding="utf-8"))
+
+
+def parse_json_text(path: Path, text: str) -> list[dict]:
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
@@ -106,47 +109,180 @@ def parse_rows(path: Path, rows: list[dict], *, perturbed: bool, paraphrased: bo
     return out
 
 
+# ---------------------------------------------------------------- where the files come from
+# The files one TOFU cell reads (forget01/05/10 and the retain/holdout splits that go with them).
+PROTOCOL_FILES = ("forget01_perturbed", "forget05_perturbed", "forget10_perturbed", "retain90", "retain95",
+                  "retain99", "retain_perturbed", "holdout01", "holdout05", "holdout10", "real_authors_perturbed",
+                  "world_facts_perturbed")
+IDK_FILE = "idontknow.jsonl"
+EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded"
+EMBEDDED_ARCHIVE = EMBEDDED_DIR / "tofu.tar.xz"
+EMBEDDED_MANIFEST = EMBEDDED_DIR / "tofu.sha256"
+HUB_ID = "locuslab/TOFU"
+
+
+def local_tofu_file(data_dir: Path, name: str) -> Path | None:
+    """``name`` under ``data_dir/tofu/`` or directly under ``data_dir`` (a folder that is ``tofu/`` itself)."""
+    for path in (Path(data_dir) / "tofu" / name, Path(data_dir) / name):
+        if path.is_file():
+            return path
+    return None
+
+
+def has_local_tofu(data_dir: Path) -> bool:
+    return local_tofu_file(data_dir, "forget01_perturbed.json") is not None
+
+
 def load_local_split(data_dir: Path, name: str, *, perturbed=False, paraphrased=False) -> list[TofuRow]:
-    path = Path(data_dir) / "tofu" / f"{name}.json"
-    if not path.is_file():
-        path = Path(data_dir) / f"{name}.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"TOFU split {name!r} not found under {data_dir} (looked for tofu/{name}.json)")
+    path = local_tofu_file(data_dir, f"{name}.json")
+    if path is None:
+        raise FileNotFoundError(f"TOFU split {name!r} not found under {data_dir} (looked for tofu/{name}.json "
+                                f"and {name}.json)")
     return parse_rows(path, read_json_rows(path), perturbed=perturbed, paraphrased=paraphrased)
+
+
+def _read_manifest() -> dict[str, str]:
+    out = {}
+    for lineno, line in enumerate(EMBEDDED_MANIFEST.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            digest, _, name = line.strip().partition("  ")
+            if len(digest) != 64 or not name:
+                raise DataError(EMBEDDED_MANIFEST, f"malformed line {lineno}: expected '<sha256>  <file>'")
+            out[name] = digest
+    return out
+
+
+_EMBEDDED_CACHE: dict[str, bytes] = {}
+
+
+def embedded_files() -> dict[str, bytes]:
+    """Every file of the embedded archive, each checked against the sha256 manifest (read once)."""
+    if not _EMBEDDED_CACHE:
+        import hashlib
+        import tarfile
+
+        if not EMBEDDED_ARCHIVE.is_file() or not EMBEDDED_MANIFEST.is_file():
+            raise FileNotFoundError(f"the embedded TOFU copy is missing ({EMBEDDED_ARCHIVE}); reinstall unlearn")
+        manifest = _read_manifest()
+        files = {}
+        with tarfile.open(EMBEDDED_ARCHIVE, "r:xz") as tar:
+            for member in tar.getmembers():
+                if member.isfile():
+                    files[member.name] = tar.extractfile(member).read()
+        for name, digest in manifest.items():
+            if name not in files:
+                raise DataError(EMBEDDED_ARCHIVE, f"file {name!r} listed in {EMBEDDED_MANIFEST.name} is missing")
+            got = hashlib.sha256(files[name]).hexdigest()
+            if got != digest:
+                raise DataError(f"{EMBEDDED_ARCHIVE}:{name}", f"sha256 {got} does not match the manifest ({digest}); "
+                                "the embedded copy is damaged, reinstall unlearn")
+        extra = sorted(set(files) - set(manifest))
+        if extra:
+            raise DataError(EMBEDDED_ARCHIVE, f"files not in the manifest: {', '.join(extra)}")
+        _EMBEDDED_CACHE.update(files)
+    return _EMBEDDED_CACHE
+
+
+def load_embedded_split(name: str, *, perturbed=False, paraphrased=False) -> list[TofuRow]:
+    files = embedded_files()
+    key = f"{name}.json"
+    if key not in files:
+        raise FileNotFoundError(f"TOFU split {name!r} is not in the embedded copy (it holds {', '.join(sorted(files))})")
+    path = Path(f"{EMBEDDED_ARCHIVE}:{key}")
+    return parse_rows(path, parse_json_text(path, files[key].decode("utf-8")), perturbed=perturbed,
+                      paraphrased=paraphrased)
+
+
+class HubUnavailable(ConnectionError):
+    pass
 
 
 def load_hub_split(name: str, *, perturbed=False, paraphrased=False) -> list[TofuRow]:
     """The same records from ``load_dataset("locuslab/TOFU", name)`` (needs network access)."""
-    from datasets import load_dataset
+    try:
+        from datasets import load_dataset
 
-    rows = [dict(r) for r in load_dataset("locuslab/TOFU", name)["train"]]
-    return parse_rows(Path(f"hf://locuslab/TOFU/{name}"), rows, perturbed=perturbed, paraphrased=paraphrased)
+        rows = [dict(r) for r in load_dataset(HUB_ID, name)["train"]]
+    except Exception as err:  # offline, no such config, gated: one line that says which
+        raise HubUnavailable(f"could not load {HUB_ID}/{name} from the Hugging Face hub: "
+                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
+    return parse_rows(Path(f"hf://{HUB_ID}/{name}"), rows, perturbed=perturbed, paraphrased=paraphrased)
 
 
 def load_idk(data_dir: Path | None) -> list[str]:
-    path = Path(data_dir) / "tofu" / "idontknow.jsonl" if data_dir else None
-    if path is None or not path.is_file():
-        return list(BUILTIN_IDK)
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    """TOFU's refusal lines (idontknow.jsonl: plain text, one per line) from ``data_dir`` or ``data_dir/tofu``;
+    the embedded copy's when the folder has none."""
+    path = local_tofu_file(data_dir, IDK_FILE) if data_dir else None
+    if path is not None:
+        return _idk_lines(path, path.read_text(encoding="utf-8"))
+    return _idk_lines(Path(f"{EMBEDDED_ARCHIVE}:{IDK_FILE}"), embedded_files()[IDK_FILE].decode("utf-8"))
+
+
+def _idk_lines(path: Path, text: str) -> list[str]:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise DataError(path, "no refusal lines")
     return lines
 
 
-def load_tofu(split: str, data_dir: Path | None = None, *, hub: bool = False) -> TofuData:
-    """Real TOFU for ``split`` (forget01/05/10) from a data folder (or the hub when ``hub``)."""
+EMBEDDED = "embedded"
+HUB = "hub"
+
+
+def embedded_label() -> str:
+    return f"embedded copy of {HUB_ID} (MIT) in {EMBEDDED_ARCHIVE.name}"
+
+
+def find_tofu_source(data_dir: str | Path | None = None, *, hub: bool = True) -> tuple[Path | str, list[str]]:
+    """Where real TOFU comes from, in this order: ``data_dir`` (--data-dir), ``$UNLEARN_DATA_DIR``, the
+    copy embedded in the package, the hub. Returns (a folder, ``EMBEDDED`` or ``HUB``) and the places
+    tried before it; a folder without TOFU files is passed over (it may hold other benchmarks), a folder
+    that does not exist is an error. Raises FileNotFoundError naming every place when none has TOFU."""
+    import os
+
+    tried = []
+    for origin, chosen in (("--data-dir", data_dir), ("UNLEARN_DATA_DIR", os.environ.get("UNLEARN_DATA_DIR"))):
+        if not chosen:
+            tried.append(f"{origin}: not set")
+            continue
+        path = Path(chosen).expanduser()
+        if not path.is_dir():
+            raise FileNotFoundError(f"data directory {str(path)!r} ({origin}) does not exist or is not a folder")
+        if has_local_tofu(path):
+            return path, tried
+        tried.append(f"{origin}={path}: no tofu/forget01_perturbed.json")
+    if EMBEDDED_ARCHIVE.is_file():
+        return EMBEDDED, tried
+    tried.append(f"embedded copy: {EMBEDDED_ARCHIVE} is missing")
+    if hub:
+        try:
+            load_hub_split("forget01")
+            return HUB, tried
+        except HubUnavailable as err:
+            tried.append(f"hub: {err}")
+    raise FileNotFoundError("no TOFU data found; tried " + "; ".join(tried) + ". Supply it with --data-dir DIR "
+                            "(a folder holding tofu/*.json as published in locuslab/TOFU), UNLEARN_DATA_DIR, "
+                            "or network access to the hub")
+
+
+def load_tofu(split: str, data_dir: Path | str | None = None, *, hub: bool = False) -> TofuData:
+    """Real TOFU for ``split`` (forget01/05/10) from a data folder, the embedded copy (``"embedded"``,
+    also the default when no folder is given) or the hub (``"hub"``, or ``hub=True``)."""
     if split not in SPLIT_PERCENT:
         raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(SPLIT_PERCENT)}")
     pct = split[-2:]
     retain_name = f"retain{100 - int(pct):02d}"
-    if data_dir is not None:
-        def load(name, **kw):
-            return load_local_split(data_dir, name, **kw)
-        source = str(data_dir)
-    elif hub:
-        load, source = load_hub_split, "hf://locuslab/TOFU"
+    where = HUB if hub else (data_dir if data_dir is not None else EMBEDDED)
+    if where == HUB:
+        load, source, idk = load_hub_split, f"hf://{HUB_ID}", load_idk(None)
+    elif where == EMBEDDED:
+        load, source, idk = load_embedded_split, embedded_label(), load_idk(None)
     else:
-        raise ValueError("no TOFU data directory given and hub loading not requested")
+        folder = Path(where)
+
+        def load(name, **kw):
+            return load_local_split(folder, name, **kw)
+        source, idk = str(folder), load_idk(folder)
     return TofuData(
         split=split,
         forget=load(f"{split}_perturbed", perturbed=True, paraphrased=True),
@@ -156,7 +292,7 @@ def load_tofu(split: str, data_dir: Path | None = None, *, hub: bool = False) ->
         real_authors=load("real_authors_perturbed", perturbed=True),
         world_facts=load("world_facts_perturbed", perturbed=True),
         source=source,
-        idk=load_idk(data_dir),
+        idk=idk,
     )
 
 
@@ -339,10 +475,12 @@ def synthetic_tofu(split: str = "forget01", n_authors: int = 40, seed: int = 0, 
         return [TofuRow(q, a, None, None, tuple(p)) for q, a, p in items]
 
     # A model trained from scratch has no world knowledge; the real-author and world-fact QA join the
-    # training rows of target and gold alike, so Model Utility can see them damaged by unlearning.
+    # training rows of target and gold alike, so Model Utility can see them damaged by unlearning. They
+    # come first, so that ``full`` (retain + forget) is the same list for forget01/05/10, as in real TOFU:
+    # one target serves all three splits.
     background = [TofuRow(q, a) for q, a, _ in REAL_AUTHORS + WORLD_FACTS]
     return TofuData(
-        split=split, forget=forget, retain_train=[TofuRow(r.question, r.answer) for r in retain] + background,
+        split=split, forget=forget, retain_train=background + [TofuRow(r.question, r.answer) for r in retain],
         retain_eval=retain[: len(forget) * 2 if len(retain) > len(forget) * 2 else len(retain)],
         holdout=[TofuRow(r.question, r.answer) for r in holdout],
         real_authors=simple(REAL_AUTHORS), world_facts=simple(WORLD_FACTS),

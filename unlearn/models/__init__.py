@@ -100,10 +100,42 @@ def resolve_model_source(name: str) -> Path | str:
     return name
 
 
+class ModelUnavailable(RuntimeError):
+    """A hub model that cannot be had: offline (and not cached), no such repository, or gated."""
+
+
+def _chain(err: BaseException):
+    while err is not None:
+        yield err
+        err = err.__cause__ or err.__context__
+
+
+def explain_hub_error(model_id: str, err: BaseException) -> ModelUnavailable:
+    """One line that says why ``model_id`` could not be loaded from the hub."""
+    names = {type(e).__name__ for e in _chain(err)}
+    text = " ".join(str(e) for e in _chain(err)).lower()
+    if {"RepositoryNotFoundError"} & names or "is not a valid model identifier" in text or "404" in text:
+        why = "no such repository on the Hugging Face hub (check the spelling, or log in if it is private)"
+    elif {"GatedRepoError"} & names or "gated" in text:
+        why = "the repository is gated: accept its licence on the hub and log in (huggingface-cli login)"
+    elif {"LocalEntryNotFoundError", "OfflineModeIsEnabled", "ConnectionError", "ConnectError"} & names \
+            or "couldn't connect" in text or "offline" in text:
+        why = "the hub cannot be reached (offline?) and the model is not in the local Hugging Face cache"
+    else:
+        why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return ModelUnavailable(f"cannot load model {model_id!r}: {why}; presets that need no network: "
+                            f"{', '.join(PRESETS.names())}")
+
+
 def load_tokenizer(source, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except OSError as err:
+        if isinstance(source, Path):
+            raise
+        raise explain_hub_error(str(source), err) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token  # padding never carries loss, so any id is safe
     return tok
@@ -135,7 +167,12 @@ def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = N
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute,
             bnb_4bit_use_double_quant=True)
         kwargs["device_map"] = {"": device}
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as err:
+        if isinstance(source, Path):
+            raise
+        raise explain_hub_error(name, err) from None
     if not quant:
         model.to(device)
     tok = load_tokenizer(source, trust_remote_code)

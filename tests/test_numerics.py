@@ -1,0 +1,116 @@
+"""The numerics pins (unlearn/numerics.py) hold in this test process and make the CPU's other code paths
+compute bit for bit alike; precision and device resolution."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from unlearn import numerics
+from unlearn.numerics import REFERENCE_FINGERPRINT, fingerprint, pins_disabled, resolve_device, resolve_precision
+
+ROOT = Path(__file__).resolve().parent.parent
+pinned_only = pytest.mark.skipif(pins_disabled(), reason="UNLEARN_NUMERICS=native: the pins are off")
+
+# What an AVX2-only CPU leaves MKL and oneDNN to choose from, forced on a bigger CPU.
+AVX2_ONLY = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+
+TRAIN_TINY = """
+import hashlib, json, torch
+from unlearn.data.tofu import synthetic_tofu
+from unlearn.models import load_model
+from unlearn.scoring import encode_qa
+from unlearn.train import TrainConfig, nll_loss, train
+torch.set_num_threads(2)
+lm = load_model("tiny-qwen3")
+rows = synthetic_tofu("forget10", n_authors=4, seed=0).full[:24]
+ex = [encode_qa(lm.tokenizer, r.question, r.answer) for r in rows]
+train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
+      retain=ex, loss_fn=nll_loss)
+blob = b"".join(p.detach().numpy().tobytes() for p in lm.model.parameters())
+print(json.dumps({"aten": torch.backends.cpu.get_cpu_capability(), "weights": hashlib.sha256(blob).hexdigest()[:16]}))
+"""
+
+
+def _run(code: str, extra_env: dict, tmp_path=None) -> dict:
+    env = {**os.environ, **extra_env, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pinned_only
+def test_pins_took_effect_in_this_process():
+    assert torch.backends.cpu.get_cpu_capability() == "AVX2"
+    assert os.environ["MKL_CBWR"] == "AVX2" and torch.get_num_threads() == numerics.THREADS
+
+
+@pinned_only
+def test_pinned_fingerprint_equals_the_reference_measured_on_both_cpu_kinds():
+    """The hashes an AMD EPYC with AVX2 only printed under the pins; any machine that prints the same
+    computes these kernels alike, so the tiny tier's snapshots hold on it."""
+    if torch.__version__ != REFERENCE_FINGERPRINT["torch"]:
+        pytest.skip(f"reference fingerprint is for torch {REFERENCE_FINGERPRINT['torch']}, this is {torch.__version__}")
+    got = fingerprint()
+    assert got == REFERENCE_FINGERPRINT, (
+        f"this CPU computes differently under the pins ({numerics.cpu_name()}): {got}; the tiny-tier snapshots "
+        "will not reproduce here")
+
+
+@pinned_only
+def test_avx2_only_code_paths_give_the_same_fingerprint():
+    code = "import json; from unlearn.numerics import fingerprint; print(json.dumps(fingerprint()))"
+    assert _run(code, AVX2_ONLY) == fingerprint()
+
+
+@pinned_only
+def test_tiny_model_trains_to_identical_weights_on_the_avx2_only_paths(tmp_path):
+    """A short training run of the tiny model (the snapshots' workload in small) in a process pinned like
+    this one and in one that also caps MKL and oneDNN at AVX2, as an AVX2-only CPU would."""
+    cache = {"UNLEARN_CACHE_DIR": os.environ.get("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))}
+    pinned = _run(TRAIN_TINY, cache)
+    avx2_only = _run(TRAIN_TINY, {**cache, **AVX2_ONLY})
+    assert pinned["aten"] == avx2_only["aten"] == "AVX2"
+    assert pinned["weights"] == avx2_only["weights"]
+
+
+def test_pin_after_torch_import_is_refused_unless_already_pinned(monkeypatch):
+    monkeypatch.delenv("UNLEARN_NUMERICS", raising=False)
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    with pytest.raises(numerics.NumericsPinError, match="imported before"):
+        numerics.pin_numerics(strict=True)
+    assert numerics.pin_numerics(strict=False) == {}
+
+
+def test_native_switch_turns_pins_off(monkeypatch):
+    monkeypatch.setenv("UNLEARN_NUMERICS", "native")
+    assert numerics.pin_numerics() == {}
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch):
+    monkeypatch.setattr(numerics, "native_bf16", lambda device: False)
+    assert resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.setattr(numerics, "native_bf16", lambda device: True)
+    assert resolve_precision("auto", "cpu") == "bf16" and resolve_precision(None, "cpu") == "bf16"
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_native_bf16_matches_onednn_check():
+    assert numerics.native_bf16("cpu") == bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def test_device_auto(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device(None) == "cpu"
+    with pytest.raises(ValueError, match="no CUDA device"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
