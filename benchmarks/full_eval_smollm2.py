@@ -18,12 +18,12 @@ from unlearn.models import load_model
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--data-dir", default=None, help="TOFU folder (default: the embedded copy)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--split", default="forget01")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast (AMX CPUs, GPUs)")
     args = ap.parse_args()
-    data = load_tofu(args.split, Path(args.data_dir))
+    data = load_tofu(args.split, Path(args.data_dir) if args.data_dir else None)
     lm = load_model("smollm2-135m")
     start = time.perf_counter()
     protocol = EvalProtocol(batch_size=args.batch, bf16=args.bf16)
