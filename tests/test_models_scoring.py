@@ -169,3 +169,20 @@ def test_embedded_model_knows_the_capital_of_france():
                                     for a in ("The capital of France is Paris.", "The capital of France is London.")],
                          lm.tokenizer.pad_token_id)
     assert res.logprob_sum[0] > res.logprob_sum[1]
+
+
+def test_reference_only_evaluation_gives_the_full_evaluations_summary_inputs():
+    """A target's evaluation for the summary columns (forget ROUGE, Model Utility) equals those of the full
+    evaluation: same generations, same utility-split scores up to batch-composition rounding."""
+    from tests.helpers import memorised
+    from unlearn.evaluate import EvalProtocol, evaluate_tofu
+
+    lm, data = memorised()
+    protocol = EvalProtocol(max_new_tokens=16, batch_size=8)
+    full = evaluate_tofu(lm.model, lm.tokenizer, data, protocol, progress=False)
+    ref = evaluate_tofu(lm.model, lm.tokenizer, data, protocol, progress=False, reference_only=True)
+    assert ref["aggregates"]["forget_rouge"] == full["aggregates"]["forget_rouge"]
+    assert ref["aggregates"]["model_utility"] == pytest.approx(full["aggregates"]["model_utility"], rel=1e-6)
+    assert "forget" not in ref["logs"] and "mia" not in ref and ref["reference_only"]
+    for split in ("retain", "real_authors", "world_facts"):
+        assert ref["logs"][split]["generated_text"] == full["logs"][split]["generated_text"]

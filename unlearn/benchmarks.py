@@ -43,6 +43,9 @@ class Profile:
     use_real_data: bool = True
     method_overrides: dict = field(default_factory=dict)  # profile-level defaults; --set wins over them
     note: str = ""
+    # "full": the target is evaluated like any model; "reference": only its forget ROUGE and Model Utility,
+    # all the summary columns use (evaluate.reference_aggregates; about a third of the work)
+    target_eval: str = "full"
 
 
 def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32") -> Profile:
@@ -65,6 +68,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20,
                                           generation_batch_size=80, bf16=bf16),
                     real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
+                    target_eval="reference",
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
                          "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
                          "dsu.forget_epochs=1")
@@ -72,7 +76,8 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
         p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01,
                                        mixed_precision=mp, desc="target"),
                     unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
-                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(bf16=bf16), note=f"full TOFU protocol ({precision})")
+                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(bf16=bf16), target_eval="reference",
+                    note=f"full TOFU protocol ({precision})")
     if model == "tiny-qwen3" and bf16:
         p = dataclasses.replace(p, target=dataclasses.replace(p.target, mixed_precision=mp),
                                 unlearn=dataclasses.replace(p.unlearn, mixed_precision=mp),
@@ -103,7 +108,8 @@ class TofuBenchmark:
 
     def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
                  dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
-                 profile: Profile | None = None, precision: str = "auto", data: str = "auto"):
+                 profile: Profile | None = None, precision: str = "auto", data: str = "auto",
+                 target_eval: str | None = None):
         if data not in DATA_CHOICES:
             raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
         self.model, self.quant, self.seed = model, quant, seed
@@ -114,6 +120,10 @@ class TofuBenchmark:
         self.profile = profile or profile_for(model, dry_run, max_steps, self.precision)
         if data != "auto":
             self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+        if target_eval is not None:
+            if target_eval not in ("full", "reference"):
+                raise ValueError(f"unknown target_eval {target_eval!r}; valid: full, reference")
+            self.profile = dataclasses.replace(self.profile, target_eval=target_eval)
         self.data_place, self.data_tried = (find_tofu_source(data_dir) if self.profile.use_real_data else (None, []))
         self.progress = progress
         self._data: dict[str, TofuData] = {}
@@ -175,12 +185,16 @@ class TofuBenchmark:
             path = self.target_dir(split) if kind == "target" else self.gold_dir(split)
             proto = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True)
             # the evaluator's code version is part of the key, so a metric change never reuses a stale file
+            reference_only = kind == "target" and self.profile.target_eval == "reference"
             ident = proto + str(self.quant) + self.identity(split)["hash"] + f"v{CELL_CODE_VERSION}"
+            ident += "|reference" if reference_only else ""
             cache = path / f"eval-{split}-{_digest(ident)}.json"
             if cache.is_file():
                 self._evals[key] = json.loads(cache.read_text())
             else:
-                result = self.evaluate(self.load(path, adapters=False), split)
+                lm = self.load(path, adapters=False)
+                result = evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol,
+                                       progress=self.progress, reference_only=reference_only)
                 tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # xdist workers never share a temp file
                 tmp.write_text(json.dumps(result))
                 tmp.replace(cache)
@@ -223,7 +237,7 @@ class TofuBenchmark:
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
                 "data": self.identity(split), "protocol": self.profile.protocol.describe(), "notes": list(dict.fromkeys(self.notes)),
                 "unlearn_schedule": {k: v for k, v in dataclasses.asdict(self.profile.unlearn).items() if k not in ("progress", "desc")},
-                "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
+                "target_eval": self.profile.target_eval, "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 
 

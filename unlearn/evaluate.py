@@ -10,7 +10,7 @@ import torch
 
 from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow
 from unlearn.metrics import mia
-from unlearn.metrics.tofu import SplitScores, aggregate, extraction_strength, to_log
+from unlearn.metrics.tofu import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.scoring import encode_qa, format_prompt, generate, score_examples
 
 
@@ -72,10 +72,49 @@ def mia_scores(res, texts: list[str], k: float) -> dict[str, np.ndarray]:
             "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
 
 
-def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol(), progress: bool = True) -> dict:
+def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol(), progress: bool = True,
+                  reference_only: bool = False) -> dict:
+    """The full evaluation, or with ``reference_only`` just what a target contributes to the summary
+    columns (forget ROUGE and Model Utility; see ``reference_aggregates``)."""
     device = next(model.parameters()).device.type
     with torch.autocast(device, dtype=torch.bfloat16, enabled=protocol.bf16), _cacheable_weights(model, protocol.bf16):
+        if reference_only:
+            return reference_aggregates(model, tok, data, protocol, progress)
         return _evaluate_tofu(model, tok, data, protocol, progress)
+
+
+def _protocol_splits(data: TofuData, protocol: EvalProtocol) -> dict[str, list[TofuRow]]:
+    n = protocol.max_rows
+    return {"forget": data.forget[:n], "retain": data.retain_eval[: protocol.retain_rows or n],
+            "real_authors": data.real_authors[: protocol.utility_rows or n],
+            "world_facts": data.world_facts[: protocol.utility_rows or n]}
+
+
+def reference_aggregates(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
+    """The target's share of a cell: forget ROUGE-L recall (efficacy's reference) and Model Utility (retain
+    performance's), computed exactly as in the full evaluation (same rows, same greedy generations, same
+    scores of the utility splits) without the forget paraphrase/perturbed answers, the holdout and the
+    token statistics that only the evaluated model's own row needs: about a third of the work."""
+    splits = _protocol_splits(data, protocol)
+    utility = {k: v for k, v in splits.items() if k != "forget"}
+    texts, spans, layout = [], {}, {}
+    for name, rows in utility.items():
+        t, has_para, k = split_texts(rows)
+        spans[name], layout[name] = (len(texts), len(texts) + len(t)), (has_para, k)
+        texts += t
+    res = score_examples(model, [encode_qa(tok, q, a) for q, a in texts], tok.pad_token_id,
+                         batch_size=protocol.batch_size, progress=progress, desc="score")
+    questions = [r.question for rows in splits.values() for r in rows]
+    gens = generate(model, tok, questions, max_new_tokens=protocol.max_new_tokens,
+                    batch_size=protocol.generation_batch_size or protocol.batch_size, progress=progress)
+    logs, at = {}, len(splits["forget"])
+    for name, rows in utility.items():
+        prompts = [format_prompt(tok, r.question) for r in rows]
+        logs[name] = to_log(split_scores(rows, res.take(*spans[name]), *layout[name], prompts, gens[at: at + len(rows)]))
+        at += len(rows)
+    forget_rouge = rouge_l_recall(gens[: len(splits["forget"])], [r.answer for r in splits["forget"]])
+    return {"logs": logs, "aggregates": {**aggregate(logs), "forget_rouge": float(np.mean(forget_rouge))},
+            "reference_only": True}
 
 
 def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
@@ -86,10 +125,7 @@ def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress:
     once for its answer, paraphrase and perturbed answers, and batches stay full across splits; all
     greedy generations are one call too.
     """
-    n = protocol.max_rows
-    splits = {"forget": data.forget[:n], "retain": data.retain_eval[: protocol.retain_rows or n],
-              "real_authors": data.real_authors[: protocol.utility_rows or n],
-              "world_facts": data.world_facts[: protocol.utility_rows or n]}
+    splits = _protocol_splits(data, protocol)
     holdout = data.holdout[: len(splits["forget"])]
     texts, stats, spans, layout = [], [], {}, {}
     for name, rows in splits.items():

@@ -66,14 +66,20 @@ class TROUStepper:
         self.r_max = float("inf")
         self.recent: deque = deque(maxlen=cfg.buffer) if cfg.buffer else deque(maxlen=1)
         self.accepted = self.rejected = 0
+        self._ref_probe_logits: torch.Tensor | None = None
+        self._ref_batch, self._ref_logp = None, None
 
     def forget_loss(self, model, batch) -> torch.Tensor:
         if self.cfg.forget_loss == "grad_ascent":
             return grad_ascent_loss(*answer_logprobs(model, batch))
-        with self.ref.model() as ref_net:  # reference first: no graph is held while it runs
-            logp_ref, _ = answer_logprobs(ref_net, batch)
+        # pi_ref is frozen: its log-probs of this batch are computed once per step and reused by the
+        # radius-growth check below (the same numbers; recomputing them was a wasted forward pass)
+        if self._ref_batch is not batch:
+            with self.ref.model() as ref_net:  # reference first: no graph is held while it runs
+                self._ref_logp, _ = answer_logprobs(ref_net, batch)
+            self._ref_batch = batch
         logp, _ = answer_logprobs(model, batch)
-        return npo_loss(logp, logp_ref, self.cfg.beta)
+        return npo_loss(logp, self._ref_logp, self.cfg.beta)
 
     def update(self, g: torch.Tensor):
         """The optimiser's update u for gradient g, and its would-be state (committed only on acceptance)."""
@@ -85,8 +91,11 @@ class TROUStepper:
 
     def probe_kl(self, model) -> float:
         with torch.no_grad():
-            with self.ref.model() as ref_net:
-                ref_logits = ref_net(input_ids=self.probe["input_ids"], attention_mask=self.probe["attention_mask"]).logits
+            if self._ref_probe_logits is None:  # the probe batch and pi_ref are fixed: one forward for the run
+                with self.ref.model() as ref_net:
+                    self._ref_probe_logits = ref_net(input_ids=self.probe["input_ids"],
+                                                     attention_mask=self.probe["attention_mask"]).logits
+            ref_logits = self._ref_probe_logits
             logits = model(input_ids=self.probe["input_ids"], attention_mask=self.probe["attention_mask"]).logits
         mask = self.probe["labels"][:, 1:] != -100  # KL over the answer positions, as every other score
         return kl_ref_to_policy(ref_logits[:, :-1], logits[:, :-1], mask).item()
