@@ -67,3 +67,12 @@ def test_bench_rejects_bad_choices(option, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", *option])
     assert exc.value.code == 2 and option[1] in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv,tiny", [(["bench"], True), (["bench", "--dry_run"], False),
+                                       (["bench", "--model", "tiny-qwen3", "--dry_run"], True),
+                                       (["bench", "--model", "smollm2-135m"], False), (["models"], False)])
+def test_cli_pins_numerics_for_the_tiny_tier(argv, tiny):
+    from unlearn.cli import parser, uses_tiny_tier
+
+    assert uses_tiny_tier(parser().parse_args(argv)) is tiny
