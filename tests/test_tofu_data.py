@@ -189,3 +189,16 @@ def test_synthetic_full_is_one_list_for_every_split():
     so the tiny tier trains one target for the three splits."""
     fulls = [synthetic_tofu(s, 40).full for s in ("forget01", "forget05", "forget10")]
     assert fulls[0] == fulls[1] == fulls[2]
+
+
+def test_benchmark_says_which_folder_it_passed_over(tmp_path, monkeypatch):
+    from unlearn.benchmarks import TofuBenchmark
+    from unlearn.data.tofu import EMBEDDED
+
+    monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
+    bench = TofuBenchmark("smollm2-135m", data_dir=tmp_path, dry_run=True, device="cpu", progress=False)
+    assert bench.data_place == EMBEDDED and bench.data("forget01").source.startswith("embedded copy")
+    assert any(f"--data-dir={tmp_path}" in n for n in bench.notes)
+    quiet = TofuBenchmark("smollm2-135m", dry_run=True, device="cpu", progress=False)
+    assert not any("passed over" in n for n in quiet.notes)  # nothing given, nothing to report
+    assert TofuBenchmark("tiny-qwen3", device="cpu").data("forget01").source.startswith("synthetic")

@@ -71,10 +71,14 @@ def resolve(args: BenchArgs) -> BenchArgs:
     return args
 
 
-def cell_key(args: BenchArgs, bench: str, split: str, method: str) -> str:
+def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner=None) -> str:
+    """Identity of a finished cell file; ``runner`` (the benchmark object) adds the precision and device
+    that ``auto`` resolved to, so a rerun on other hardware never reuses cells computed another way."""
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
-             "overrides": args.overrides.get(method, {}), "precision": args.precision, "data": args.data}
+             "overrides": args.overrides.get(method, {}), "data": args.data,
+             "precision": runner.precision if runner is not None else args.precision,
+             "device": runner.device if runner is not None else args.device}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
 
@@ -117,7 +121,7 @@ def run_bench(args: BenchArgs, log=print) -> dict:
             grid += [(b, s, m) for m in args.methods]
     with tqdm(total=len(grid), desc="cells", disable=not args.progress) as bar:
         for b, s, m in grid:
-            path = cell_dir / f"{cell_key(args, b, s, m)}.json"
+            path = cell_dir / f"{cell_key(args, b, s, m, benches[b])}.json"
             if path.is_file() and not args.force:
                 log(f"skip {b}/{s}/{m}: finished earlier ({path}); --force recomputes")
                 cells.append(json.loads(path.read_text()))

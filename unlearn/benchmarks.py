@@ -117,6 +117,8 @@ class TofuBenchmark:
         # auto: bf16 only where the hardware runs it natively; the tiny tier stays float32 (its snapshots)
         tiny_default = model == "tiny-qwen3" and precision in (None, "auto")
         self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
+        if profile is not None:  # a caller's own recipe (tests) fixes its precision itself
+            self.precision = "bf16" if profile.protocol.bf16 else "fp32"
         self.profile = profile or profile_for(model, dry_run, max_steps, self.precision)
         if data != "auto":
             self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
@@ -129,8 +131,9 @@ class TofuBenchmark:
         self._data: dict[str, TofuData] = {}
         self._evals: dict[str, dict] = {}
         self.notes: list[str] = [self.profile.note]
-        if self.data_tried and self.data_place is not None:
-            self.notes.append(f"TOFU from {self.data_place} (passed over: {'; '.join(self.data_tried)})")
+        passed_over = [t for t in self.data_tried if "=" in t.split(":")[0]]  # folders without TOFU files
+        if passed_over and self.data_place is not None:
+            self.notes.append(f"TOFU from {self.data_place} (passed over: {'; '.join(passed_over)})")
 
     # -------------------------------------------------------------- data
     def data(self, split: str) -> TofuData:
