@@ -71,14 +71,13 @@ def resolve(args: BenchArgs) -> BenchArgs:
     return args
 
 
-def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner=None) -> str:
-    """Identity of a finished cell file; ``runner`` (the benchmark object) adds the precision and device
+def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> str:
+    """Identity of a finished cell file; ``runner`` (the benchmark object) gives the precision and device
     that ``auto`` resolved to, so a rerun on other hardware never reuses cells computed another way."""
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
              "overrides": args.overrides.get(method, {}), "data": args.data,
-             "precision": runner.precision if runner is not None else args.precision,
-             "device": runner.device if runner is not None else args.device}
+             "precision": runner.precision, "device": runner.device}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
 

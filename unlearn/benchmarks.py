@@ -178,8 +178,9 @@ class TofuBenchmark:
         return lm
 
     # -------------------------------------------------------------- evaluation
-    def evaluate(self, lm: LoadedModel, split: str) -> dict:
-        return evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol, progress=self.progress)
+    def evaluate(self, lm: LoadedModel, split: str, reference_only: bool = False) -> dict:
+        return evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol, progress=self.progress,
+                             reference_only=reference_only)
 
     def reference_eval(self, kind: str, split: str) -> dict:
         """Evaluation of the target or gold model, cached in memory and next to the model on disk."""
@@ -195,9 +196,7 @@ class TofuBenchmark:
             if cache.is_file():
                 self._evals[key] = json.loads(cache.read_text())
             else:
-                lm = self.load(path, adapters=False)
-                result = evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol,
-                                       progress=self.progress, reference_only=reference_only)
+                result = self.evaluate(self.load(path, adapters=False), split, reference_only)
                 tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # xdist workers never share a temp file
                 tmp.write_text(json.dumps(result))
                 tmp.replace(cache)

@@ -90,48 +90,18 @@ def _protocol_splits(data: TofuData, protocol: EvalProtocol) -> dict[str, list[T
             "world_facts": data.world_facts[: protocol.utility_rows or n]}
 
 
-def reference_aggregates(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
-    """The target's share of a cell: forget ROUGE-L recall (efficacy's reference) and Model Utility (retain
-    performance's), computed exactly as in the full evaluation (same rows, same greedy generations, same
-    scores of the utility splits) without the forget paraphrase/perturbed answers, the holdout and the
-    token statistics that only the evaluated model's own row needs: about a third of the work."""
-    splits = _protocol_splits(data, protocol)
-    utility = {k: v for k, v in splits.items() if k != "forget"}
-    texts, spans, layout = [], {}, {}
-    for name, rows in utility.items():
-        t, has_para, k = split_texts(rows)
-        spans[name], layout[name] = (len(texts), len(texts) + len(t)), (has_para, k)
-        texts += t
-    res = score_examples(model, [encode_qa(tok, q, a) for q, a in texts], tok.pad_token_id,
-                         batch_size=protocol.batch_size, progress=progress, desc="score")
-    questions = [r.question for rows in splits.values() for r in rows]
-    gens = generate(model, tok, questions, max_new_tokens=protocol.max_new_tokens,
-                    batch_size=protocol.generation_batch_size or protocol.batch_size, progress=progress)
-    logs, at = {}, len(splits["forget"])
-    for name, rows in utility.items():
-        prompts = [format_prompt(tok, r.question) for r in rows]
-        logs[name] = to_log(split_scores(rows, res.take(*spans[name]), *layout[name], prompts, gens[at: at + len(rows)]))
-        at += len(rows)
-    forget_rouge = rouge_l_recall(gens[: len(splits["forget"])], [r.answer for r in splits["forget"]])
-    return {"logs": logs, "aggregates": {**aggregate(logs), "forget_rouge": float(np.mean(forget_rouge))},
-            "reference_only": True}
-
-
-def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
-    """{"logs": TOFU-format per-split logs, "aggregates": TOFU's numbers (no FQ), "extraction_strength",
-    "mia": AUCs of forget vs holdout, "per_question": ES and MIA scores per row}.
-
-    Every text of every split (and the holdout) is scored in one call, so a question's prompt is computed
-    once for its answer, paraphrase and perturbed answers, and batches stay full across splits; all
-    greedy generations are one call too.
-    """
-    splits = _protocol_splits(data, protocol)
-    holdout = data.holdout[: len(splits["forget"])]
+def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: list[str], protocol: EvalProtocol,
+                        progress: bool, holdout: list[TofuRow] = ()):
+    """Every text of the ``scored`` splits (then the ``holdout`` answers) in one scoring call, so a question's
+    prompt is computed once for its answer, paraphrase and perturbed answers and batches stay full across
+    splits; greedy answers to every split's questions in one generation call. Returns (TOFU logs of the
+    scored splits, the scores, the generations in ``splits`` order, each scored part's span in the scores).
+    Token statistics (Min-K%++, ES) are kept for the forget answers and the holdout."""
     texts, stats, spans, layout = [], [], {}, {}
-    for name, rows in splits.items():
-        t, has_para, k = split_texts(rows)
+    for name in scored:
+        t, has_para, k = split_texts(splits[name])
         spans[name], layout[name] = (len(texts), len(texts) + len(t)), (has_para, k)
-        stats += [name == "forget" and i < len(rows) for i in range(len(t))]  # Min-K%++ and ES: forget answers
+        stats += [name == "forget" and i < len(splits[name]) for i in range(len(t))]
         texts += t
     spans["holdout"] = (len(texts), len(texts) + len(holdout))
     texts += [(r.question, r.answer) for r in holdout]
@@ -141,11 +111,34 @@ def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress:
     questions = [r.question for rows in splits.values() for r in rows]
     gens = generate(model, tok, questions, max_new_tokens=protocol.max_new_tokens,
                     batch_size=protocol.generation_batch_size or protocol.batch_size, progress=progress)
-    logs, at = {}, 0
-    for name, rows in splits.items():
+    starts = dict(zip(splits, np.cumsum([0] + [len(rows) for rows in splits.values()]).tolist()))
+    logs = {}
+    for name in scored:
+        rows, at = splits[name], starts[name]
         prompts = [format_prompt(tok, r.question) for r in rows]
         logs[name] = to_log(split_scores(rows, res.take(*spans[name]), *layout[name], prompts, gens[at: at + len(rows)]))
-        at += len(rows)
+    return logs, res, gens, spans
+
+
+def reference_aggregates(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
+    """The target's share of a cell: forget ROUGE-L recall (efficacy's reference) and Model Utility (retain
+    performance's), computed exactly as in the full evaluation (same rows, same greedy generations, same
+    scores of the utility splits) without the forget paraphrase/perturbed answers, the holdout and the
+    token statistics that only the evaluated model's own row needs: about a third of the work."""
+    splits = _protocol_splits(data, protocol)
+    logs, _, gens, _ = _score_and_generate(model, tok, splits, ["retain", "real_authors", "world_facts"], protocol,
+                                           progress)
+    forget_rouge = rouge_l_recall(gens[: len(splits["forget"])], [r.answer for r in splits["forget"]])
+    return {"logs": logs, "aggregates": {**aggregate(logs), "forget_rouge": float(np.mean(forget_rouge))},
+            "reference_only": True}
+
+
+def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
+    """{"logs": TOFU-format per-split logs, "aggregates": TOFU's numbers (no FQ), "extraction_strength",
+    "mia": AUCs of forget vs holdout, "per_question": ES and MIA scores per row}."""
+    splits = _protocol_splits(data, protocol)
+    holdout = data.holdout[: len(splits["forget"])]
+    logs, res, _, spans = _score_and_generate(model, tok, splits, list(splits), protocol, progress, holdout)
     forget_gt, hold = res.take(spans["forget"][0], spans["forget"][0] + len(splits["forget"])), res.take(*spans["holdout"])
     members = mia_scores(forget_gt, [r.answer for r in splits["forget"]], protocol.mink_k)
     others = mia_scores(hold, [r.answer for r in holdout], protocol.mink_k)

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearn.data import DataError
+from unlearn.data import DataError, resolve_data_dir
 
 SPLIT_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
 QA_PER_AUTHOR = 20
@@ -245,9 +245,7 @@ def find_tofu_source(data_dir: str | Path | None = None, *, hub: bool = True) ->
         if not chosen:
             tried.append(f"{origin}: not set")
             continue
-        path = Path(chosen).expanduser()
-        if not path.is_dir():
-            raise FileNotFoundError(f"data directory {str(path)!r} ({origin}) does not exist or is not a folder")
+        path = resolve_data_dir(chosen)  # a folder that does not exist is an error, not a place to pass over
         if has_local_tofu(path):
             return path, tried
         tried.append(f"{origin}={path}: no tofu/forget01_perturbed.json")
