@@ -134,6 +134,14 @@ def test_dsu_lambda_zero_without_retain_training_is_the_target():
     assert after == pytest.approx(target, abs=1e-3)
 
 
+def test_dsu_respects_max_steps_in_both_phases():
+    lm, data = memorised()
+    cfg = dataclasses.replace(make_config("dsu"), rank=4, forget_epochs=5)  # 5 epochs would be more than 2 steps
+    assert len(data.forget) * 5 > 2 * 8
+    out = run_method("dsu", context(lm, data, steps=2), cfg)
+    assert out.model._dsu_stats == {"forget_steps": 2, "retain_steps": 2}
+
+
 def test_dsu_signed_adapters_equal_merged_weights():
     from unlearn.methods.dsu import FORGET, RETAIN, DSUConfig, activate, attach_adapters, set_signed_scale
 
@@ -229,12 +237,24 @@ def test_trou_steps_respect_radius_and_rejections_restore_exactly():
     stats = stepper(model, batch, None)
     assert stats["accepted"] == 0.0 and all(torch.equal(a, b) for a, b in zip(saved, params))
     assert stepper.t == 0 and torch.count_nonzero(stepper.m) == 0  # optimiser state untouched
-    # a generous delta accepts: the step taken is within the radius in force
-    stepper = TROUStepper(params, TROUConfig(delta=1e9), Reference(model), probe, lr=1e-2)
+    # a generous delta accepts: the step taken is within the radius in force. The first radius is
+    # computed here, independently: r_0 = ||first Adam update|| = lr * ||g / (|g| + eps)|| (bias-corrected
+    # m_hat = g, v_hat = g^2 at t = 1) for g the gradient of the NPO forget loss at the start.
+    from unlearn.methods.losses import npo_loss
+    from unlearn.scoring import answer_logprobs
+
+    lr = 1e-2
+    logp, _ = answer_logprobs(model, batch.forget)
+    g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(npo_loss(logp, logp.detach(), 0.1), params)])
+    r0 = (lr * g / (g.abs() + 1e-8)).norm().item()
+    stepper = TROUStepper(params, TROUConfig(delta=1e9), Reference(model), probe, lr=lr)
+    radius = r0
     for _ in range(3):
-        radius = stepper.radius
         before = torch.cat([p.detach().reshape(-1) for p in params])
         stats = stepper(model, batch, None)
         moved = (torch.cat([p.detach().reshape(-1) for p in params]) - before).norm().item()
         assert stats["accepted"] == 1.0
-        assert moved <= (radius if radius is not None else stats["step_norm"]) * (1 + 1e-4) + 1e-7
+        assert moved <= radius * (1 + 1e-4) + 1e-7
+        # after an accepted step the radius stays or grows by exactly the growth factor
+        assert stepper.radius == pytest.approx(radius) or stepper.radius == pytest.approx(radius * 1.5)
+        radius = stepper.radius

@@ -38,6 +38,30 @@ def test_gradient_inside_retain_span_projects_to_zero(seed, k, d):
     assert project_orthogonal(u, orthonormal_basis(G)).norm() <= 1e-9 * max(1.0, u.norm().item())
 
 
+@settings(max_examples=80, deadline=None)
+@given(vec, st.lists(st.integers(0, 3), min_size=2, max_size=7), st.integers(5, 40))
+def test_projection_orthogonal_for_rank_deficient_retain_gradients(seed, order, d):
+    """Retain gradients that repeat directions (the same micro-batch twice, a scaled copy, in any order,
+    e.g. [g1, g1, g3]): the projected step is still orthogonal to every one of them, and the basis has
+    exactly as many columns as there are distinct directions."""
+    basis, u = _draw(seed, 4, d)
+    scales = torch.rand(len(order), generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64) + 0.5
+    G = basis[order] * scales[:, None]
+    Q = orthonormal_basis(G)
+    assert Q.shape[1] == min(len(set(order)), d)
+    p = project_orthogonal(u, Q)
+    for g in G:
+        assert abs(torch.dot(p, g).item()) <= 1e-9 * max(1.0, g.norm().item() * u.norm().item())
+
+
+def test_duplicated_retain_gradient_keeps_the_other_directions():
+    """The review's counterexample: G = [g1, g1, g3] must protect g3 as well as g1."""
+    g = torch.Generator().manual_seed(0)
+    g1, g3, u = (torch.randn(12, generator=g, dtype=torch.float64) for _ in range(3))
+    p = project_orthogonal(u, orthonormal_basis(torch.stack([g1, g1, g3])))
+    assert abs(torch.dot(p, g1).item()) < 1e-10 and abs(torch.dot(p, g3).item()) < 1e-10
+
+
 def test_zero_retain_gradient_is_dropped():
     G = torch.zeros(2, 5, dtype=torch.float64)
     u = torch.arange(5, dtype=torch.float64)

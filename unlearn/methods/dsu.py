@@ -67,13 +67,16 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     quantised = is_quantised(ctx.lm.model)
     model = attach_adapters(ctx.lm.model, cfg)
     activate(model, [FORGET], trainable=FORGET)
-    history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs, max_steps=None,
+    # E_f epochs, capped by the schedule's max_steps (--max_steps): each phase takes at most that many steps
+    history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs,
                                                                  desc="dsu:forget-adapter"),
                     retain=ctx.forget, loss_fn=nll_loss)  # descent on the forget rows as training rows
     set_signed_scale(model, FORGET, -cfg.lam)
     activate(model, [FORGET, RETAIN], trainable=RETAIN)
+    repair = []
     if cfg.retain_training:
         retain_cfg = dataclasses.replace(ctx.schedule, epochs=1e9, max_steps=len(history), desc="dsu:retain-adapter")
-        train(model, tok.pad_token_id, retain_cfg, retain=ctx.retain, loss_fn=nll_loss)
+        repair = train(model, tok.pad_token_id, retain_cfg, retain=ctx.retain, loss_fn=nll_loss)
     ctx.lm.model = finish(model, quantised)
+    ctx.lm.model._dsu_stats = {"forget_steps": len(history), "retain_steps": len(repair)}
     return ctx.lm

@@ -65,18 +65,21 @@ def kl_ref_to_policy(logits_ref: torch.Tensor, logits: torch.Tensor, mask: torch
 
 
 def orthonormal_basis(G: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
-    """Q (D, r): orthonormal basis of span of the rows of G (k, D); near-zero directions are dropped."""
+    """Q (D, r): orthonormal basis of the span of the rows of G (k, D), r = numerical rank of G.
+
+    Rank-revealing: the left singular vectors of G^T whose singular values exceed ``rel_tol`` times the
+    largest. (An unpivoted QR that drops columns with a small R diagonal loses directions when rows are
+    linearly dependent: G = [g1, g1, g3] kept only span(g1), so the projected step was not orthogonal to
+    g3.) A thin SVD of (D, k) costs O(D k^2), k being a handful of retain micro-batches.
+    """
     if G.numel() == 0 or G.shape[0] == 0:
         return G.new_zeros((G.shape[-1], 0))
     Gd = G.double()
-    norms = Gd.norm(dim=1)
-    keep = norms > rel_tol * norms.max().clamp_min(1e-300)
-    if not keep.any():
+    U, S, _ = torch.linalg.svd(Gd.T, full_matrices=False)  # (D, k), (k,)
+    if S.numel() == 0 or S.max() <= 0:
         return G.new_zeros((G.shape[1], 0))
-    Q, R = torch.linalg.qr(Gd[keep].T)  # (D, k)
-    diag = R.diagonal().abs()
-    good = diag > rel_tol * diag.max()
-    return Q[:, good].to(G.dtype)
+    good = S > rel_tol * S.max()
+    return U[:, good].to(G.dtype)
 
 
 def project_orthogonal(u: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
