@@ -38,6 +38,8 @@ class BenchArgs:
     device: str = "auto"  # auto: CUDA when present, else CPU
     precision: str = "auto"  # auto: bf16 where the hardware has it natively, else fp32
     data: str = "auto"  # auto | real | synthetic
+    protocol: str | None = None  # full | reduced; None: reduced for the dry run, full otherwise
+    compat: str = "tofu"  # evaluation conventions: tofu | open-unlearning
     seed: int = 0
     force: bool = False
     overrides: dict = field(default_factory=dict)
@@ -77,7 +79,8 @@ def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> st
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
              "overrides": args.overrides.get(method, {}), "data": args.data,
-             "precision": runner.precision, "device": runner.device}
+             "precision": runner.precision, "device": runner.device,
+             "protocol": runner.profile.protocol.name, "compat": runner.profile.protocol.compat}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
 
@@ -113,7 +116,8 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     for b in args.benchmarks:
         bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
                                   dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress,
-                                  profile=args.profile, precision=args.precision, data=args.data)
+                                  profile=args.profile, precision=args.precision, data=args.data,
+                                  protocol=args.protocol, compat=args.compat)
         benches[b] = bench
         protocol = bench.profile.protocol.describe()
         for s in args.splits or (["forget01"] if args.dry_run else list(bench.splits)):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from unlearn.data.tofu import TofuData, find_tofu_source, load_tofu, synthetic_tofu
-from unlearn.evaluate import EvalProtocol, evaluate_tofu
+from unlearn.evaluate import PROTOCOL_NAMES, EvalProtocol, evaluate_tofu, protocol_preset
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
 from unlearn.methods import UnlearnContext, get_method, make_config
 from unlearn.models import LoadedModel, LoraSpec, load_model
@@ -48,25 +48,31 @@ class Profile:
     target_eval: str = "full"
 
 
-def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32") -> Profile:
-    """Recipes per model; documented in the README. ``max_steps`` caps unlearning steps; ``precision``
-    (fp32 or bf16, already resolved from the hardware) sets autocast for training and evaluation of the
-    real-model profiles; the tiny tier is float32 unless bf16 is asked for explicitly."""
+def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32", protocol: str | None = None,
+                compat: str = "tofu") -> Profile:
+    """Recipes per model; documented in the README. ``protocol``: ``reduced`` (the dry run's default) or
+    ``full`` (the published one; the default otherwise) for real models; the tiny tier has its own.
+    ``max_steps`` caps unlearning steps; ``precision`` (fp32 or bf16, already resolved from the hardware)
+    sets autocast for training and evaluation of the real-model profiles (full protocol: scores stay
+    float32); the tiny tier is float32 unless bf16 is asked for explicitly. ``compat``: evaluation
+    conventions (``tofu`` or ``open-unlearning``)."""
+    protocol = protocol or ("reduced" if dry_run else "full")
+    if protocol not in PROTOCOL_NAMES:
+        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOL_NAMES)}")
     mp, bf16 = ("bf16", True) if precision == "bf16" else ("no", False)
     if model == "tiny-qwen3":
         p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
                     unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                     protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
-    elif dry_run or model == "smollm2-135m":
+    elif protocol == "reduced":
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
         # forget authors (measured: forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s).
         p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01,
                                        mixed_precision=mp, desc="target"),
                     unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=8, mixed_precision=mp, desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32),
-                    protocol=EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20,
-                                          generation_batch_size=80, bf16=bf16),
+                    protocol=protocol_preset("reduced", compat, bf16),
                     real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
                     target_eval="reference",
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
@@ -76,12 +82,14 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
         p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01,
                                        mixed_precision=mp, desc="target"),
                     unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
-                    lora=LoraSpec(r=16, alpha=32), protocol=EvalProtocol(bf16=bf16), target_eval="reference",
-                    note=f"full TOFU protocol ({precision})")
+                    lora=LoraSpec(r=16, alpha=32), protocol=protocol_preset("full", compat, bf16), target_eval="reference",
+                    note=f"full TOFU protocol ({precision}; scores in fp32)")
+    if model == "tiny-qwen3" and compat != "tofu":
+        p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, compat=compat))
     if model == "tiny-qwen3" and bf16:
         p = dataclasses.replace(p, target=dataclasses.replace(p.target, mixed_precision=mp),
                                 unlearn=dataclasses.replace(p.unlearn, mixed_precision=mp),
-                                protocol=dataclasses.replace(p.protocol, bf16=True))
+                                protocol=dataclasses.replace(p.protocol, bf16=True, score_bf16=True))
     if max_steps is not None:
         p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
     return p
@@ -109,7 +117,7 @@ class TofuBenchmark:
     def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
                  dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
                  profile: Profile | None = None, precision: str = "auto", data: str = "auto",
-                 target_eval: str | None = None):
+                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu"):
         if data not in DATA_CHOICES:
             raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
         self.model, self.quant, self.seed = model, quant, seed
@@ -119,7 +127,7 @@ class TofuBenchmark:
         self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
         if profile is not None:  # a caller's own recipe (tests) fixes its precision itself
             self.precision = "bf16" if profile.protocol.bf16 else "fp32"
-        self.profile = profile or profile_for(model, dry_run, max_steps, self.precision)
+        self.profile = profile or profile_for(model, dry_run, max_steps, self.precision, protocol, compat)
         if data != "auto":
             self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
         if target_eval is not None:
@@ -237,7 +245,8 @@ class TofuBenchmark:
                 "method_config": dataclasses.asdict(cfg), "per_question": {**result["per_question"], "logs": result["logs"]},
                 "model": {"name": self.model, "quant": self.quant, "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
-                "data": self.identity(split), "protocol": self.profile.protocol.describe(), "notes": list(dict.fromkeys(self.notes)),
+                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
+                "protocol_name": self.profile.protocol.name, "compat": self.profile.protocol.compat, "notes": list(dict.fromkeys(self.notes)),
                 "unlearn_schedule": {k: v for k, v in dataclasses.asdict(self.profile.unlearn).items() if k not in ("progress", "desc")},
                 "target_eval": self.profile.target_eval, "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}

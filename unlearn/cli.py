@@ -1,4 +1,4 @@
-"""Command line: ``unlearn {models,methods,bench,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
+"""Command line: ``unlearn {models,methods,eval,bench,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,22 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from unlearn.eval_job import format_metrics, run_eval, write_eval
+
+    result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
+                      compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
+                      data_dir=args.data_dir, max_rows=args.max_rows, progress=not args.json)
+    written = write_eval(result, args.logs) if args.logs else []
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k not in ("logs", "per_question")}, indent=1))
+    else:
+        print(format_metrics(result))
+        if written:
+            print("wrote " + ", ".join(str(p) for p in written) + " and TOFU-format logs")
+    return 0
+
+
 def cmd_bench(args) -> int:
     from unlearn.bench import BenchArgs, run_bench
     from unlearn.methods import parse_overrides
@@ -61,11 +77,26 @@ def cmd_bench(args) -> int:
                         model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                         output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
                         force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
-                        data=args.data))
+                        data=args.data, protocol=args.protocol, compat=args.compat))
     return 0
 
 
 DEVICE_HELP = "auto (default: CUDA when present, else CPU), cpu, cuda or cuda:N"
+
+
+PRECISION_HELP = ("auto (default): bf16 autocast only where the hardware runs bf16 natively (CUDA, AMX or AVX512-BF16 "
+                  "CPUs), else fp32; the full protocol scores in fp32 either way; the tiny tier stays fp32 unless bf16 "
+                  "is asked for")
+
+
+def add_protocol_args(p, default: str | None) -> None:
+    p.add_argument("--protocol", choices=["full", "reduced"], default=default,
+                   help="full: the published protocol (300 rows, 200 new tokens, target trained on the real retain "
+                        "split); reduced: the CPU dry run's (40/10/10/10 rows, 48 tokens)"
+                        + ("" if default else "; default: reduced for --dry_run, full otherwise"))
+    p.add_argument("--compat", choices=["tofu", "open-unlearning"], default="tofu",
+                   help="metric conventions: tofu (TOFU's definitions; default) or open-unlearning (its scored span, "
+                        "attention mask, rows, ES and Min-K details; README: comparing with other tools)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -85,6 +116,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--max-new-tokens", type=int, default=32)
     s.set_defaults(fn=cmd_score)
+    e = sub.add_parser("eval", help="evaluate a model on a benchmark split without unlearning")
+    e.add_argument("--benchmark", default="tofu", choices=["tofu"])
+    e.add_argument("--split", default="forget01")
+    e.add_argument("--model", default="smollm2-135m", help="preset, hub id or folder")
+    e.add_argument("--adapter", help="LoRA adapter folder (PEFT) applied on top of --model")
+    e.add_argument("--quant", choices=["4bit"], default=None)
+    add_protocol_args(e, default="full")
+    e.add_argument("--max-rows", "--max_rows", dest="max_rows", type=int, default=None,
+                   help="score only the first N rows of every split (a quick look; not a published number)")
+    e.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
+    e.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    e.add_argument("--logs", metavar="DIR", help="write TOFU-format logs and eval_summary.json there (open-unlearning "
+                                                 "conventions: also its TOFU_EVAL.json / TOFU_SUMMARY.json)")
+    e.add_argument("--json", action="store_true", help="print the result as JSON (no progress bars)")
+    e.set_defaults(fn=cmd_eval)
     b = sub.add_parser("bench", help="run the benchmark grid and write outputs/")
     b.add_argument("--benchmarks", default="tofu", help="comma-separated (registered: tofu)")
     b.add_argument("--methods", help="comma-separated; default all (dry run: finetune,grad_ascent,dsu,iwap,trou)")
@@ -96,9 +143,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--output_dir", "--output-dir", default="outputs")
     b.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
     b.add_argument("--device", default="auto", help=DEVICE_HELP)
-    b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto (default): bf16 autocast only where the hardware runs bf16 natively (CUDA, AMX or "
-                        "AVX512-BF16 CPUs), else fp32; the tiny tier stays fp32 unless bf16 is asked for")
+    b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    add_protocol_args(b, default=None)
     b.add_argument("--data", choices=["auto", "real", "synthetic"], default="auto",
                    help="auto (default): real TOFU (--data-dir, $UNLEARN_DATA_DIR, the embedded copy, the hub in "
                         "that order) for real models, synthetic authors for tiny-qwen3")

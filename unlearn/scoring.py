@@ -39,8 +39,22 @@ def _prompt_ids(tokenizer, prompt: str) -> list[int]:
     return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
 
 
-def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512) -> Example:
-    """Prompt and answer are tokenized separately, so the scored span is exactly the answer + EOS."""
+STYLES = ("tofu", "open-unlearning")
+
+
+def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512, style: str = "tofu") -> Example:
+    """Prompt and scored continuation of one QA pair.
+
+    ``tofu`` (default, TOFU's definition): the prompt and the answer are tokenized separately, so the
+    scored span is exactly the answer + one EOS. ``open-unlearning``: what open-unlearning scores, the
+    whole templated conversation with EOS appended when it does not already end in one, minus the
+    templated prompt (with a chat template like SmolLM2's: answer + ``<|im_end|>`` + ``\n`` + ``<|im_end|>``);
+    no truncation, as there.
+    """
+    if style == "open-unlearning":
+        return _encode_open_unlearning(tokenizer, question, answer)
+    if style != "tofu":
+        raise ValueError(f"unknown scoring style {style!r}; valid: {', '.join(STYLES)}")
     prompt_ids = _prompt_ids(tokenizer, format_prompt(tokenizer, question))
     # The plain format ends with "Answer:"; the separating space belongs to the answer (BPE convention).
     text = answer if getattr(tokenizer, "chat_template", None) else " " + answer
@@ -51,6 +65,45 @@ def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512) -> E
         prompt_ids = prompt_ids[cut:]
         answer_ids = answer_ids[: max_length - len(prompt_ids)]
     return Example(tuple(prompt_ids), tuple(answer_ids))
+
+
+def _open_unlearning_prompt(tokenizer, question: str) -> list[int]:
+    if not getattr(tokenizer, "chat_template", None):
+        return tokenizer(PLAIN_TEMPLATE.format(q=question))["input_ids"]
+    return _ids(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=True,
+                                              add_generation_prompt=True, enable_thinking=False))
+
+
+def _encode_open_unlearning(tokenizer, question: str, answer: str) -> Example:
+    prompt = _open_unlearning_prompt(tokenizer, question)
+    if not getattr(tokenizer, "chat_template", None):
+        full = tokenizer(PLAIN_TEMPLATE.format(q=question) + " " + answer)["input_ids"]
+    else:
+        chat = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        full = _ids(tokenizer.apply_chat_template(chat, tokenize=True, enable_thinking=False))
+    if full[-1] != tokenizer.eos_token_id:
+        full = full + [tokenizer.eos_token_id]
+    if tuple(full[: len(prompt)]) != tuple(prompt):
+        raise ValueError(f"the templated prompt is not a token prefix of the conversation for {question[:60]!r}; "
+                         "open-unlearning's scored span is undefined for this tokenizer")
+    return Example(tuple(prompt), tuple(full[len(prompt):]))
+
+
+# transformers 4.x ``clean_up_tokenization_spaces=True`` (5.x ignores the flag for BPE tokenizers), in order
+_CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
+             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
+
+
+def clean_up_tokenization(text: str) -> str:
+    """Remove the spaces before punctuation and English contractions, as open-unlearning's decoding did."""
+    for a, b in _CLEAN_UP:
+        text = text.replace(a, b)
+    return text
+
+
+def _ids(out) -> list[int]:
+    """apply_chat_template(tokenize=True) returns a list, or a BatchEncoding in recent transformers."""
+    return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
 def pad_sequences(seqs, pad_id: int, *, left: bool = False, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,10 +119,15 @@ def pad_sequences(seqs, pad_id: int, *, left: bool = False, device=None) -> tupl
     return ids.to(device), mask.to(device)
 
 
-def collate(examples: list[Example], pad_id: int, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def collate(examples: list[Example], pad_id: int, device: str | torch.device = "cpu",
+            hide_token: int | None = None) -> dict[str, torch.Tensor]:
     """Right-padded batch; labels are IGNORE on prompt and padding. Causal attention means real tokens
-    never see the (trailing) padding, so a row scores the same alone or in a batch."""
+    never see the (trailing) padding, so a row scores the same alone or in a batch. ``hide_token``: every
+    token with this id is also masked out of attention (open-unlearning's collator masks ``ids != pad``,
+    which hides every EOS when pad = EOS); positions are unaffected."""
     ids, mask = pad_sequences([e.prompt_ids + e.answer_ids for e in examples], pad_id)
+    if hide_token is not None:
+        mask = mask * (ids != hide_token)
     labels = torch.full_like(ids, IGNORE)
     for i, e in enumerate(examples):
         labels[i, len(e.prompt_ids): len(e)] = torch.tensor(e.answer_ids)
@@ -173,7 +231,8 @@ def _cache_argument(body) -> str:
     return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
 
 
-def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]], pad_id: int, device):
+def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]], pad_id: int, device,
+                         hide_token: int | None = None):
     """``answer_logits`` for groups of examples that share a prompt: each prompt runs once (left-padded,
     with its KV cache), the cache is repeated for the group's answers, and the answers run on top of it.
 
@@ -181,19 +240,22 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     rows follow the groups' order, and a row's positions are contiguous in the N dimension.
     Positions match the unshared layout exactly: the prompt's real tokens sit at 0..p-1 and its answer at
     p..p+a-1, so a row's score equals ``answer_logits`` on prompt+answer (up to float rounding).
+    ``hide_token`` as in ``collate``: such tokens keep their positions but are masked out of attention.
     """
     body, head = _body_and_head(model)
     prompts = [examples[g[0]].prompt_ids for g in groups]
     order = [i for g in groups for i in g]
     owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
     ids, pmask = pad_sequences(prompts, pad_id, left=True, device=device)
-    out = body(input_ids=ids, attention_mask=pmask, position_ids=(pmask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
+    pattend = pmask if hide_token is None else pmask * (ids != hide_token)
+    out = body(input_ids=ids, attention_mask=pattend, position_ids=(pmask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
     cache = getattr(out, "cache", None) or out.past_key_values
     last = out.last_hidden_state[:, -1]  # left padding: the last column is real
     cache.reorder_cache(owner)  # (G, ...) -> one copy per answer row
     aids, amask = pad_sequences([examples[i].answer_ids for i in order], pad_id, device=device)
+    aattend = amask if hide_token is None else amask * (aids != hide_token)
     positions = pmask.sum(-1)[owner][:, None] + torch.arange(aids.shape[1], device=device)
-    hidden = body(input_ids=aids, attention_mask=torch.cat([pmask[owner], amask], 1), position_ids=positions,
+    hidden = body(input_ids=aids, attention_mask=torch.cat([pattend[owner], aattend], 1), position_ids=positions,
                   use_cache=True, **{_cache_argument(body): cache}).last_hidden_state
     # answer token t is predicted by the hidden state before it: the prompt's last one for t = 0
     pred = torch.cat([last[owner][:, None], hidden[:, :-1]], 1)
@@ -204,13 +266,15 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
 @torch.no_grad()
 def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: int = 16,
                    token_stats: bool | list[bool] = False, share_prompts: bool = True,
-                   device: str | torch.device | None = None, progress: bool = False, desc: str = "score") -> ScoreResult:
+                   device: str | torch.device | None = None, progress: bool = False, desc: str = "score",
+                   hide_token: int | None = None) -> ScoreResult:
     """Score many examples in batches; the logits live for one batch only.
 
     Examples that share a prompt (a question's answer, paraphrase and perturbed answers) are scored on one
     computation of the prompt (``shared_prompt_logits``); otherwise batches are length-sorted rows.
     ``token_stats`` (for all examples, or a flag per example) also keeps per-token log-probs, greedy hits
-    and the next-token distribution's mean mu_t and std sigma_t of log p (Min-K%++).
+    and the next-token distribution's mean mu_t and std sigma_t of log p (Min-K%++). ``hide_token``: see
+    ``collate`` (open-unlearning compatibility only).
     """
     device = device or next(model.parameters()).device
     n = len(examples)
@@ -230,11 +294,12 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     def batches():
         if shared:
             for batch_groups in groups:
-                *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device)
+                *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device, hide_token)
                 yield idx, out
         else:
             for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
-                logits, targets, rows, mask = answer_logits(model, collate([examples[i] for i in idx], pad_id, device))
+                batch = collate([examples[i] for i in idx], pad_id, device, hide_token)
+                logits, targets, rows, mask = answer_logits(model, batch)
                 yield idx, (logits, targets, rows, mask.sum(-1))
 
     n_batches = len(groups) if shared else -(-n // batch_size)
@@ -277,21 +342,32 @@ def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> Score
 
 @torch.no_grad()
 def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
-             device: str | torch.device | None = None, progress: bool = False) -> list[str]:
-    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each."""
+             device: str | torch.device | None = None, progress: bool = False, style: str = "tofu") -> list[str]:
+    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each.
+
+    ``open-unlearning`` style reproduces that tool's generation: batches in the given order (not sorted by
+    length), every pad-id token masked out of attention (so with pad = EOS the template's EOS tokens too;
+    ``generate`` then derives position ids from that mask), decoded with ``clean_up_tokenization_spaces``.
+    """
     device = device or next(model.parameters()).device
-    prompts = [_prompt_ids(tokenizer, format_prompt(tokenizer, q)) for q in questions]
+    ou = style == "open-unlearning"
+    prompts = [_open_unlearning_prompt(tokenizer, q) if ou else _prompt_ids(tokenizer, format_prompt(tokenizer, q))
+               for q in questions]
     outputs: list[str] = [""] * len(prompts)
     was_training = model.training
     model.eval()
-    for idx in tqdm(_length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size), desc="generate",
-                    disable=not progress, leave=False):
+    order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if ou
+             else _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
+    for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
         ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
+        if ou:
+            mask = mask * (ids != tokenizer.pad_token_id)
         width = ids.shape[1]
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
         for row, i in enumerate(idx):
-            outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
+            text = tokenizer.decode(out[row, width:], skip_special_tokens=True)
+            outputs[i] = (clean_up_tokenization(text) if ou else text).strip()
     model.train(was_training)
     return outputs

@@ -62,9 +62,10 @@ def rouge_l_recall(generations: list[str], answers: list[str]) -> np.ndarray:
     return np.array([scorer.score(a, g)["rougeL"].recall for g, a in zip(generations, answers)])
 
 
-def extraction_strength(token_correct: list[np.ndarray]) -> np.ndarray:
+def extraction_strength(token_correct: list[np.ndarray], floor_one_token: bool = False) -> np.ndarray:
     """ES = 1 - k*/|y|, k* the shortest teacher-forced prefix after which every remaining answer token is
-    the model's greedy (argmax) prediction; 1 = the whole answer is extracted, 0 = not even its last token."""
+    the model's greedy (argmax) prediction; 1 = the whole answer is extracted, 0 = not even its last token.
+    ``floor_one_token``: open-unlearning's loop never looks past k = |y| - 1, so its ES is at least 1/|y|."""
     out = []
     for hits in token_correct:
         hits = np.asarray(hits, bool)
@@ -72,6 +73,8 @@ def extraction_strength(token_correct: list[np.ndarray]) -> np.ndarray:
         k = n
         while k > 0 and hits[k - 1]:
             k -= 1
+        if floor_one_token:
+            k = min(k, max(n - 1, 0))
         out.append(1 - k / n if n else 0.0)
     return np.array(out)
 

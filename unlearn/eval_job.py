@@ -1,0 +1,186 @@
+"""``unlearn eval``: evaluate any model (preset, folder, hub id, optionally with a LoRA adapter folder) on
+a benchmark split without unlearning; TOFU-format logs, and open-unlearning's per-question format when
+its conventions are used (so the two tools' outputs can be diffed row by row)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from unlearn.metrics.tofu import prob, truth_ratio_score, write_log_dir
+
+SUMMARY_FILE = "eval_summary.json"
+OU_EVAL_FILE, OU_SUMMARY_FILE = "TOFU_EVAL.json", "TOFU_SUMMARY.json"
+OU_PREFIX = {"forget": "forget", "retain": "retain", "real_authors": "ra", "world_facts": "wf"}
+
+
+def load_for_eval(model: str, *, adapter: str | None = None, quant: str | None = None, device: str = "cpu"):
+    """The model to evaluate: a preset, folder or hub id, with a LoRA adapter folder on top if given
+    (merged into full-precision weights; kept as an adapter on a 4-bit base)."""
+    from unlearn.benchmarks import merged_for_evaluation
+    from unlearn.models import load_model
+
+    lm = load_model(model, quant=quant, device=device)
+    if adapter:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"--adapter {adapter}: no adapter_config.json there (a PEFT LoRA folder is expected)")
+        lm.model = PeftModel.from_pretrained(lm.model, adapter)
+        lm = merged_for_evaluation(lm)
+    return lm
+
+
+def run_eval(benchmark: str = "tofu", split: str = "forget01", model: str = "smollm2-135m", *, adapter: str | None = None,
+             protocol: str = "full", compat: str = "tofu", precision: str = "auto", device: str = "auto",
+             quant: str | None = None, data_dir: str | None = None, max_rows: int | None = None,
+             progress: bool = True, eval_protocol=None) -> dict:
+    """Evaluate without unlearning. ``max_rows`` caps every split (a quick look); ``eval_protocol`` (an
+    ``EvalProtocol``) replaces the named protocol entirely (tests)."""
+    from unlearn.data.tofu import find_tofu_source, load_tofu
+    from unlearn.evaluate import evaluate_tofu, protocol_preset
+    from unlearn.numerics import numerics_info, resolve_device, resolve_precision
+
+    if benchmark != "tofu":
+        raise ValueError(f"unlearn eval supports the benchmark 'tofu' so far, not {benchmark!r}")
+    dev = resolve_device(device)
+    prec = resolve_precision(precision, dev)
+    proto = eval_protocol or protocol_preset(protocol, compat, bf16=prec == "bf16")
+    if max_rows is not None:
+        proto = dataclasses.replace(proto, max_rows=max_rows, retain_rows=max_rows, utility_rows=max_rows)
+    place, _ = find_tofu_source(data_dir)
+    data = load_tofu(split, place)
+    start = time.time()
+    lm = load_for_eval(model, adapter=adapter, quant=quant, device=dev)
+    loaded = time.time()
+    result = evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=progress)
+    metrics = {**result["aggregates"], "extraction_strength": result["extraction_strength"],
+               **{f"mia_{k}": v for k, v in result["mia"].items()}}
+    return {"benchmark": benchmark, "split": split, "model": model, "adapter": adapter, "quant": quant,
+            "protocol": proto.describe(), "protocol_name": proto.name, "compat": proto.compat,
+            "eval_protocol": dataclasses.asdict(proto), "precision": "bf16" if proto.bf16 else "fp32",
+            "score_precision": "bf16" if proto.score_bf16 else "fp32", "device": dev, "numerics": numerics_info(dev),
+            "data": data.source, "metrics": metrics, "per_question": result["per_question"], "logs": result["logs"],
+            "load_s": round(loaded - start, 1), "wall_s": round(time.time() - loaded, 1)}
+
+
+def write_eval(result: dict, folder: str | Path) -> list[Path]:
+    """TOFU-format logs + a summary; with open-unlearning conventions also that tool's two files."""
+    folder = Path(folder)
+    write_log_dir(result["logs"], folder)
+    summary = {k: v for k, v in result.items() if k not in ("logs", "per_question")}
+    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
+    paths = [folder / SUMMARY_FILE]
+    if result["compat"] == "open-unlearning":
+        per_q, agg = to_open_unlearning(result)
+        (folder / OU_EVAL_FILE).write_text(json.dumps(per_q, indent=1))
+        (folder / OU_SUMMARY_FILE).write_text(json.dumps(agg, indent=1))
+        paths += [folder / OU_EVAL_FILE, folder / OU_SUMMARY_FILE]
+    return paths
+
+
+def _col(log: dict, key: str) -> list:
+    return [log[key][k] for k in sorted(log[key], key=int)]
+
+
+def _entry(values: list[dict], agg: float) -> dict:
+    return {"agg_value": agg, "value_by_index": {str(i): v for i, v in enumerate(values)}}
+
+
+def to_open_unlearning(result: dict) -> tuple[dict, dict]:
+    """(per-question dict shaped like open-unlearning's TOFU_EVAL.json, its TOFU_SUMMARY.json aggregates).
+
+    Its orientation is kept: Min-K scores are -(mean of the lowest k log-probs), and the MIA AUC takes the
+    holdout as the positive class (the same number as ours, members scoring higher)."""
+    out: dict = {}
+    logs = result["logs"]
+    for split, log in logs.items():
+        p = OU_PREFIX[split]
+        avg = np.array(_col(log, "avg_gt_loss"), float)
+        pert = np.array(_col(log, "average_perturb_loss"), float)
+        R = np.array(_col(log, "truth_ratio"), float)
+        out[f"{p}_Q_A_Prob"] = _entry([{"prob": float(prob(a)), "avg_loss": float(a)} for a in avg], float(prob(avg).mean()))
+        out[f"{p}_Q_A_PERT_Prob"] = _entry([{"prob": prob(r).tolist(), "avg_loss": r.tolist()} for r in pert],
+                                           float(prob(pert).mean()))
+        if split in ("forget", "retain"):
+            para = np.array(_col(log, "avg_paraphrased_loss"), float)
+            out[f"{p}_Q_A_PARA_Prob"] = _entry([{"prob": float(prob(a)), "avg_loss": float(a)} for a in para],
+                                               float(prob(para).mean()))
+        else:
+            norm = prob(avg) / (prob(avg) + prob(pert).sum(-1))
+            out[f"{p}_Q_A_Prob_normalised"] = _entry([{"prob": float(x)} for x in norm], float(norm.mean()))
+        gens = _col(log, "generated_text")
+        rouge = _col(log, "rougeL_recall")
+        out[f"{p}_Q_A_ROUGE"] = _entry([{"rougeL_recall": r, "input": g[0], "generation": g[1], "ground_truth": g[2]}
+                                        for r, g in zip(rouge, gens)], float(np.mean(rouge)))
+        name = "forget_truth_ratio" if split == "forget" else f"{p}_Truth_Ratio"
+        out[name] = _entry([{"score": float(r)} for r in R], truth_ratio_score(R, split == "forget"))
+    pq = result["per_question"]
+    es = pq["forget_extraction_strength"]
+    out["extraction_strength"] = _entry([{"score": float(x)} for x in es], float(np.mean(es)))
+    forget_mk = [-x for x in pq["mia_forget"]["min_k"]]
+    hold_mk = [-x for x in pq["mia_holdout"]["min_k"]]
+    auc = result["metrics"]["mia_min_k_auc"]
+    out["mia_min_k"] = {"forget": _entry([{"score": x} for x in forget_mk], float(np.mean(forget_mk))),
+                        "holdout": _entry([{"score": x} for x in hold_mk], float(np.mean(hold_mk))),
+                        "auc": auc, "agg_value": auc}
+    m = result["metrics"]
+    summary = {"extraction_strength": m["extraction_strength"], "forget_Q_A_Prob": m.get("forget_prob"),
+               "forget_Q_A_ROUGE": m.get("forget_rouge"), "forget_truth_ratio": m.get("forget_truth_ratio"),
+               "model_utility": m.get("model_utility")}
+    if "model_utility" in m:
+        out["model_utility"] = {"agg_value": m["model_utility"]}
+    return out, summary
+
+
+def format_metrics(result: dict) -> str:
+    lines = [f"{result['benchmark']} {result['split']} | {result['model']}" + (f" + {result['adapter']}" if result["adapter"] else ""),
+             f"protocol: {result['protocol']}", f"data: {result['data']} | device: {result['device']}"]
+    lines += [f"  {k:28s} {v:.6g}" for k, v in result["metrics"].items()]
+    lines.append(f"wall time: {result['wall_s']:.1f} s evaluating (+{result['load_s']:.1f} s loading)")
+    return "\n".join(lines)
+
+
+def _scalars(entry: dict) -> dict[str, dict[str, float]]:
+    """{value name: {row: number}} of one open-unlearning metric entry (lists flattened per element)."""
+    out: dict[str, dict[str, float]] = {}
+    for row, v in entry.get("value_by_index", {}).items():
+        for name, x in v.items():
+            if isinstance(x, (int, float)):
+                out.setdefault(name, {})[row] = float(x)
+            elif isinstance(x, list) and all(isinstance(e, (int, float)) for e in x):
+                for j, e in enumerate(x):
+                    out.setdefault(name, {})[f"{row}.{j}"] = float(e)
+    return out
+
+
+def diff_open_unlearning(ours: dict, reference: dict) -> dict:
+    """Per metric and value: the largest absolute difference over the rows both files hold (and which
+    row), plus how many greedy generations differ; rows only one file has are ignored."""
+    report: dict = {"values": {}, "generations_differ": [], "rows_compared": 0}
+    for metric, entry in ours.items():
+        ref = reference.get(metric)
+        if not isinstance(entry, dict) or not isinstance(ref, dict):
+            continue
+        pairs = [(metric, entry, ref)] if "value_by_index" in entry else \
+            [(f"{metric}.{k}", entry[k], ref[k]) for k in ("forget", "holdout") if k in entry and k in ref]
+        for name, e, r in pairs:
+            mine, theirs = _scalars(e), _scalars(r)
+            for value, rows in mine.items():
+                common = [k for k in rows if k in theirs.get(value, {})]
+                if not common:
+                    continue
+                worst = max(common, key=lambda k: abs(rows[k] - theirs[value][k]))
+                report["values"][f"{name}.{value}"] = {"max_abs_diff": abs(rows[worst] - theirs[value][worst]),
+                                                       "row": worst, "rows": len(common)}
+            if name.endswith("_ROUGE"):
+                for row, v in e["value_by_index"].items():
+                    other = r["value_by_index"].get(row)
+                    report["rows_compared"] += other is not None
+                    if other is not None and v.get("generation") != other.get("generation"):
+                        report["generations_differ"].append(f"{name}[{row}]")
+    return report
