@@ -10,7 +10,10 @@ AT_LEAST, AT_MOST = ">=", "<="
 
 # method -> [(summary or metric name, direction, threshold)]
 TOFU_EXPECTATIONS = {
-    "retrain": [("forget_efficacy", AT_LEAST, 1.0), ("forget_quality", AT_LEAST, 0.999)],  # gold by construction
+    # The gold row is the retain-only model's own evaluation, so efficacy 1 and FQ 1 hold by construction and
+    # prove nothing; what can fail is whether it is a real retrain: it keeps the target's utility, and it does
+    # not know the forget authors the target memorised (target: ROUGE ~0.98, Min-K%++ AUC ~0.997).
+    "retrain": [("retain_performance", AT_LEAST, 0.9), ("forget_rouge", AT_MOST, 0.85), ("mia_auc", AT_MOST, 0.9)],
     "finetune": [("forget_efficacy", AT_MOST, 0.2), ("retain_performance", AT_LEAST, 0.9)],  # must not forget
     "grad_ascent": [("forget_efficacy", AT_LEAST, 0.5)],  # forgets; utility damage is expected, not bounded
     "grad_diff": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],

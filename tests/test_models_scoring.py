@@ -1,5 +1,6 @@
 """Model loading, the reference policy, and batched padding-safe scoring and generation."""
 
+import dataclasses
 import importlib.util
 
 import numpy as np
@@ -186,3 +187,24 @@ def test_reference_only_evaluation_gives_the_full_evaluations_summary_inputs():
     assert "forget" not in ref["logs"] and "mia" not in ref and ref["reference_only"]
     for split in ("retain", "real_authors", "world_facts"):
         assert ref["logs"][split]["generated_text"] == full["logs"][split]["generated_text"]
+
+
+def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
+    """--precision bf16 under the full protocol: generation may use bf16, but every Prob and truth ratio
+    is the float32 one (bf16 autocast moves them by ~1e-2); the reduced protocol scores in bf16."""
+    from tests.helpers import memorised
+    from unlearn.evaluate import evaluate_tofu, protocol_preset
+
+    lm, data = memorised()
+    kw = dict(max_rows=4, retain_rows=4, utility_rows=2, max_new_tokens=1, batch_size=8)
+    fp32 = dataclasses.replace(protocol_preset("full"), **kw)
+    bf16 = dataclasses.replace(protocol_preset("full", bf16=True), **kw)
+    reduced = dataclasses.replace(protocol_preset("reduced", bf16=True), **kw)
+    assert bf16.bf16 and not bf16.score_bf16 and reduced.score_bf16
+    runs = [evaluate_tofu(lm.model, lm.tokenizer, data, p, progress=False) for p in (fp32, bf16, reduced)]
+    for split in ("forget", "retain"):
+        for key in ("avg_gt_loss", "truth_ratio"):
+            a, b, c = (np.array([r["logs"][split][key][i] for i in sorted(r["logs"][split][key], key=int)])
+                       for r in runs)
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)  # the same float32 computation
+            assert np.abs(c - a).max() > 1e-5  # bf16 scoring is a different computation (the check has teeth)

@@ -84,6 +84,16 @@ def test_ks_pvalue_is_one_for_identical_samples(values):
     assert forget_quality(np.array(values), np.array(values)) == pytest.approx(1.0)
 
 
+def test_forget_quality_separates_shifted_truth_ratios_and_not_resampled_ones():
+    """FQ is a p-value with power: two draws of the same truth-ratio distribution (a retrain against
+    another retrain) are not told apart, a model whose ratios are all twice the gold's is (both n = 40,
+    TOFU forget01's size). Catches FQ returning the KS statistic, a one-sided test, or R compared with 1/R."""
+    rng = np.random.default_rng(0)
+    gold, retrain, other = (np.exp(rng.normal(-0.7, 0.5, 40)) for _ in range(3))
+    assert forget_quality(retrain, gold) > 0.05 and forget_quality(other, gold) > 0.05
+    assert forget_quality(2 * retrain, gold) < 1e-3 and forget_quality(retrain / 2, gold) < 1e-3
+
+
 def test_rouge_l_recall_uses_stemming():
     assert rouge_l_recall(["He writes novels"], ["He wrote novel"])[0] == pytest.approx(2 / 3)
     assert rouge_l_recall(["the cats ran"], ["the cat"])[0] == 1.0

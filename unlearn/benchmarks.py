@@ -241,7 +241,10 @@ class TofuBenchmark:
         summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],
                                   metrics["forget_rouge"], target["aggregates"]["model_utility"],
                                   metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
+        references = {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
+                      for kind, ev in (("target", target), ("gold", gold))}
         return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "metrics": metrics,
+                "references": references,
                 "method_config": dataclasses.asdict(cfg), "per_question": {**result["per_question"], "logs": result["logs"]},
                 "model": {"name": self.model, "quant": self.quant, "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
