@@ -26,25 +26,33 @@ TOFU_EXPECTATIONS = {
     "trou": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
 }
 
-# (method, split) -> reason with the measured value (tiny-qwen3, seed 0, under the numerics pins of
-# unlearn/numerics.py, so the same on every CPU kind). Re-measured 2026-11-29 (issue 9) after the pins and
-# the one-target-for-all-splits change; each entry is a claim that does not hold yet.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("idk", "forget10"): "measured forget_efficacy 0.2601 < 0.3: refusals lower ROUGE on 4 authors less than on 1-2",
-    ("npo", "forget10"): "measured retain_performance 0.8463 < 0.85: NPO with beta=0.1 damages utility on 4 authors",
-    ("trou", "forget10"): "measured retain_performance 0.8902 < 0.9: the trust region does not hold utility on 4 authors",
-    ("rmu", "forget01"): "measured forget_efficacy 0 < 0.3: the 7B defaults (c=6.5, alpha=1200) do not steer tiny-qwen3",
-    ("rmu", "forget05"): "measured forget_efficacy 0 < 0.3: the 7B defaults (c=6.5, alpha=1200) do not steer tiny-qwen3",
-    ("rmu", "forget10"): "measured forget_efficacy 0 < 0.3: the 7B defaults (c=6.5, alpha=1200) do not steer tiny-qwen3",
-    ("dsu", "forget01"): "measured forget_efficacy 0.0679 < 0.3: the target already fits the forget rows, so the "
-                         "descent-trained forget adapter stays small and lambda=1 removes little",
-    ("dsu", "forget05"): "measured forget_efficacy 0.0147 < 0.3: forget adapter too small on a target that already fits the rows",
-    ("dsu", "forget10"): "measured forget_efficacy 0.0309 < 0.3: forget adapter too small on a target that already fits the rows",
-    ("iwap", "forget01"): "measured forget_efficacy 0.0340 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
-    ("iwap", "forget05"): "measured forget_efficacy 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
-    ("iwap", "forget10"): "measured forget_efficacy 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
-    ("target", "forget01"): "measured FQ(target vs gold) 0.0811 >= 0.01: 20 forget rows give the KS test little power "
-                            "(forget05: 0.0013, forget10: 5.5e-09, both pass)",
+# (method, split, threshold name) -> reason with the measured value (tiny-qwen3, seed 0, under the numerics
+# pins of unlearn/numerics.py, so the same on every CPU kind). One entry per threshold, not per cell: a
+# method that does not forget still has its retain bound asserted. Re-measured 2026-11-29 (issue 9); each
+# entry is a claim that does not hold yet. ("target", split, "fq") is test_target_is_far_from_gold's.
+KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
+    ("idk", "forget10", "forget_efficacy"): "measured 0.2601 < 0.3: refusals lower ROUGE on 4 authors less than on 1-2",
+    # finetune as METHODS.md defines it (issue 11): 5 epochs over the retain split at the target's lr (3e-3 on this
+    # tier). The 2M-parameter model overwrites the forget authors' facts while it keeps training on 39 others
+    # (interference, not a pipeline leak: the gold and target are untouched, and at the old shared unlearning
+    # schedule, lr 3e-4 over 1-4 authors' worth of steps, it measured 0.058 / 0.015 / 0.004).
+    ("finetune", "forget01", "forget_efficacy"): "measured 1.0 > 0.2: 5 retain epochs at lr 3e-3 overwrite 1 author's facts",
+    ("finetune", "forget05", "forget_efficacy"): "measured 0.7624 > 0.2: 5 retain epochs at lr 3e-3 overwrite the forget facts",
+    ("finetune", "forget10", "forget_efficacy"): "measured 0.5732 > 0.2: 5 retain epochs at lr 3e-3 overwrite the forget facts",
+    # adaptive RMU tuned on forget01 only (lr 1e-2, beta 20, alpha 100: efficacy 1.0) and applied unchanged
+    ("rmu", "forget05", "forget_efficacy"): "measured 0.1290 < 0.3: the forget01-tuned setting moves 2 authors' facts little",
+    ("rmu", "forget10", "forget_efficacy"): "measured 0.0916 < 0.3: the forget01-tuned setting moves 4 authors' facts little",
+    ("npo", "forget10", "retain_performance"): "measured 0.8463 < 0.85: NPO with beta=0.1 damages utility on 4 authors",
+    ("trou", "forget10", "retain_performance"): "measured 0.8902 < 0.9: the trust region does not hold utility on 4 authors",
+    ("dsu", "forget01", "forget_efficacy"): "measured 0.0679 < 0.3: the target already fits the forget rows, so the "
+                                            "descent-trained forget adapter stays small and lambda=1 removes little",
+    ("dsu", "forget05", "forget_efficacy"): "measured 0.0147 < 0.3: forget adapter too small on a target that already fits the rows",
+    ("dsu", "forget10", "forget_efficacy"): "measured 0.0309 < 0.3: forget adapter too small on a target that already fits the rows",
+    ("iwap", "forget01", "forget_efficacy"): "measured 0.0340 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
+    ("iwap", "forget05", "forget_efficacy"): "measured 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
+    ("iwap", "forget10", "forget_efficacy"): "measured 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
+    ("target", "forget01", "fq"): "measured FQ(target vs gold) 0.0811 >= 0.01: 20 forget rows give the KS test little power "
+                                  "(forget05: 0.0013, forget10: 5.5e-09, both pass)",
 }
 
 

@@ -64,6 +64,10 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
         p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
                     unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                     protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
+                    # tuned on forget01 only (issue 11): lr {1e-2, 3e-2} x beta {5, 20} x alpha {100, 1200}, the
+                    # highest forget efficacy with retain performance >= 0.9 (ties: the higher retain performance):
+                    # 1.0 / 1.001. The shared lr 3e-4 left RMU at efficacy 0 for every beta and alpha.
+                    method_overrides={"rmu": {"lr": "1e-2", "beta": "20", "alpha": "100"}},
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif protocol == "reduced":
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
@@ -219,7 +223,7 @@ class TofuBenchmark:
             lm=lm, forget=[encode_qa(tok, r.question, r.answer) for r in d.forget],
             retain=[encode_qa(tok, r.question, r.answer) for r in d.retain_train], schedule=sched,
             forget_questions=[r.question for r in d.forget], idk_answers=d.idk,
-            build_gold=lambda: self.load(self.gold_dir(split), adapters=False))
+            build_gold=lambda: self.load(self.gold_dir(split), adapters=False), target_lr=self.profile.target.lr)
 
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         spec = get_method(method)

@@ -33,6 +33,7 @@ class UnlearnContext:
     forget_questions: list[str] = field(default_factory=list)
     idk_answers: list[str] = field(default_factory=list)
     build_gold: Callable[[], object] | None = None  # returns a LoadedModel trained on retain only
+    target_lr: float | None = None  # the learning rate the target was trained with (finetune continues at it)
     reference: object = None  # unlearn.models.Reference, created lazily
 
     def ref(self):

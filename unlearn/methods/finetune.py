@@ -1,17 +1,23 @@
 """Naive fine-tuning on the retain split only (a baseline that should not forget)."""
 
+import dataclasses
 from dataclasses import dataclass
 
-from unlearn.methods import loss_method
-from unlearn.scoring import mean_nll
-from unlearn.train import LossOutput
+from unlearn.methods import UnlearnContext, procedure
+from unlearn.train import nll_loss, train
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    pass  # lr and epochs come from the shared schedule (METHODS.md: lr as target, 5 epochs)
+    # METHODS.md: "continue training the target on retain: NLL(r); lr as target, epochs 5". Epochs are passes
+    # over the retain split (not the forget split as for the unlearning methods); lr None = the target's.
+    epochs: float = 5.0
+    lr: float | None = None
 
 
-@loss_method("finetune", FinetuneConfig, "naive: keep training the target on retain, NLL(r)")
-def finetune_loss(model, batch, cfg, ref) -> LossOutput:
-    return LossOutput(mean_nll(model, batch.retain))
+@procedure("finetune", FinetuneConfig, "naive: keep training the target on retain, NLL(r), at the target's lr")
+def finetune(ctx: UnlearnContext, cfg: FinetuneConfig):
+    lr = cfg.lr if cfg.lr is not None else (ctx.target_lr if ctx.target_lr is not None else ctx.schedule.lr)
+    sched = dataclasses.replace(ctx.schedule, lr=lr, epochs=cfg.epochs, desc="finetune")
+    train(ctx.lm.model, ctx.lm.tokenizer.pad_token_id, sched, retain=ctx.retain, loss_fn=nll_loss)
+    return ctx.lm

@@ -1,5 +1,6 @@
-"""Representation Misdirection for Unlearning (Li et al. 2024, WMDP, arXiv:2403.03218)."""
+"""Representation Misdirection for Unlearning (Li et al. 2024, WMDP, arXiv:2403.03218), adaptive by default."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -12,8 +13,16 @@ from unlearn.train import LossOutput, train
 
 @dataclass(frozen=True)
 class RMUConfig:
-    c: float = 6.5  # steering coefficient: norm of the control vector
-    alpha: float = 1200.0  # weight of the retain activation-matching loss (7B scale)
+    # Steering coefficient. None (default): adaptive RMU (Dang et al. 2024, arXiv:2408.06223): each forget
+    # token's target is beta * ||h_frozen(x_t)|| * u, so the push scales with the hooked layer's own
+    # activation norm and works at any model size. A number: the fixed coefficient of the original RMU
+    # (Li et al. 2024 use c = 6.5 with alpha = 1200 on Zephyr-7B: `--set rmu.c=6.5 --set rmu.alpha=1200`),
+    # which on tiny-qwen3 and SmolLM2 does nothing (measured: forget efficacy 0 on all three tiny splits).
+    c: float | None = None
+    beta: float = 5.0  # adaptive scale (used when c is None)
+    alpha: float = 1200.0  # weight of the retain activation-matching loss
+    lr: float | None = None  # RMU's own learning rate (None: the shared schedule's); it updates 3 down_proj
+    # matrices only, and the original used a higher lr than the other methods (5e-5 vs 1e-5 at 7B)
     layer: int | None = None  # hooked decoder layer; None = round(7/32 of the depth) as in Zephyr-7B
     n_update_layers: int = 3  # layers (layer-2 .. layer) whose mlp.down_proj is updated
 
@@ -48,14 +57,21 @@ def rmu(ctx: UnlearnContext, cfg: RMUConfig):
     restrict_trainable(model, update)
     gen = torch.Generator().manual_seed(ctx.schedule.seed)
     hidden = model.config.hidden_size if hasattr(model.config, "hidden_size") else model.get_base_model().config.hidden_size
-    control = rmu_control_vector(hidden, cfg.c, gen).to(next(model.parameters()).device)
+    u = rmu_control_vector(hidden, 1.0 if cfg.c is None else cfg.c, gen).to(next(model.parameters()).device)
 
     def loss(m, b) -> LossOutput:
+        if cfg.c is None:  # adaptive: beta * ||h_frozen|| per forget token, along the fixed unit direction u
+            with ref.model() as frozen, torch.no_grad():
+                norms = hidden_at(frozen, b.forget, layer).float().norm(dim=-1, keepdim=True)
+            control = cfg.beta * norms * u
+        else:
+            control = u
         forget = masked_mse(hidden_at(m, b.forget, layer), control, b.forget["attention_mask"])
         with ref.model() as frozen:
             h_frozen = hidden_at(frozen, b.retain, layer)
         retain = masked_mse(hidden_at(m, b.retain, layer), h_frozen, b.retain["attention_mask"])
         return LossOutput(forget + cfg.alpha * retain, {"forget": forget.item(), "retain": retain.item()})
 
-    train(model, ctx.lm.tokenizer.pad_token_id, ctx.schedule, forget=ctx.forget, retain=ctx.retain, loss_fn=loss)
+    sched = ctx.schedule if cfg.lr is None else dataclasses.replace(ctx.schedule, lr=cfg.lr)
+    train(model, ctx.lm.tokenizer.pad_token_id, sched, forget=ctx.forget, retain=ctx.retain, loss_fn=loss)
     return ctx.lm
