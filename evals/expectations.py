@@ -21,7 +21,8 @@ TOFU_EXPECTATIONS = {
     "simnpo": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
     "idk": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
     "rmu": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
-    "dsu": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
+    # tightened (issue 11) once the tuned forget-adapter lr made DSU forget: measured 0.740 / 0.620 / 0.619
+    "dsu": [("forget_efficacy", AT_LEAST, 0.5), ("retain_performance", AT_LEAST, 0.9)],
     "iwap": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
     "trou": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
 }
@@ -44,10 +45,6 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
     ("rmu", "forget10", "forget_efficacy"): "measured 0.0916 < 0.3: the forget01-tuned setting moves 4 authors' facts little",
     ("npo", "forget10", "retain_performance"): "measured 0.8463 < 0.85: NPO with beta=0.1 damages utility on 4 authors",
     ("trou", "forget10", "retain_performance"): "measured 0.8902 < 0.9: the trust region does not hold utility on 4 authors",
-    ("dsu", "forget01", "forget_efficacy"): "measured 0.0679 < 0.3: the target already fits the forget rows, so the "
-                                            "descent-trained forget adapter stays small and lambda=1 removes little",
-    ("dsu", "forget05", "forget_efficacy"): "measured 0.0147 < 0.3: forget adapter too small on a target that already fits the rows",
-    ("dsu", "forget10", "forget_efficacy"): "measured 0.0309 < 0.3: forget adapter too small on a target that already fits the rows",
     ("iwap", "forget01", "forget_efficacy"): "measured 0.0340 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
     ("iwap", "forget05", "forget_efficacy"): "measured 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
     ("iwap", "forget10", "forget_efficacy"): "measured 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",

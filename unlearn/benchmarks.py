@@ -67,7 +67,10 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     # tuned on forget01 only (issue 11): lr {1e-2, 3e-2} x beta {5, 20} x alpha {100, 1200}, the
                     # highest forget efficacy with retain performance >= 0.9 (ties: the higher retain performance):
                     # 1.0 / 1.001. The shared lr 3e-4 left RMU at efficacy 0 for every beta and alpha.
-                    method_overrides={"rmu": {"lr": "1e-2", "beta": "20", "alpha": "100"}},
+                    # dsu, same rule: forget_lr {3e-3, 1e-2, 3e-2} x lam {1, 2, 3} -> forget_lr 1e-2, lam 1:
+                    # 0.740 / 0.990 (lam 2: 1.0 / 0.866 and lam 3: 1.0 / 0.548 fail the retain bound)
+                    method_overrides={"rmu": {"lr": "1e-2", "beta": "20", "alpha": "100"},
+                                      "dsu": {"forget_lr": "1e-2"}},
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif protocol == "reduced":
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the

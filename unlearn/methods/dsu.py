@@ -20,6 +20,10 @@ class DSUConfig:
     alpha: int = 32  # LoRA alpha of both adapters
     forget_epochs: float = 5.0  # E_f: descent epochs of the forget adapter on the forget split
     retain_training: bool = True  # False skips step 2 (used to check the lambda = 0 identity)
+    # lr of the forget adapter's descent (None: the shared schedule's). On a target that already fits the
+    # forget rows, descent at the shared lr barely moves the adapter, and its negation removes nothing; a
+    # higher lr makes it over-fit them, so its delta carries the forget knowledge (docs/methods.md).
+    forget_lr: float | None = None
 
 
 def lora_layers(model):
@@ -68,7 +72,8 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     model = attach_adapters(ctx.lm.model, cfg)
     activate(model, [FORGET], trainable=FORGET)
     # E_f epochs, capped by the schedule's max_steps (--max_steps): each phase takes at most that many steps
-    history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs,
+    forget_lr = ctx.schedule.lr if cfg.forget_lr is None else cfg.forget_lr
+    history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs, lr=forget_lr,
                                                                  desc="dsu:forget-adapter"),
                     retain=ctx.forget, loss_fn=nll_loss)  # descent on the forget rows as training rows
     set_signed_scale(model, FORGET, -cfg.lam)
