@@ -43,6 +43,7 @@ def test_documented_defaults():
     assert (make_config("rmu").c, make_config("rmu").beta, make_config("rmu").alpha) == (None, 5.0, 1200.0)
     assert (make_config("finetune").epochs, make_config("finetune").lr) == (5.0, None)
     assert (make_config("dsu").lam, make_config("dsu").rank, make_config("dsu").forget_epochs) == (1.0, 16, 5.0)
+    assert make_config("dsu").forget_lr is None and make_config("rmu").lr is None
     assert (make_config("iwap").p, make_config("iwap").heads) == (0.01, False)
     assert (make_config("trou").delta, make_config("trou").k_retain, make_config("trou").forget_loss) == (0.05, 2, "npo")
 
