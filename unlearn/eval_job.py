@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.metrics.tofu import prob, truth_ratio_score, write_log_dir
+from unlearn.metrics.tofu import normalised_prob, prob, truth_ratio_score, write_log_dir
 
 SUMMARY_FILE = "eval_summary.json"
 OU_EVAL_FILE, OU_SUMMARY_FILE = "TOFU_EVAL.json", "TOFU_SUMMARY.json"
@@ -111,7 +111,7 @@ def to_open_unlearning(result: dict) -> tuple[dict, dict]:
             out[f"{p}_Q_A_PARA_Prob"] = _entry([{"prob": float(prob(a)), "avg_loss": float(a)} for a in para],
                                                float(prob(para).mean()))
         else:
-            norm = prob(avg) / (prob(avg) + prob(pert).sum(-1))
+            norm = normalised_prob(avg, pert)
             out[f"{p}_Q_A_Prob_normalised"] = _entry([{"prob": float(x)} for x in norm], float(norm.mean()))
         gens = _col(log, "generated_text")
         rouge = _col(log, "rougeL_recall")

@@ -210,7 +210,6 @@ def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress:
     es = extraction_strength(forget_gt.token_correct, floor_one_token=protocol.open_unlearning)
     return {
         "logs": logs,
-        "protocol": dataclasses.asdict(protocol),
         "aggregates": aggregate(logs),
         "extraction_strength": float(es.mean()),
         "mia": {f"{k}_auc": mia.auc(members[k], others[k]) for k in members},
@@ -222,7 +221,5 @@ def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress:
 
 def _drop_last_token(res):
     """Token statistics without each example's last scored token (LOSS and ZLib keep the whole span)."""
-    import dataclasses as dc
-
-    return dc.replace(res, token_logprobs=[t[:-1] for t in res.token_logprobs], token_mu=[t[:-1] for t in res.token_mu],
+    return dataclasses.replace(res, token_logprobs=[t[:-1] for t in res.token_logprobs], token_mu=[t[:-1] for t in res.token_mu],
                       token_sigma=[t[:-1] for t in res.token_sigma], token_correct=[t[:-1] for t in res.token_correct])

@@ -69,7 +69,7 @@ def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512, styl
 
 def _open_unlearning_prompt(tokenizer, question: str) -> list[int]:
     if not getattr(tokenizer, "chat_template", None):
-        return tokenizer(PLAIN_TEMPLATE.format(q=question))["input_ids"]
+        return _prompt_ids(tokenizer, format_prompt(tokenizer, question))
     return _ids(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=True,
                                               add_generation_prompt=True, enable_thinking=False))
 
@@ -106,6 +106,12 @@ def _ids(out) -> list[int]:
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
+def attention_mask(ids: torch.Tensor, mask: torch.Tensor, hide_token: int | None) -> torch.Tensor:
+    """The padding mask, with every ``hide_token`` also masked out of attention when given (open-unlearning's
+    collator masks ``ids != pad``, which hides every EOS when pad = EOS); positions are not affected."""
+    return mask if hide_token is None else mask * (ids != hide_token)
+
+
 def pad_sequences(seqs, pad_id: int, *, left: bool = False, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, attention mask) of token sequences padded to the longest: right padding, or left padding
     (prompts for generation or a shared KV cache, so that every row's last column is a real token)."""
@@ -122,12 +128,10 @@ def pad_sequences(seqs, pad_id: int, *, left: bool = False, device=None) -> tupl
 def collate(examples: list[Example], pad_id: int, device: str | torch.device = "cpu",
             hide_token: int | None = None) -> dict[str, torch.Tensor]:
     """Right-padded batch; labels are IGNORE on prompt and padding. Causal attention means real tokens
-    never see the (trailing) padding, so a row scores the same alone or in a batch. ``hide_token``: every
-    token with this id is also masked out of attention (open-unlearning's collator masks ``ids != pad``,
-    which hides every EOS when pad = EOS); positions are unaffected."""
+    never see the (trailing) padding, so a row scores the same alone or in a batch. ``hide_token``: see
+    ``attention_mask``."""
     ids, mask = pad_sequences([e.prompt_ids + e.answer_ids for e in examples], pad_id)
-    if hide_token is not None:
-        mask = mask * (ids != hide_token)
+    mask = attention_mask(ids, mask, hide_token)
     labels = torch.full_like(ids, IGNORE)
     for i, e in enumerate(examples):
         labels[i, len(e.prompt_ids): len(e)] = torch.tensor(e.answer_ids)
@@ -247,13 +251,13 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     order = [i for g in groups for i in g]
     owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
     ids, pmask = pad_sequences(prompts, pad_id, left=True, device=device)
-    pattend = pmask if hide_token is None else pmask * (ids != hide_token)
+    pattend = attention_mask(ids, pmask, hide_token)
     out = body(input_ids=ids, attention_mask=pattend, position_ids=(pmask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
     cache = getattr(out, "cache", None) or out.past_key_values
     last = out.last_hidden_state[:, -1]  # left padding: the last column is real
     cache.reorder_cache(owner)  # (G, ...) -> one copy per answer row
     aids, amask = pad_sequences([examples[i].answer_ids for i in order], pad_id, device=device)
-    aattend = amask if hide_token is None else amask * (aids != hide_token)
+    aattend = attention_mask(aids, amask, hide_token)
     positions = pmask.sum(-1)[owner][:, None] + torch.arange(aids.shape[1], device=device)
     hidden = body(input_ids=aids, attention_mask=torch.cat([pattend[owner], aattend], 1), position_ids=positions,
                   use_cache=True, **{_cache_argument(body): cache}).last_hidden_state
@@ -360,8 +364,7 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
              else _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
     for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
         ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
-        if ou:
-            mask = mask * (ids != tokenizer.pad_token_id)
+        mask = attention_mask(ids, mask, tokenizer.pad_token_id if ou else None)
         width = ids.shape[1]
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
