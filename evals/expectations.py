@@ -23,7 +23,8 @@ TOFU_EXPECTATIONS = {
     "rmu": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
     # tightened (issue 11) once the tuned forget-adapter lr made DSU forget: measured 0.740 / 0.620 / 0.619
     "dsu": [("forget_efficacy", AT_LEAST, 0.5), ("retain_performance", AT_LEAST, 0.9)],
-    "iwap": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
+    # tightened (issue 11) with re-scored log-odds rounds: measured 1.0 / 1.0 / 0.726, retain 0.965 / 0.976 / 0.987
+    "iwap": [("forget_efficacy", AT_LEAST, 0.5), ("retain_performance", AT_LEAST, 0.9)],
     "trou": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
 }
 
@@ -45,9 +46,6 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
     ("rmu", "forget10", "forget_efficacy"): "measured 0.0916 < 0.3: the forget01-tuned setting moves 4 authors' facts little",
     ("npo", "forget10", "retain_performance"): "measured 0.8463 < 0.85: NPO with beta=0.1 damages utility on 4 authors",
     ("trou", "forget10", "retain_performance"): "measured 0.8902 < 0.9: the trust region does not hold utility on 4 authors",
-    ("iwap", "forget01", "forget_efficacy"): "measured 0.0340 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
-    ("iwap", "forget05", "forget_efficacy"): "measured 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
-    ("iwap", "forget10", "forget_efficacy"): "measured 0 < 0.3: pruning p=1% of MLP neurons (21 of 2048) does not touch the facts",
     ("target", "forget01", "fq"): "measured FQ(target vs gold) 0.0811 >= 0.01: 20 forget rows give the KS test little power "
                                   "(forget05: 0.0013, forget10: 5.5e-09, both pass)",
 }

@@ -173,7 +173,8 @@ def test_dsu_keeps_signed_adapters_on_a_quantised_base():
 # ------------------------------------------------------------------ IWAP
 def test_iwap_prunes_exactly_ceil_pn_and_pruned_atoms_contribute_nothing():
     lm, data = memorised(LoraSpec(r=4))  # adapters: masks on outputs, weights untouched
-    cfg = dataclasses.replace(make_config("iwap"), p=0.05)
+    # one round, no stopping rule: exactly ceil(p * N) atoms
+    cfg = dataclasses.replace(make_config("iwap"), p=0.05, rounds=1, target_log_odds=float("-inf"), retain_tol=float("inf"))
     out = run_method("iwap", context(lm, data), cfg)
     layers = decoder_layers(out.model)
     n_atoms = sum(l.mlp.down_proj.in_features for l in layers)
@@ -189,6 +190,28 @@ def test_iwap_prunes_exactly_ceil_pn_and_pruned_atoms_contribute_nothing():
         getattr(mlp.down_proj, "base_layer", mlp.down_proj).weight[:, j] += 3.0
         after = out.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     torch.testing.assert_close(before, after)
+
+
+def test_iwap_rounds_lower_forget_log_odds_and_stop_at_the_retain_bound():
+    """Each accepted round lowers the forget answers' log-odds (re-scored after every round) and keeps the retain
+    NLL within retain_tol of where it started; the round that would break the bound is undone, not kept."""
+    from unlearn.methods.iwap import influence_batches, measure
+
+    lm, data = memorised()
+    cfg = dataclasses.replace(make_config("iwap"), p=0.02, rounds=12, retain_tol=0.05)
+    ctx = context(lm, data)
+    fb, rb = influence_batches(ctx, cfg)
+    out = run_method("iwap", ctx, cfg)
+    stats = out.model._unlearn_stats
+    hist = stats["history"]
+    assert stats["rounds"] >= 2 and len(hist) == stats["rounds"] + 1
+    lo = [h["forget_log_odds"] for h in hist]
+    assert lo[-1] < lo[0] - 0.5, lo
+    assert all(h["retain_nll"] - hist[0]["retain_nll"] <= cfg.retain_tol for h in hist)
+    assert stats["pruned_mlp"] == len(out.model._iwap_pruned["mlp"]) == hist[-1]["mlp"]
+    # the merged model is the one the last accepted round measured (the undone round left no trace)
+    after_lo, after_nll = measure(out.model, fb, rb)
+    assert abs(after_lo - lo[-1]) < 1e-4 and abs(after_nll - hist[-1]["retain_nll"]) < 1e-4
 
 
 def test_iwap_merges_into_full_precision_weights():

@@ -6,8 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unlearn.methods.losses import (influence_ratio, orthonormal_basis, project_orthogonal, top_fraction,
-                                    trust_region_step)
+from unlearn.methods.losses import (influence_ratio, orthonormal_basis, project_orthogonal, removal_scores,
+                                    token_log_odds, top_fraction, trust_region_step)
 
 vec = st.integers(min_value=0, max_value=2**31 - 1)
 
@@ -98,3 +98,23 @@ def test_influence_selection_invariant_to_loss_scale(seed, n, c):
     f, r = torch.rand(n, generator=g, dtype=torch.float64), torch.rand(n, generator=g, dtype=torch.float64) + 0.1
     # scaling both losses by c scales both influences by c: the chosen atoms do not move
     assert top_fraction(influence_ratio(f, r), 0.1).tolist() == top_fraction(influence_ratio(c * f, c * r), 0.1).tolist()
+
+
+@settings(max_examples=40, deadline=None)
+@given(vec, st.integers(2, 100), st.floats(1e-3, 1e3))
+def test_removal_scores_invariant_to_objective_scale_and_ignore_atoms_that_help(seed, n, c):
+    g = torch.Generator().manual_seed(seed)
+    f, r = torch.randn(n, generator=g, dtype=torch.float64), torch.randn(n, generator=g, dtype=torch.float64)
+    s = removal_scores(f, r)
+    torch.testing.assert_close(removal_scores(c * f, c * r), s)  # same objective, other units: same scores
+    assert (s[f <= 0] == 0).all() and (s[f > 0] > 0).all()  # removal that would raise the forget objective: never first
+
+
+@settings(max_examples=40, deadline=None)
+@given(vec, st.integers(2, 50))
+def test_token_log_odds_is_log_p_over_one_minus_p(seed, vocab):
+    g = torch.Generator().manual_seed(seed)
+    logits = 4 * torch.randn(6, vocab, generator=g, dtype=torch.float64)
+    targets = torch.randint(0, vocab, (6,), generator=g)
+    p = logits.softmax(-1).gather(-1, targets[:, None])[:, 0]
+    torch.testing.assert_close(token_log_odds(logits, targets), (p / (1 - p)).log())

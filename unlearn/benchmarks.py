@@ -236,11 +236,13 @@ class TofuBenchmark:
         cfg = make_config(method, merged)
         start = time.time()
         target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
+        method_stats = None
         if method == "retrain":
             result = gold
         else:
             torch.manual_seed(self.seed)
             lm = spec.run(self.context(split, self.load(self.target_dir(split))), cfg)
+            method_stats = getattr(lm.model, "_unlearn_stats", None)
             result = self.evaluate(merged_for_evaluation(lm), split)
         fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
@@ -252,7 +254,7 @@ class TofuBenchmark:
                       for kind, ev in (("target", target), ("gold", gold))}
         return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "metrics": metrics,
                 "references": references,
-                "method_config": dataclasses.asdict(cfg), "per_question": {**result["per_question"], "logs": result["logs"]},
+                "method_config": dataclasses.asdict(cfg), "method_stats": method_stats, "per_question": {**result["per_question"], "logs": result["logs"]},
                 "model": {"name": self.model, "quant": self.quant, "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
                 "data": self.identity(split), "protocol": self.profile.protocol.describe(),

@@ -119,3 +119,22 @@ def top_fraction(scores: torch.Tensor, p: float) -> torch.Tensor:
 def influence_ratio(forget_infl: torch.Tensor, retain_infl: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """s(a) = I_f(a) / (I_r(a) + eps * mean(I_r)): eps is relative to the mean retain influence."""
     return forget_infl / (retain_infl + eps * retain_infl.mean().clamp_min(1e-30))
+
+
+def token_log_odds(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-token log-odds of the answer token, z_y - logsumexp_{j != y} z_j = log(p_y / (1 - p_y)).
+
+    Unlike the NLL its gradient does not vanish as p_y -> 1 (d/dz_y = 1), so first-order attributions
+    on memorised answers are not noise; 0 means the answer token is no longer more likely than not."""
+    z_y = logits.gather(-1, targets[..., None])[..., 0]
+    others = logits.scatter(-1, targets[..., None], float("-inf")).logsumexp(-1)
+    return z_y - others
+
+
+def removal_scores(forget_contrib: torch.Tensor, retain_contrib: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """IWAP's signed score: max(c_f, 0) / (|c_r| + eps * mean|c_r|), c = sum_{w in atom} w * dObjective/dw.
+
+    c_f > 0 means removing the atom lowers the forget objective to first order (removal changes it by
+    about -c); atoms whose removal would raise it score 0. eps is relative to the mean retain magnitude."""
+    r = retain_contrib.abs()
+    return forget_contrib.clamp_min(0) / (r + eps * r.mean().clamp_min(1e-30))
