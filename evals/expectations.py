@@ -20,20 +20,21 @@ TOFU_EXPECTATIONS = {
     "npo": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
     "simnpo": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
     "idk": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
-    "rmu": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)],
-    # tightened (issue 11) once the tuned forget-adapter lr made DSU forget: measured 0.740 / 0.620 / 0.619
+    # tightened (issue 11) with the tuned settings (lr 3e-2, beta 20, alpha 100): 1.0 / 1.0 / 1.0, retain 0.978 / 0.996 / 0.997
+    "rmu": [("forget_efficacy", AT_LEAST, 0.5), ("retain_performance", AT_LEAST, 0.9)],
+    # tightened (issue 11) once the forget adapter's own lr made DSU forget
     "dsu": [("forget_efficacy", AT_LEAST, 0.5), ("retain_performance", AT_LEAST, 0.9)],
     # tightened (issue 11) with re-scored log-odds rounds: measured 1.0 / 1.0 / 0.726, retain 0.965 / 0.976 / 0.987
     "iwap": [("forget_efficacy", AT_LEAST, 0.5), ("retain_performance", AT_LEAST, 0.9)],
-    "trou": [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.9)],
+    # issue 11's bar for the project's trust-region method
+    "trou": [("forget_efficacy", AT_LEAST, 0.8), ("retain_performance", AT_LEAST, 0.95)],
 }
 
 # (method, split, threshold name) -> reason with the measured value (tiny-qwen3, seed 0, under the numerics
 # pins of unlearn/numerics.py, so the same on every CPU kind). One entry per threshold, not per cell: a
-# method that does not forget still has its retain bound asserted. Re-measured 2026-11-29 (issue 9); each
+# method that does not forget still has its retain bound asserted. Re-measured 2026-11-30 (issue 11); each
 # entry is a claim that does not hold yet. ("target", split, "fq") is test_target_is_far_from_gold's.
 KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
-    ("idk", "forget10", "forget_efficacy"): "measured 0.2601 < 0.3: refusals lower ROUGE on 4 authors less than on 1-2",
     # finetune as METHODS.md defines it (issue 11): 5 epochs over the retain split at the target's lr (3e-3 on this
     # tier). The 2M-parameter model overwrites the forget authors' facts while it keeps training on 39 others
     # (interference, not a pipeline leak: the gold and target are untouched, and at the old shared unlearning
@@ -41,11 +42,19 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
     ("finetune", "forget01", "forget_efficacy"): "measured 1.0 > 0.2: 5 retain epochs at lr 3e-3 overwrite 1 author's facts",
     ("finetune", "forget05", "forget_efficacy"): "measured 0.7624 > 0.2: 5 retain epochs at lr 3e-3 overwrite the forget facts",
     ("finetune", "forget10", "forget_efficacy"): "measured 0.5732 > 0.2: 5 retain epochs at lr 3e-3 overwrite the forget facts",
-    # adaptive RMU tuned on forget01 only (lr 1e-2, beta 20, alpha 100: efficacy 1.0) and applied unchanged
-    ("rmu", "forget05", "forget_efficacy"): "measured 0.1290 < 0.3: the forget01-tuned setting moves 2 authors' facts little",
-    ("rmu", "forget10", "forget_efficacy"): "measured 0.0916 < 0.3: the forget01-tuned setting moves 4 authors' facts little",
-    ("npo", "forget10", "retain_performance"): "measured 0.8463 < 0.85: NPO with beta=0.1 damages utility on 4 authors",
-    ("trou", "forget10", "retain_performance"): "measured 0.8902 < 0.9: the trust region does not hold utility on 4 authors",
+    # Every other method runs with what `unlearn tune` chose on forget01 (unlearn/data/tuned/tiny-qwen3.json),
+    # applied unchanged. Epochs are passes over the forget split, so forget05/10 take 2x/4x the steps of forget01
+    # at the chosen (often the grid's largest) lr: the setting that keeps utility on 1 author does not on 2-4.
+    ("grad_diff", "forget05", "retain_performance"): "measured 0.8090 < 0.85: forget01's setting (lr 9e-4, 5 epochs) over 2 authors",
+    ("grad_diff", "forget10", "retain_performance"): "measured 0.6118 < 0.85: forget01's setting (lr 9e-4, 5 epochs) over 4 authors",
+    ("idk", "forget05", "retain_performance"): "measured 0.8410 < 0.85: forget01's setting (lr 9e-4, 2 epochs) over 2 authors",
+    ("dsu", "forget05", "retain_performance"): "measured 0.8538 < 0.9: forget01's setting (forget_lr 9e-3, lambda 2) over 2 authors",
+    ("dsu", "forget10", "retain_performance"): "measured 0.6613 < 0.9: forget01's setting (forget_lr 9e-3, lambda 2) over 4 authors",
+    ("trou", "forget05", "retain_performance"): "measured 0.9222 < 0.95: forget01's setting (lr 3e-3, delta 0.1); the KL trust "
+                                                "region on 8 retain rows does not hold Model Utility over 2 authors",
+    ("trou", "forget10", "retain_performance"): "measured 0.8927 < 0.95: the retain-probe trust region does not hold utility "
+                                                "over 4 authors (probe_size 32: 0.929 with efficacy 0.52)",
+    ("trou", "forget10", "forget_efficacy"): "measured 0.7400 < 0.8: forget01's setting (lr 3e-3, delta 0.1) over 4 authors",
     ("target", "forget01", "fq"): "measured FQ(target vs gold) 0.0811 >= 0.01: 20 forget rows give the KS test little power "
                                   "(forget05: 0.0013, forget10: 5.5e-09, both pass)",
 }

@@ -41,6 +41,8 @@ def _comparable(path):
     for c in cells:
         for volatile in ("wall_s", "peak_memory_mb"):
             c.pop(volatile)
+        if c.get("cost"):
+            c["cost"].pop("unlearn_s")
     return doc, cells
 
 
@@ -93,6 +95,16 @@ def test_results_schema_and_outputs(uninterrupted):
     assert all(c["references"] == refs for c in cells)
     png = (out / "forget_vs_retain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "dynamics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # unlearning dynamics: before the first step, then per epoch, ending on the model that was evaluated (the
+    # probe covers every forget row of this small split, so its last forget Prob is the evaluation's)
+    assert cells[2]["dynamics"] is None and cells[2]["cost"] is None  # the gold row is not an unlearning run
+    for c in cells[:2]:
+        steps = [p["step"] for p in c["dynamics"]]
+        assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 2
+        assert c["dynamics"][-1]["forget_prob"] == pytest.approx(c["metrics"]["forget_prob"], abs=1e-5)
+        assert c["dynamics"][-1]["forget_prob"] < c["dynamics"][0]["forget_prob"]
+        assert c["cost"]["tokens"] > 0
     tex = (out / "results_table.tex").read_text()
     assert tex.count(r"\begin{tabular}") == tex.count(r"\end{tabular}") == 1
     assert tex.count(r"\begin{table}") == tex.count(r"\end{table}") and r"\toprule" in tex and r"\bottomrule" in tex

@@ -44,8 +44,23 @@ def test_documented_defaults():
     assert (make_config("finetune").epochs, make_config("finetune").lr) == (5.0, None)
     assert (make_config("dsu").lam, make_config("dsu").rank, make_config("dsu").forget_epochs) == (1.0, 16, 5.0)
     assert make_config("dsu").forget_lr is None and make_config("rmu").lr is None
-    assert (make_config("iwap").p, make_config("iwap").heads) == (0.01, False)
+    iwap = make_config("iwap")
+    assert (iwap.p, iwap.heads, iwap.rounds, iwap.objective, iwap.retain_tol, iwap.target_log_odds) == \
+        (0.02, False, 30, "log_odds", 0.03, 0.0)
     assert (make_config("trou").delta, make_config("trou").k_retain, make_config("trou").forget_loss) == (0.05, 2, "npo")
+
+
+def test_lr_and_epochs_overrides_reach_the_shared_schedule_unless_the_method_has_its_own():
+    from unlearn.methods import schedule_overrides
+
+    ov = parse_overrides(["npo.lr=1e-3", "npo.epochs=2", "npo.beta=0.5", "rmu.lr=3e-2", "finetune.epochs=1"])
+    assert schedule_overrides("npo", ov) == {"lr": 1e-3, "epochs": 2.0} and make_config("npo", ov).beta == 0.5
+    assert schedule_overrides("rmu", ov) == {} and make_config("rmu", ov).lr == 3e-2  # rmu's own lr field
+    assert schedule_overrides("finetune", ov) == {} and make_config("finetune", ov).epochs == 1.0
+    with pytest.raises(ValueError, match="npo.lr"):
+        schedule_overrides("npo", parse_overrides(["npo.lr=fast"]))
+    with pytest.raises(KeyError, match=r"lr \(the shared schedule's\)"):
+        make_config("npo", parse_overrides(["npo.gamma=1"]))
 
 
 def test_overrides_are_typed_and_checked():

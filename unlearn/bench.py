@@ -43,6 +43,7 @@ class BenchArgs:
     seed: int = 0
     force: bool = False
     overrides: dict = field(default_factory=dict)
+    tuned: str | None = None  # an `unlearn tune` output: its chosen settings, under any --set overrides
     progress: bool = True
     profile: object = None  # unlearn.benchmarks.Profile; None = the model's documented profile (tests shrink it)
 
@@ -63,6 +64,14 @@ def resolve(args: BenchArgs) -> BenchArgs:
         args.methods = list(args.methods) + ["retrain"]  # the gold row is always reported
     if args.model is None:
         args.model = DRY_RUN_MODEL if args.dry_run else "tiny-qwen3"
+    if args.tuned:
+        from unlearn.tune import tuned_overrides
+
+        chosen = tuned_overrides(args.tuned)
+        merged = {m: dict(v) for m, v in chosen.items()}
+        for m, fields in args.overrides.items():  # --set wins over the tuned settings
+            merged.setdefault(m, {}).update(fields)
+        args.overrides = merged
     validate_overrides(args.overrides)
     for b in args.benchmarks:
         splits = BENCHMARKS.get(b).splits
@@ -139,6 +148,11 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     info = run_info(args, protocol, benches)
     info["wall_s"] = round(time.time() - start, 1)
     info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})
+    if args.tuned:
+        tuning = json.loads(Path(args.tuned).read_text())
+        info["tuning"] = {"file": str(args.tuned), "rule": tuning.get("rule"), "identity": tuning.get("identity"),
+                          "chosen": {m: e.get("chosen") for m, e in tuning["methods"].items()}}
+    info["method_overrides"] = {b: bench.profile.method_overrides for b, bench in benches.items()}
     paths = write_outputs(cells, out, info)
     log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
                             "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)}))

@@ -18,12 +18,12 @@ import torch
 from unlearn.data.tofu import TofuData, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.evaluate import PROTOCOL_NAMES, EvalProtocol, evaluate_tofu, protocol_preset
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
-from unlearn.methods import UnlearnContext, get_method, make_config
+from unlearn.methods import UnlearnContext, get_method, make_config, schedule_overrides
 from unlearn.models import LoadedModel, LoraSpec, load_model
 from unlearn.numerics import numerics_info, resolve_device, resolve_precision
 from unlearn.registry import Registry
-from unlearn.scoring import encode_qa
-from unlearn.train import TrainConfig, finetuned_model_dir
+from unlearn.scoring import encode_qa, score_examples
+from unlearn.train import Probe, TrainConfig, finetuned_model_dir
 
 BENCHMARKS: Registry = Registry("benchmark")
 DATA_CHOICES = ("auto", "real", "synthetic")  # auto: the model profile's (real TOFU; synthetic for tiny-qwen3)
@@ -46,6 +46,25 @@ class Profile:
     # "full": the target is evaluated like any model; "reference": only its forget ROUGE and Model Utility,
     # all the summary columns use (evaluate.reference_aggregates; about a third of the work)
     target_eval: str = "full"
+    # unlearning dynamics: forget and retain Prob measured before the first step, every epoch (IWAP: round) and
+    # after the last; at most this many forget / retain-eval rows (0 turns it off)
+    dynamics_rows: tuple[int, int] = (40, 20)
+
+
+TUNED_DIR = Path(__file__).parent / "data" / "tuned"
+
+
+def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """A tier's method settings: ``base`` under the choices of its committed `unlearn tune` run
+    (unlearn/data/tuned/<tier>.json); just ``base`` when the tier has not been tuned."""
+    from unlearn.tune import tuned_overrides
+
+    out = {m: dict(v) for m, v in (base or {}).items()}
+    path = TUNED_DIR / f"{tier}.json"
+    if path.is_file():
+        for m, fields in tuned_overrides(path).items():
+            out.setdefault(m, {}).update(fields)
+    return out
 
 
 def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32", protocol: str | None = None,
@@ -64,13 +83,9 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
         p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
                     unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                     protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
-                    # tuned on forget01 only (issue 11): lr {1e-2, 3e-2} x beta {5, 20} x alpha {100, 1200}, the
-                    # highest forget efficacy with retain performance >= 0.9 (ties: the higher retain performance):
-                    # 1.0 / 1.001. The shared lr 3e-4 left RMU at efficacy 0 for every beta and alpha.
-                    # dsu, same rule: forget_lr {3e-3, 1e-2, 3e-2} x lam {1, 2, 3} -> forget_lr 1e-2, lam 1:
-                    # 0.740 / 0.990 (lam 2: 1.0 / 0.866 and lam 3: 1.0 / 0.548 fail the retain bound)
-                    method_overrides={"rmu": {"lr": "1e-2", "beta": "20", "alpha": "100"},
-                                      "dsu": {"forget_lr": "1e-2"}},
+                    # every method's settings: what `unlearn tune` chose on forget01 only (the file holds every
+                    # trial and the rule); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}).
+                    method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif protocol == "reduced":
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
@@ -219,29 +234,60 @@ class TofuBenchmark:
         return self._evals[key]
 
     # -------------------------------------------------------------- one cell
-    def context(self, split: str, lm: LoadedModel) -> UnlearnContext:
+    def context(self, split: str, lm: LoadedModel, schedule: dict | None = None) -> UnlearnContext:
+        """``schedule``: changes to the shared unlearning schedule for this method (``--set npo.lr=...``)."""
         d, tok = self.data(split), lm.tokenizer
-        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress)
+        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
         return UnlearnContext(
             lm=lm, forget=[encode_qa(tok, r.question, r.answer) for r in d.forget],
             retain=[encode_qa(tok, r.question, r.answer) for r in d.retain_train], schedule=sched,
             forget_questions=[r.question for r in d.forget], idk_answers=d.idk,
             build_gold=lambda: self.load(self.gold_dir(split), adapters=False), target_lr=self.profile.target.lr)
 
+    def dynamics_probe(self, split: str, lm: LoadedModel, counter: "TokenCounter | None" = None) -> Probe | None:
+        """forget_prob / retain_prob (TOFU's Prob: mean over rows of exp(-answer NLL / tokens)) on the first
+        rows of the forget split and of the retain evaluation rows: a cheap subset of the metrics."""
+        n_forget, n_retain = self.profile.dynamics_rows
+        if not n_forget or not n_retain:
+            return None
+        d, tok = self.data(split), lm.tokenizer
+        forget = [encode_qa(tok, r.question, r.answer) for r in d.forget[:n_forget]]
+        retain = [encode_qa(tok, r.question, r.answer) for r in d.retain_eval[:n_retain]]
+        device = next(lm.model.parameters()).device
+
+        def measure(model):
+            if counter is not None:  # the probe's forward passes are not the method's work
+                counter.paused = True
+            try:
+                f = score_examples(model, forget, tok.pad_token_id, share_prompts=False, device=device)
+                r = score_examples(model, retain, tok.pad_token_id, share_prompts=False, device=device)
+            finally:
+                if counter is not None:
+                    counter.paused = False
+            return {"forget_prob": float(np.exp(-f.mean_nll).mean()), "retain_prob": float(np.exp(-r.mean_nll).mean())}
+
+        return Probe(measure)
+
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         spec = get_method(method)
         merged = {m: dict(v) for m, v in self.profile.method_overrides.items()}
         for m, fields in (overrides or {}).items():
             merged.setdefault(m, {}).update(fields)
-        cfg = make_config(method, merged)
+        cfg, sched = make_config(method, merged), schedule_overrides(method, merged)
         start = time.time()
         target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
-        method_stats = None
+        method_stats, cost, dynamics = None, None, None
         if method == "retrain":
             result = gold
         else:
             torch.manual_seed(self.seed)
-            lm = spec.run(self.context(split, self.load(self.target_dir(split))), cfg)
+            ctx = self.context(split, self.load(self.target_dir(split)), sched)
+            t0, counter = time.time(), TokenCounter(ctx.lm.model)
+            ctx.probe = self.dynamics_probe(split, ctx.lm, counter)
+            with counter:
+                lm = spec.run(ctx, cfg)
+            dynamics = ctx.probe.points if ctx.probe is not None else None
+            cost = {"unlearn_s": round(time.time() - t0, 2), "tokens": counter.tokens}
             method_stats = getattr(lm.model, "_unlearn_stats", None)
             result = self.evaluate(merged_for_evaluation(lm), split)
         fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
@@ -259,9 +305,31 @@ class TofuBenchmark:
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
                 "data": self.identity(split), "protocol": self.profile.protocol.describe(),
                 "protocol_name": self.profile.protocol.name, "compat": self.profile.protocol.compat, "notes": list(dict.fromkeys(self.notes)),
-                "unlearn_schedule": {k: v for k, v in dataclasses.asdict(self.profile.unlearn).items() if k not in ("progress", "desc")},
+                "unlearn_schedule": {k: v for k, v in dataclasses.asdict(dataclasses.replace(self.profile.unlearn, **sched)).items()
+                                     if k not in ("progress", "desc")},
+                "cost": cost, "dynamics": dynamics,
                 "target_eval": self.profile.target_eval, "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+
+
+class TokenCounter:
+    """Tokens that pass through a model's input embedding while active: the unlearning run's work, counted
+    the same way for every method (forward passes of the model being unlearned; a separate frozen copy's
+    passes are not counted). Deterministic, unlike wall time, so tuning can break ties on it."""
+
+    def __init__(self, model):
+        self.embedding, self.tokens, self._handle, self.paused = model.get_input_embeddings(), 0, None, False
+
+    def _count(self, module, args):
+        if not self.paused:
+            self.tokens += int(args[0].numel())
+
+    def __enter__(self):
+        self._handle = self.embedding.register_forward_pre_hook(self._count)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
 
 
 def merged_for_evaluation(lm: LoadedModel) -> LoadedModel:

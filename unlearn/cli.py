@@ -77,7 +77,25 @@ def cmd_bench(args) -> int:
                         model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                         output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
                         force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
-                        data=args.data, protocol=args.protocol, compat=args.compat))
+                        data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned))
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.tune import load_grids, run_tune, to_markdown
+
+    methods = [x.strip() for x in args.methods.split(",") if x.strip()] if args.methods else None
+    grids = load_grids(args.grid)
+    model = args.model or ("smollm2-135m" if args.dry_run else "tiny-qwen3")
+    bench = BENCHMARKS.get(args.benchmark)(model, data_dir=args.data_dir, device=args.device, dry_run=args.dry_run,
+                                           precision=args.precision, protocol=args.protocol, compat=args.compat,
+                                           progress=not args.quiet)
+    if args.split not in bench.splits:
+        raise ValueError(f"unknown split {args.split!r} for {args.benchmark}; valid: {', '.join(bench.splits)}")
+    result = run_tune(bench, methods, args.split, grids, args.retain_min, args.out)
+    print(to_markdown(result))
+    print(f"rule: {result['rule']}\nwrote {args.out}; apply with: unlearn bench --tuned {args.out}")
     return 0
 
 
@@ -151,14 +169,41 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true", help="recompute finished cells")
     b.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
+    b.add_argument("--tuned", metavar="FILE", help="apply the settings an `unlearn tune` run chose (--set wins over them); "
+                                                  "recorded in the results JSON")
     b.set_defaults(fn=cmd_bench)
+
+    t = sub.add_parser("tune", help="tune every method the same declared way on one split (forget01)",
+                       description="Runs a small grid per method (lr x epochs where they matter, plus the method's "
+                                   "main knob: NPO/SimNPO beta, GradDiff alpha, RMU lr and beta, DSU forget_lr, lambda "
+                                   "and epochs, IWAP p and retain_tol, TROU lr and delta) on --split, and chooses by one "
+                                   "rule for all: the highest forget efficacy (3 decimals) with retain performance >= "
+                                   "--retain-min; ties go to fewer unlearning tokens, then higher retain performance, "
+                                   "then grid order. Trials are written to --out as they finish (a rerun resumes). "
+                                   "Apply the choice unchanged to other splits with `unlearn bench --tuned FILE`. "
+                                   "finetune and retrain are not tuned (baseline and gold).")
+    t.add_argument("--benchmark", default="tofu", choices=["tofu"])
+    t.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
+    t.add_argument("--methods", help="comma-separated; default every tunable method")
+    t.add_argument("--split", default="forget01", help="the split tuned on (default forget01)")
+    t.add_argument("--grid", metavar="FILE", help='JSON {method: {field: [values]}} replacing the default grids; '
+                                                  '"3x" in an lr field means 3 times the tier\'s unlearning lr')
+    t.add_argument("--retain-min", "--retain_min", dest="retain_min", type=float, default=0.9)
+    t.add_argument("--out", default="outputs/tuning.json")
+    t.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's tier (SmolLM2, reduced protocol)")
+    t.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
+    t.add_argument("--device", default="auto", help=DEVICE_HELP)
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    add_protocol_args(t, None)
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(fn=cmd_tune)
     return p
 
 
 def uses_tiny_tier(args) -> bool:
     """The tiny tier's numbers are pinned to the same CPU kernels as the tests (unlearn/numerics.py)."""
     model = getattr(args, "model", None)
-    if args.command == "bench" and model is None:
+    if args.command in ("bench", "tune") and model is None:
         model = "smollm2-135m" if args.dry_run else "tiny-qwen3"
     return model == "tiny-qwen3"
 

@@ -113,6 +113,43 @@ def plot(cells: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def plot_dynamics(cells: list[dict], path: Path) -> bool:
+    """Forget and retain Prob along each run (cell["dynamics"]) against the fraction of the run done (steps
+    differ between methods; IWAP's points are rounds, DSU's the repair phase after the negation). One
+    column per benchmark split; False (nothing written) when no cell has dynamics."""
+    groups = {k: [c for c in rows if c.get("dynamics")] for k, rows in _groups(cells).items()}
+    groups = {k: rows for k, rows in groups.items() if rows}
+    if not groups:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(groups), figsize=(5.5 * len(groups), 7), squeeze=False)
+    for col, ((bench, split), rows) in enumerate(groups.items()):
+        for c in rows:
+            pts = c["dynamics"]
+            last = max(p["step"] for p in pts) or 1
+            x = [p["step"] / last for p in pts]
+            for row, key in enumerate(("forget_prob", "retain_prob")):
+                axes[row][col].plot(x, [p[key] for p in pts], marker="o", ms=3, label=label(c["method"]))
+        axes[0][col].set_title(f"{bench.upper()} {split}")
+        axes[0][col].set_ylabel("forget Prob (lower = more forgotten)")
+        axes[1][col].set_ylabel("retain Prob (utility proxy)")
+        axes[1][col].set_xlabel("fraction of the unlearning run")
+        for row in range(2):
+            axes[row][col].grid(alpha=0.3)
+        axes[0][col].legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
 def write_outputs(cells: list[dict], out_dir: Path, run_info: dict) -> dict[str, Path]:
     out_dir = Path(out_dir)
     doc = {"schema_version": SCHEMA_VERSION, "run": run_info, "cells": cells}
@@ -125,4 +162,6 @@ def write_outputs(cells: list[dict], out_dir: Path, run_info: dict) -> dict[str,
         header["data"] = "; ".join(s for v in run_info["data"].values() for s in v)
     atomic_write(paths["md"], to_markdown(cells, header))
     plot(cells, paths["png"])
+    if plot_dynamics(cells, out_dir / "dynamics.png"):
+        paths["dynamics"] = out_dir / "dynamics.png"
     return paths

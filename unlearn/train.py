@@ -108,8 +108,11 @@ def seed_everything(seed: int) -> None:
 
 def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None = None,
           forget: list[Example] | None = None, loss_fn: LossFn | None = None, stepper: Stepper | None = None,
-          optimizer_factory: Callable | None = None) -> list[dict[str, float]]:
+          optimizer_factory: Callable | None = None, probe: "Probe | None" = None) -> list[dict[str, float]]:
     """Run the loop; returns per-optimiser-step metrics.
+
+    ``probe`` (unlearning dynamics): called before the first step and then every ``probe.every`` optimiser
+    steps (0: once per epoch) and after the last, on the model in eval mode without gradients.
 
     Fine-tuning: ``forget`` is None and each step sees a retain batch. Unlearning: one epoch is one pass
     over ``forget``; each forget batch is paired with a random retain batch (when ``retain`` is given).
@@ -148,6 +151,9 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
     ctx = LoopContext(accelerator, optimizer, scheduler, cfg)
     step_fn = stepper or loss_stepper(loss_fn)
     history: list[dict[str, float]] = []
+    probe_every = (probe.every or max(1, math.ceil(per_epoch / cfg.grad_accum))) if probe else 0
+    if probe:
+        probe(model, 0)
     model.train()
     micro = 0
     with tqdm(total=total_micro, desc=cfg.desc, disable=not cfg.progress, leave=False) as bar:
@@ -167,10 +173,29 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
                 if micro % cfg.grad_accum == 0 or micro == total_micro:
                     ctx.step += 1
                     history.append(metrics)
+                    if probe and (ctx.step % probe_every == 0 or micro == total_micro):
+                        probe(model, ctx.step)
+                        model.train()
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}")
                 bar.update(1)
     model.eval()
     return history
+
+
+class Probe:
+    """A cheap measure taken along an unlearning run: ``fn(model) -> {name: value}`` recorded with the step
+    (and the phase, for methods of several phases) in ``points``. The model is left in eval mode."""
+
+    def __init__(self, fn: Callable[[object], dict[str, float]], every: int = 0):
+        self.fn, self.every, self.points, self.phase = fn, every, [], None
+
+    def __call__(self, model, step: int) -> None:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            values = self.fn(model)
+        self.points.append({"step": step, **({"phase": self.phase} if self.phase else {}), **values})
+        model.train(was_training)
 
 
 def nll_loss(model, batch: StepBatch) -> LossOutput:

@@ -35,6 +35,7 @@ class UnlearnContext:
     build_gold: Callable[[], object] | None = None  # returns a LoadedModel trained on retain only
     target_lr: float | None = None  # the learning rate the target was trained with (finetune continues at it)
     reference: object = None  # unlearn.models.Reference, created lazily
+    probe: object = None  # unlearn.train.Probe: unlearning dynamics, measured along the run (None: not measured)
 
     def ref(self):
         if self.reference is None:
@@ -59,7 +60,7 @@ def loss_method(name: str, config_cls: type, description: str, needs_reference: 
         def run(ctx: UnlearnContext, cfg) -> object:
             ref = ctx.ref() if needs_reference else None
             train(ctx.lm.model, ctx.lm.tokenizer.pad_token_id, dataclasses.replace(ctx.schedule, desc=name),
-                  forget=ctx.forget, retain=ctx.retain, loss_fn=lambda m, b: fn(m, b, cfg, ref))
+                  forget=ctx.forget, retain=ctx.retain, loss_fn=lambda m, b: fn(m, b, cfg, ref), probe=ctx.probe)
             return ctx.lm
 
         METHODS.add(name, MethodSpec(name, config_cls, description, run))
@@ -126,21 +127,40 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
     return out
 
 
+# Fields of the shared unlearning schedule that a method override may set (``--set npo.lr=1e-4``), for
+# methods whose own config has no field of that name (finetune's and rmu's own lr/epochs win).
+SCHEDULE_FIELDS: dict[str, type] = {"lr": float, "epochs": float}
+
+
+def _config_fields(name: str) -> dict:
+    return {f.name: f for f in dataclasses.fields(get_method(name).config_cls)}
+
+
+def schedule_overrides(name: str, overrides: dict[str, dict[str, str]] | None = None) -> dict[str, float]:
+    """The shared-schedule changes ``overrides[name]`` asks for (``lr``, ``epochs``), typed."""
+    own = _config_fields(name)
+    return {k: _coerce(v, SCHEDULE_FIELDS[k], f"{name}.{k}") for k, v in (overrides or {}).get(name, {}).items()
+            if k in SCHEDULE_FIELDS and k not in own}
+
+
 def validate_overrides(overrides: dict[str, dict[str, str]]) -> None:
     """Check every method and field named in overrides exists (before any work starts)."""
     for method in overrides:
         make_config(method, overrides)
+        schedule_overrides(method, overrides)
 
 
 def make_config(name: str, overrides: dict[str, dict[str, str]] | None = None):
     """The method's frozen config with ``overrides[name]`` applied (typed from the dataclass)."""
     spec = get_method(name)
-    fields = {f.name: f for f in dataclasses.fields(spec.config_cls)}
+    fields = _config_fields(name)
     hints = typing.get_type_hints(spec.config_cls)  # resolves string annotations (from __future__)
     changes = {}
     for key, value in (overrides or {}).get(name, {}).items():
+        if key in SCHEDULE_FIELDS and key not in fields:
+            continue  # the shared schedule's field (schedule_overrides)
         if key not in fields:
-            valid = ", ".join(fields) or "(none)"
+            valid = ", ".join(list(fields) + [f"{k} (the shared schedule's)" for k in SCHEDULE_FIELDS if k not in fields])
             raise KeyError(f"unknown field {key!r} for method {name!r}; valid fields: {valid}")
         changes[key] = _coerce(value, hints[key], f"{name}.{key}")
     return dataclasses.replace(spec.config_cls(), **changes)
@@ -152,4 +172,4 @@ def run_method(name: str, ctx: UnlearnContext, cfg=None):
 
 
 __all__ = ["METHODS", "LossOutput", "StepBatch", "UnlearnContext", "get_method", "make_config", "method_names",
-           "parse_overrides", "run_method", "validate_overrides"]
+           "parse_overrides", "run_method", "schedule_overrides", "validate_overrides"]

@@ -79,9 +79,13 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     set_signed_scale(model, FORGET, -cfg.lam)
     activate(model, [FORGET, RETAIN], trainable=RETAIN)
     repair = []
+    if ctx.probe is not None:  # dynamics of the unlearned model: from the negation on (the forget phase fits, not forgets)
+        ctx.probe.phase = "repair"
     if cfg.retain_training:
         retain_cfg = dataclasses.replace(ctx.schedule, epochs=1e9, max_steps=len(history), desc="dsu:retain-adapter")
-        repair = train(model, tok.pad_token_id, retain_cfg, retain=ctx.retain, loss_fn=nll_loss)
+        repair = train(model, tok.pad_token_id, retain_cfg, retain=ctx.retain, loss_fn=nll_loss, probe=ctx.probe)
+    elif ctx.probe is not None:
+        ctx.probe(model, 0)
     ctx.lm.model = finish(model, quantised)
     ctx.lm.model._dsu_stats = {"forget_steps": len(history), "retain_steps": len(repair)}
     return ctx.lm

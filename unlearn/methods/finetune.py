@@ -19,5 +19,5 @@ class FinetuneConfig:
 def finetune(ctx: UnlearnContext, cfg: FinetuneConfig):
     lr = cfg.lr if cfg.lr is not None else (ctx.target_lr if ctx.target_lr is not None else ctx.schedule.lr)
     sched = dataclasses.replace(ctx.schedule, lr=lr, epochs=cfg.epochs, desc="finetune")
-    train(ctx.lm.model, ctx.lm.tokenizer.pad_token_id, sched, retain=ctx.retain, loss_fn=nll_loss)
+    train(ctx.lm.model, ctx.lm.tokenizer.pad_token_id, sched, retain=ctx.retain, loss_fn=nll_loss, probe=ctx.probe)
     return ctx.lm

@@ -31,6 +31,6 @@ def idk_loss(model, batch, cfg) -> LossOutput:
 def idk(ctx: UnlearnContext, cfg: IdkConfig):
     tok = ctx.lm.tokenizer
     forget = idk_examples(tok, ctx.forget_questions, ctx.idk_answers, ctx.schedule.seed)
-    train(ctx.lm.model, tok.pad_token_id, ctx.schedule, forget=forget, retain=ctx.retain,
+    train(ctx.lm.model, tok.pad_token_id, ctx.schedule, forget=forget, retain=ctx.retain, probe=ctx.probe,
           loss_fn=lambda m, b: idk_loss(m, b, cfg))
     return ctx.lm

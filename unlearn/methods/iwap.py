@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from unlearn.methods import UnlearnContext, procedure
 from unlearn.methods.losses import influence_ratio, removal_scores, token_log_odds, top_fraction
@@ -148,14 +149,26 @@ def influence_batches(ctx: UnlearnContext, cfg: IWAPConfig):
     return f[:n], r[:n]
 
 
-def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig) -> dict[str, torch.Tensor]:
-    """Higher = remove first: the signed log-odds score, or METHODS.md's first |NLL| influence ratio."""
-    if cfg.objective == "log_odds":
-        f = atom_influence(model, fb, cfg.heads, mean_log_odds, signed=True)
-        r = atom_influence(model, rb, cfg.heads, mean_log_odds, signed=True)
-        return {k: removal_scores(f[k], r[k], cfg.eps) for k in f}
-    f, r = atom_influence(model, fb, cfg.heads), atom_influence(model, rb, cfg.heads)
-    return {k: influence_ratio(f[k], r[k], cfg.eps) for k in f}
+def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig) -> tuple[dict[str, torch.Tensor], float, float]:
+    """Higher = remove first: the signed log-odds score, or METHODS.md's first |NLL| influence ratio. Also
+    returns what the stopping rule reads, taken from the same forward passes (no extra pass): the forget
+    answers' mean token log-odds and the retain NLL, averaged over the batches."""
+    seen = {"log_odds": [], "nll": []}
+
+    def objective(model, batch):
+        logits, targets, _, _ = answer_logits(model, batch)
+        lo, nll = token_log_odds(logits, targets).mean(), F.cross_entropy(logits, targets)
+        seen["log_odds"].append(lo.item())
+        seen["nll"].append(nll.item())
+        return lo if cfg.objective == "log_odds" else nll
+
+    f = atom_influence(model, fb, cfg.heads, objective, signed=cfg.objective == "log_odds")
+    forget_lo = sum(seen["log_odds"]) / len(fb)
+    seen["nll"].clear()
+    r = atom_influence(model, rb, cfg.heads, objective, signed=cfg.objective == "log_odds")
+    retain_nll = sum(seen["nll"]) / len(rb)
+    score = removal_scores if cfg.objective == "log_odds" else influence_ratio
+    return {k: score(f[k], r[k], cfg.eps) for k in f}, forget_lo, retain_nll
 
 
 @torch.no_grad()
@@ -180,36 +193,44 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
     model = ctx.lm.model
     fb, rb = influence_batches(ctx, cfg)
     pruned: dict[str, list] = {"mlp": [], "heads": []}
-    log_odds, retain_nll = measure(model, fb, rb)
-    history = [{"round": 0, "mlp": 0, "heads": 0, "forget_log_odds": log_odds, "retain_nll": retain_nll}]
-    base_nll, stop, hooks = retain_nll, "rounds", []
-    for rnd in range(1, cfg.rounds + 1):
+    history: list[dict] = []
+    hooks, pending, stop = [], None, "rounds"  # pending: the last round's (masks, atoms), accepted or undone next
+    if ctx.probe is not None:  # dynamics: one point per accepted round ("step" = round)
+        ctx.probe.phase = "round"
+        ctx.probe(model, 0)
+    for rnd in range(1, cfg.rounds + 2):  # the extra pass only checks the last round
+        scores, log_odds, retain_nll = atom_scores(model, fb, rb, cfg)  # of the model with the pending masks
+        if pending is None:
+            history.append({"round": 0, "mlp": 0, "heads": 0, "forget_log_odds": log_odds, "retain_nll": retain_nll})
+        else:
+            trial, new = pending
+            pending = None
+            if retain_nll - history[0]["retain_nll"] > cfg.retain_tol:  # undo: it costs more utility than allowed
+                for h in trial:
+                    h.remove()
+                stop = "retain_tol"
+                break
+            for h in hooks:
+                h.remove()
+            hooks = trial
+            for k in pruned:
+                pruned[k] += new[k]
+            history.append({"round": rnd - 1, "mlp": len(pruned["mlp"]), "heads": len(pruned["heads"]),
+                            "forget_log_odds": log_odds, "retain_nll": retain_nll})
+            if ctx.probe is not None:
+                ctx.probe(model, rnd - 1)
         if log_odds <= cfg.target_log_odds:
             stop = "target"
             break
-        scores = atom_scores(model, fb, rb, cfg)
+        if rnd > cfg.rounds:
+            break
         new = {"mlp": select(_exclude(scores["mlp"], pruned["mlp"]), cfg.p),
                "heads": select(_exclude(scores["heads"], pruned["heads"]), cfg.p_heads) if cfg.heads else []}
         new = {k: [a for a in v if a not in pruned[k]] for k, v in new.items()}  # p may exceed what is left
         if not new["mlp"] and not new["heads"]:
             stop = "exhausted"
             break
-        trial = install_masks(model, pruned["mlp"] + new["mlp"], pruned["heads"] + new["heads"])
-        lo, rn = measure(model, fb, rb)
-        if rn - base_nll > cfg.retain_tol:  # undo this round: it costs more utility than allowed
-            for h in trial:
-                h.remove()
-            stop = "retain_tol"
-            break
-        for h in hooks:
-            h.remove()
-        hooks, log_odds = trial, lo
-        for k in pruned:
-            pruned[k] += new[k]
-        history.append({"round": rnd, "mlp": len(pruned["mlp"]), "heads": len(pruned["heads"]),
-                        "forget_log_odds": lo, "retain_nll": rn})
-    else:
-        stop = "target" if log_odds <= cfg.target_log_odds else "rounds"
+        pending = (install_masks(model, pruned["mlp"] + new["mlp"], pruned["heads"] + new["heads"]), new)
     for h in hooks:
         h.remove()
     if is_peft(model) or is_quantised(model):

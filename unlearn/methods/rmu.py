@@ -73,5 +73,5 @@ def rmu(ctx: UnlearnContext, cfg: RMUConfig):
         return LossOutput(forget + cfg.alpha * retain, {"forget": forget.item(), "retain": retain.item()})
 
     sched = ctx.schedule if cfg.lr is None else dataclasses.replace(ctx.schedule, lr=cfg.lr)
-    train(model, ctx.lm.tokenizer.pad_token_id, sched, forget=ctx.forget, retain=ctx.retain, loss_fn=loss)
+    train(model, ctx.lm.tokenizer.pad_token_id, sched, forget=ctx.forget, retain=ctx.retain, loss_fn=loss, probe=ctx.probe)
     return ctx.lm
