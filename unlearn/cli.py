@@ -184,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
                                    "finetune and retrain are not tuned (baseline and gold).")
     t.add_argument("--benchmark", default="tofu", choices=["tofu"])
     t.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
-    t.add_argument("--methods", help="comma-separated; default every tunable method")
+    t.add_argument("--methods", help="comma-separated; default every tunable method (with --grid: the file's methods)")
     t.add_argument("--split", default="forget01", help="the split tuned on (default forget01)")
     t.add_argument("--grid", metavar="FILE", help='JSON {method: {field: [values]}} replacing the default grids; '
                                                   '"3x" in an lr field means 3 times the tier\'s unlearning lr')

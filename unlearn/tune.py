@@ -89,7 +89,7 @@ def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", g
              retain_min: float = 0.9, out: str | Path = "outputs/tuning.json", log=print) -> dict:
     """Run every method's grid on ``split`` of ``bench`` (a benchmark object) and write ``out``."""
     grids = grids or DEFAULT_GRIDS
-    methods = methods or [m for m in method_names() if m not in NOT_TUNED]
+    methods = methods or [m for m in method_names() if m not in NOT_TUNED and m in grids]  # a --grid file: its methods
     for m in methods:
         if m not in grids:
             raise KeyError(f"no tuning grid for method {m!r}; grids: {', '.join(grids)}")
