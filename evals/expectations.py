@@ -30,6 +30,23 @@ TOFU_EXPECTATIONS = {
     "trou": [("forget_efficacy", AT_LEAST, 0.8), ("retain_performance", AT_LEAST, 0.95)],
 }
 
+# Robustness (issue 14; `pytest evals -m robustness`), on the metrics' raw values. relearn_excess = recovery after
+# the relearning attack minus the same attack's recovery on the gold model (the control: 0.428 / 0.332 / 0.305 on
+# forget01/05/10). The literature's finding (Lynch et al. 2024, Hu et al. 2024): loss-based unlearning is
+# shallow, the answers come back faster than a never-trained model learns them (excess > 0). Measured first on
+# this tier, then pinned: the gradient-ascent family and IWAP's pruning are shallow; DSU's merged negated adapter
+# resists relearning at least as well as the gold model (excess -0.225 / -0.097 / -0.381).
+ROBUSTNESS_EXPECTATIONS = {
+    "grad_ascent": [("relearn_recovery", AT_LEAST, 0.5), ("relearn_excess", AT_LEAST, 0.0)],
+    "grad_diff": [("relearn_excess", AT_LEAST, 0.0)],
+    "npo": [("relearn_excess", AT_LEAST, 0.0)],
+    "simnpo": [("relearn_excess", AT_LEAST, 0.0)],
+    "idk": [("relearn_excess", AT_LEAST, 0.0)],
+    "iwap": [("relearn_excess", AT_LEAST, 0.0)],
+    "trou": [("relearn_excess", AT_LEAST, 0.0)],
+    "dsu": [("relearn_excess", AT_MOST, 0.0)],
+}
+
 # (method, split, threshold name) -> reason with the measured value (tiny-qwen3, seed 0, under the numerics
 # pins of unlearn/numerics.py, so the same on every CPU kind). One entry per threshold, not per cell: a
 # method that does not forget still has its retain bound asserted. Re-measured 2026-11-30 (issue 11); each
@@ -55,6 +72,10 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
     ("trou", "forget10", "retain_performance"): "measured 0.8927 < 0.95: the retain-probe trust region does not hold utility "
                                                 "over 4 authors (probe_size 32: 0.929 with efficacy 0.52)",
     ("trou", "forget10", "forget_efficacy"): "measured 0.7400 < 0.8: forget01's setting (lr 3e-3, delta 0.1) over 4 authors",
+    # robustness: on one author, 2 epochs of gradient ascent at lr 9e-4 (forget01's tuned setting) leave the
+    # answers harder to relearn than the gold model finds them (forget05/10: recovery 0.531 / 0.551, excess > 0)
+    ("grad_ascent", "forget01", "relearn_recovery"): "measured 0.3419 < 0.5 (gold control 0.4282)",
+    ("grad_ascent", "forget01", "relearn_excess"): "measured -0.0862 < 0: recovery 0.3419 vs gold control 0.4282",
     ("target", "forget01", "fq"): "measured FQ(target vs gold) 0.0811 >= 0.01: 20 forget rows give the KS test little power "
                                   "(forget05: 0.0013, forget10: 5.5e-09, both pass)",
 }

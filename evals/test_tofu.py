@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.amber import AmberSnapshotExtension
 
-from evals.expectations import KNOWN_FAILURES, TOFU_EXPECTATIONS, check
+from evals.expectations import KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
 from unlearn.methods import method_names, parse_overrides
 
@@ -100,3 +100,30 @@ def test_target_is_far_from_gold(tofu_bench, split, request):
         request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[key]))
     assert target["aggregates"]["forget_rouge"] > gold["aggregates"]["forget_rouge"] + 0.2
     assert fq < 0.01, f"FQ(target vs gold) = {fq:.3g}"
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("split", SPLITS)
+def test_relearning_control_learns_some_but_not_all(tofu_bench, split):
+    """The attack on the gold model (the control): k forget rows teach a model that never saw the forget
+    authors part of the other rows' answers; none (0) or all (1) would mean the budget measures nothing."""
+    control = tofu_bench.relearn_control(split)
+    assert 0.05 < control["relearn_control"] < 0.95, control
+
+
+def _robust_grid():
+    return [pytest.param((method, split), (name, d, t), id=f"{method}-{split}-{name}")
+            for split in SPLITS for method in method_names() for name, d, t in ROBUSTNESS_EXPECTATIONS.get(method, [])]
+
+
+@pytest.mark.robustness
+@pytest.mark.parametrize("cell,threshold", _robust_grid(), indirect=["cell"])
+def test_tofu_robustness(cell, threshold, request):
+    name, direction, bound = threshold
+    assert {"relearn_recovery", "relearn_control", "regen_leak"} <= set(cell["summary"])
+    key = (cell["method"], cell["split"], name)
+    if key in KNOWN_FAILURES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[key]))
+    value = cell["metrics"][name]
+    assert value is not None and check(value, direction, bound), \
+        f"{cell['method']} on {cell['split']}: {name}={value} (want {direction} {bound})"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from unlearn.report import SCHEMA_VERSION, latex_escape, to_latex
+from unlearn.report import SCHEMA_VERSION, latex_escape, to_latex, to_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = """
@@ -166,3 +166,20 @@ def test_bad_arguments_fail_before_any_output(tmp_path):
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert res.returncode == 2 and "valid" in res.stderr, (args, res.stderr)
         assert not (tmp_path / "o").exists()
+
+
+def test_tables_show_robustness_columns_when_cells_have_them():
+    def cell(method, rec):
+        summary = {"forget_efficacy": 0.9, "retain_performance": 0.95, "mia_auc": 0.6}
+        if rec is not False:
+            summary.update({"relearn_recovery": rec, "relearn_control": 0.4, "regen_leak": 0.7})
+        return {"benchmark": "tofu", "split": "forget01", "method": method, "summary": summary, "metrics": {}}
+
+    plain = [cell("npo", False), cell("retrain", False)]
+    assert "Relearn recovery" not in to_markdown(plain) and "Relearn recovery" not in to_latex(plain)
+    robust = [cell("npo", 0.25), cell("grad_ascent", None), cell("retrain", 0.4)]
+    md, tex = to_markdown(robust), to_latex(robust)
+    assert "| Relearn recovery | Gold control | Regen. leak |" in md.replace("Forget efficacy | Retain perf. | MIA AUC ", "")
+    assert "| npo | 0.900 | 0.950 | 0.600 | 0.250 | 0.400 | 0.700 |" in md
+    assert "| grad_ascent | 0.900 | 0.950 | 0.600 | -- | 0.400 | 0.700 |" in md  # undefined recovery: nothing removed
+    assert r"\begin{tabular}{lrrrrrr}" in tex and "npo & 0.900 & 0.950 & 0.600 & 0.250 & 0.400 & 0.700" in tex

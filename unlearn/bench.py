@@ -3,6 +3,7 @@ written as soon as the cell finishes, so an interrupted run resumes where it sto
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import platform
@@ -44,6 +45,7 @@ class BenchArgs:
     force: bool = False
     overrides: dict = field(default_factory=dict)
     tuned: str | None = None  # an `unlearn tune` output: its chosen settings, under any --set overrides
+    robustness: bool | None = None  # relearning attack + regeneration leakage; None: the profile's (dry run: off)
     progress: bool = True
     profile: object = None  # unlearn.benchmarks.Profile; None = the model's documented profile (tests shrink it)
 
@@ -89,7 +91,8 @@ def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> st
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
              "overrides": args.overrides.get(method, {}), "data": args.data,
              "precision": runner.precision, "device": runner.device,
-             "protocol": runner.profile.protocol.name, "compat": runner.profile.protocol.compat}
+             "protocol": runner.profile.protocol.name, "compat": runner.profile.protocol.compat,
+             "robustness": dataclasses.asdict(runner.profile.robustness) if runner.profile.robustness else None}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
 
@@ -126,7 +129,7 @@ def run_bench(args: BenchArgs, log=print) -> dict:
         bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
                                   dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress,
                                   profile=args.profile, precision=args.precision, data=args.data,
-                                  protocol=args.protocol, compat=args.compat)
+                                  protocol=args.protocol, compat=args.compat, robustness=args.robustness)
         benches[b] = bench
         protocol = bench.profile.protocol.describe()
         for s in args.splits or (["forget01"] if args.dry_run else list(bench.splits)):

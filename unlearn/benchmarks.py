@@ -16,18 +16,19 @@ import numpy as np
 import torch
 
 from unlearn.data.tofu import TofuData, find_tofu_source, load_tofu, synthetic_tofu
-from unlearn.evaluate import PROTOCOL_NAMES, EvalProtocol, evaluate_tofu, protocol_preset
+from unlearn.evaluate import PROTOCOL_NAMES, EvalProtocol, _autocast, _protocol_splits, evaluate_tofu, protocol_preset
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
 from unlearn.methods import UnlearnContext, get_method, make_config, schedule_overrides
 from unlearn.models import LoadedModel, LoraSpec, load_model
 from unlearn.numerics import numerics_info, resolve_device, resolve_precision
 from unlearn.registry import Registry
+from unlearn.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
 from unlearn.scoring import encode_qa, score_examples
 from unlearn.train import Probe, TrainConfig, finetuned_model_dir
 
 BENCHMARKS: Registry = Registry("benchmark")
 DATA_CHOICES = ("auto", "real", "synthetic")  # auto: the model profile's (real TOFU; synthetic for tiny-qwen3)
-CELL_CODE_VERSION = 2  # bump when evaluation or metric code changes: invalidates cached target/gold evaluations
+CELL_CODE_VERSION = 3  # bump when evaluation or metric code changes: invalidates cached target/gold evaluations
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Profile:
     # unlearning dynamics: forget and retain Prob measured before the first step, every epoch (IWAP: round) and
     # after the last; at most this many forget / retain-eval rows (0 turns it off)
     dynamics_rows: tuple[int, int] = (40, 20)
+    # relearning attack + regeneration leakage per cell (unlearn/robustness.py); None: off
+    robustness: RobustnessConfig | None = None
 
 
 TUNED_DIR = Path(__file__).parent / "data" / "tuned"
@@ -61,7 +64,7 @@ def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> d
 
     out = {m: dict(v) for m, v in (base or {}).items()}
     path = TUNED_DIR / f"{tier}.json"
-    if path.is_file():
+    if tier.replace("-", "").replace(".", "").replace("_", "").isalnum() and path.is_file():  # presets, not paths
         for m, fields in tuned_overrides(path).items():
             out.setdefault(m, {}).update(fields)
     return out
@@ -86,6 +89,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     # every method's settings: what `unlearn tune` chose on forget01 only (the file holds every
                     # trial and the rule); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}).
                     method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
+                    robustness=RobustnessConfig(lr=1e-3, steps=10),
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif protocol == "reduced":
         # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
@@ -95,7 +99,9 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=8, mixed_precision=mp, desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32),
                     protocol=protocol_preset("reduced", compat, bf16),
-                    real_slice_retain=10, synthetic_authors=20, method_overrides={"dsu": {"forget_epochs": "1"}},
+                    real_slice_retain=10, synthetic_authors=20,
+                    # the dry-run tier's settings: `unlearn tune --dry_run --grid benchmarks/grids/dry_run.json`
+                    method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
                     target_eval="reference",
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
                          "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
@@ -105,6 +111,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                                        mixed_precision=mp, desc="target"),
                     unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32), protocol=protocol_preset("full", compat, bf16), target_eval="reference",
+                    robustness=RobustnessConfig(lr=1e-5, steps=10, batch_size=4),  # PROTOCOLS' lr
                     note=f"full TOFU protocol ({precision}; scores in fp32)")
     if model == "tiny-qwen3" and compat != "tofu":
         p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, compat=compat))
@@ -123,8 +130,8 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
 
 
-def round_sig(x: float, sig: int = 4) -> float:
-    if x == 0 or not math.isfinite(x):
+def round_sig(x: float | None, sig: int = 4) -> float | None:
+    if x is None or x == 0 or not math.isfinite(x):
         return x
     return float(f"{x:.{sig}g}")
 
@@ -139,7 +146,8 @@ class TofuBenchmark:
     def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
                  dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
                  profile: Profile | None = None, precision: str = "auto", data: str = "auto",
-                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu"):
+                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu",
+                 robustness: bool | None = None):
         if data not in DATA_CHOICES:
             raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
         self.model, self.quant, self.seed = model, quant, seed
@@ -152,6 +160,10 @@ class TofuBenchmark:
         self.profile = profile or profile_for(model, dry_run, max_steps, self.precision, protocol, compat)
         if data != "auto":
             self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+        if robustness is False:
+            self.profile = dataclasses.replace(self.profile, robustness=None)
+        elif robustness and self.profile.robustness is None:  # the dry run's: off unless asked for
+            self.profile = dataclasses.replace(self.profile, robustness=RobustnessConfig(lr=self.profile.unlearn.lr))
         if target_eval is not None:
             if target_eval not in ("full", "reference"):
                 raise ValueError(f"unknown target_eval {target_eval!r}; valid: full, reference")
@@ -268,6 +280,72 @@ class TofuBenchmark:
 
         return Probe(measure)
 
+    # -------------------------------------------------------------- robustness (issue 14)
+    def _forget_rows_and_parts(self, split: str):
+        rows = _protocol_splits(self.data(split), self.profile.protocol)["forget"]
+        return rows, *relearn_split(len(rows), self.profile.robustness)
+
+    @staticmethod
+    def _row_values(log: dict, key: str) -> np.ndarray:
+        return np.array([log[key][k] for k in sorted(log[key], key=int)], dtype=float)
+
+    def _forget_rouge_rows(self, evaluation: dict) -> np.ndarray:
+        if "forget" in evaluation["logs"]:
+            return self._row_values(evaluation["logs"]["forget"], "rougeL_recall")
+        return np.array(evaluation["forget_rouge_rows"], dtype=float)  # a reference-only target evaluation
+
+    def _relearned_measure(self, model, tok, split: str) -> tuple[float, list[int]]:
+        """Mean forget ROUGE on the eval part after the attack on the attack part (the model is copied)."""
+        rows, attack_idx, eval_idx = self._forget_rows_and_parts(split)
+        cfg, proto = self.profile.robustness, self.profile.protocol
+        attacked = attack(model, tok, [rows[i] for i in attack_idx], cfg, lora=self.profile.lora,
+                          mixed_precision=self.profile.unlearn.mixed_precision)
+        with _autocast(attacked, proto.bf16):
+            m = forget_measure(attacked, tok, [rows[i] for i in eval_idx], proto)
+        return float(m.mean()), attack_idx
+
+    def relearn_control(self, split: str) -> dict:
+        """The attack on the gold (retain-only) model: what k forget rows teach a model that never saw them."""
+        key = f"control:{split}"
+        if key not in self._evals:
+            rows, attack_idx, eval_idx = self._forget_rows_and_parts(split)
+            target_rows = self._forget_rouge_rows(self.reference_eval("target", split))
+            gold_rows = self._forget_rouge_rows(self.reference_eval("gold", split))
+            gold = self.load(self.gold_dir(split), adapters=False)
+            m_rel, _ = self._relearned_measure(gold.model, gold.tokenizer, split)
+            m_t, m_g = float(target_rows[eval_idx].mean()), float(gold_rows[eval_idx].mean())
+            rec = recovery(m_rel, m_g, m_t)
+            self._evals[key] = {"relearn_recovery": rec, "relearn_control": rec, "attack_rows": attack_idx,
+                                "m_target": m_t, "m_unlearned": m_g, "m_relearned": m_rel,
+                                "control": {"m_gold": m_g, "m_gold_relearned": m_rel}}
+        return self._evals[key]
+
+    def _leak(self, lm: LoadedModel, split: str, evaluation: dict) -> dict:
+        rows, _, _ = self._forget_rows_and_parts(split)
+        log = evaluation["logs"]["forget"]
+        greedy = [log["generated_text"][k][1] for k in sorted(log["generated_text"], key=int)]
+        proto = self.profile.protocol
+        with _autocast(lm.model, proto.bf16):
+            return regeneration_leak(lm.model, lm.tokenizer, rows, self.profile.robustness, proto.max_new_tokens,
+                                     greedy=greedy if proto.compat == "tofu" else None)
+
+    def robustness(self, lm: LoadedModel, split: str, evaluation: dict) -> dict:
+        """relearn_recovery (unclipped; None when nothing was removed on the eval part), the gold control, and
+        regeneration leakage of the unlearned model; wall time of the whole check in ``robustness_s``."""
+        t0 = time.time()
+        control = self.relearn_control(split)
+        _, attack_idx, eval_idx = self._forget_rows_and_parts(split)
+        m_t = control["m_target"]
+        m_u = float(self._forget_rouge_rows(evaluation)[eval_idx].mean())
+        m_rel, _ = self._relearned_measure(lm.model, lm.tokenizer, split)
+        t1 = time.time()
+        out = {"relearn_recovery": recovery(m_rel, m_u, m_t), "relearn_control": control["relearn_control"],
+               "attack_rows": attack_idx, "m_target": m_t, "m_unlearned": m_u, "m_relearned": m_rel,
+               "control": control["control"], **self._leak(lm, split, evaluation)}
+        out["relearn_s"], out["leak_s"] = round(t1 - t0, 2), round(time.time() - t1, 2)
+        out["robustness_s"] = round(time.time() - t0, 2)
+        return out
+
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         spec = get_method(method)
         merged = {m: dict(v) for m, v in self.profile.method_overrides.items()}
@@ -276,9 +354,13 @@ class TofuBenchmark:
         cfg, sched = make_config(method, merged), schedule_overrides(method, merged)
         start = time.time()
         target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
-        method_stats, cost, dynamics = None, None, None
+        method_stats, cost, dynamics, robust = None, None, None, None
         if method == "retrain":
             result = gold
+            if self.profile.robustness is not None:  # the gold row's attack is the control itself
+                control = self.relearn_control(split)
+                gold_lm = self.load(self.gold_dir(split), adapters=False)
+                robust = {**control, **self._leak(gold_lm, split, gold)}
         else:
             torch.manual_seed(self.seed)
             ctx = self.context(split, self.load(self.target_dir(split)), sched)
@@ -289,7 +371,10 @@ class TofuBenchmark:
             dynamics = ctx.probe.points if ctx.probe is not None else None
             cost = {"unlearn_s": round(time.time() - t0, 2), "tokens": counter.tokens}
             method_stats = getattr(lm.model, "_unlearn_stats", None)
-            result = self.evaluate(merged_for_evaluation(lm), split)
+            lm = merged_for_evaluation(lm)
+            result = self.evaluate(lm, split)
+            if self.profile.robustness is not None:
+                robust = self.robustness(lm, split, result)
         fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}
@@ -298,6 +383,14 @@ class TofuBenchmark:
                                   metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
         references = {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
                       for kind, ev in (("target", target), ("gold", gold))}
+        if robust is not None:
+            clip = lambda x: None if x is None else min(1.0, max(0.0, x))  # noqa: E731  (clipped only in the summary)
+            metrics.update({k: robust[k] for k in ("relearn_recovery", "relearn_control", "regen_leak", "regen_exact")})
+            # > 0: the forgotten answers come back faster than k rows teach a model that never saw them
+            metrics["relearn_excess"] = (None if robust["relearn_recovery"] is None or robust["relearn_control"] is None
+                                         else robust["relearn_recovery"] - robust["relearn_control"])
+            summary.update({"relearn_recovery": clip(robust["relearn_recovery"]),
+                            "relearn_control": clip(robust["relearn_control"]), "regen_leak": robust["regen_leak"]})
         return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "metrics": metrics,
                 "references": references,
                 "method_config": dataclasses.asdict(cfg), "method_stats": method_stats, "per_question": {**result["per_question"], "logs": result["logs"]},
@@ -307,7 +400,7 @@ class TofuBenchmark:
                 "protocol_name": self.profile.protocol.name, "compat": self.profile.protocol.compat, "notes": list(dict.fromkeys(self.notes)),
                 "unlearn_schedule": {k: v for k, v in dataclasses.asdict(dataclasses.replace(self.profile.unlearn, **sched)).items()
                                      if k not in ("progress", "desc")},
-                "cost": cost, "dynamics": dynamics,
+                "cost": cost, "dynamics": dynamics, "robustness": robust,
                 "target_eval": self.profile.target_eval, "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 

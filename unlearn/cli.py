@@ -77,7 +77,8 @@ def cmd_bench(args) -> int:
                         model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                         output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
                         force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
-                        data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned))
+                        data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
+                        robustness=args.robustness))
     return 0
 
 
@@ -90,7 +91,7 @@ def cmd_tune(args) -> int:
     model = args.model or ("smollm2-135m" if args.dry_run else "tiny-qwen3")
     bench = BENCHMARKS.get(args.benchmark)(model, data_dir=args.data_dir, device=args.device, dry_run=args.dry_run,
                                            precision=args.precision, protocol=args.protocol, compat=args.compat,
-                                           progress=not args.quiet)
+                                           progress=not args.quiet, robustness=False)  # not part of the rule
     if args.split not in bench.splits:
         raise ValueError(f"unknown split {args.split!r} for {args.benchmark}; valid: {', '.join(bench.splits)}")
     result = run_tune(bench, methods, args.split, grids, args.retain_min, args.out)
@@ -169,6 +170,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--force", action="store_true", help="recompute finished cells")
     b.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
+    b.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=None,
+                   help="relearning attack and regeneration leakage per cell (default: on, off in the dry run)")
     b.add_argument("--tuned", metavar="FILE", help="apply the settings an `unlearn tune` run chose (--set wins over them); "
                                                   "recorded in the results JSON")
     b.set_defaults(fn=cmd_bench)

@@ -193,6 +193,7 @@ def reference_aggregates(model, tok, data: TofuData, protocol: EvalProtocol, pro
                                            progress)
     forget_rouge = rouge_l_recall(gens[: len(splits["forget"])], [rouge_reference(tok, r, protocol) for r in splits["forget"]])
     return {"logs": logs, "aggregates": {**aggregate(logs), "forget_rouge": float(np.mean(forget_rouge))},
+            "forget_rouge_rows": [float(x) for x in forget_rouge],
             "reference_only": True}
 
 

@@ -115,7 +115,8 @@ def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", g
                 done[key] = {"settings": s, "forget_efficacy": cell["summary"]["forget_efficacy"],
                              "retain_performance": cell["summary"]["retain_performance"],
                              "forget_quality": cell["metrics"]["forget_quality"], "tokens": cell["cost"]["tokens"],
-                             "unlearn_s": cell["cost"]["unlearn_s"]}
+                             "unlearn_s": cell["cost"]["unlearn_s"],
+                             "method_stats": {k: v for k, v in (cell.get("method_stats") or {}).items() if k != "history"}}
                 log(f"{method} {i}/{len(settings)} {s}: efficacy {done[key]['forget_efficacy']:.3f}, retain "
                     f"{done[key]['retain_performance']:.3f}, {done[key]['tokens']} tokens")
             trials.append(done[key])
