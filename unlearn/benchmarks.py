@@ -304,14 +304,15 @@ class TofuBenchmark:
             m = forget_measure(attacked, tok, [rows[i] for i in eval_idx], proto)
         return float(m.mean()), attack_idx
 
-    def relearn_control(self, split: str) -> dict:
-        """The attack on the gold (retain-only) model: what k forget rows teach a model that never saw them."""
+    def relearn_control(self, split: str, gold: LoadedModel | None = None) -> dict:
+        """The attack on the gold (retain-only) model: what k forget rows teach a model that never saw them.
+        ``gold``: the gold model when the caller has it loaded (the attack trains a copy)."""
         key = f"control:{split}"
         if key not in self._evals:
             rows, attack_idx, eval_idx = self._forget_rows_and_parts(split)
             target_rows = self._forget_rouge_rows(self.reference_eval("target", split))
             gold_rows = self._forget_rouge_rows(self.reference_eval("gold", split))
-            gold = self.load(self.gold_dir(split), adapters=False)
+            gold = gold or self.load(self.gold_dir(split), adapters=False)
             m_rel, _ = self._relearned_measure(gold.model, gold.tokenizer, split)
             m_t, m_g = float(target_rows[eval_idx].mean()), float(gold_rows[eval_idx].mean())
             rec = recovery(m_rel, m_g, m_t)
@@ -359,9 +360,8 @@ class TofuBenchmark:
         if method == "retrain":
             result = gold
             if self.profile.robustness is not None:  # the gold row's attack is the control itself
-                control = self.relearn_control(split)
                 gold_lm = self.load(self.gold_dir(split), adapters=False)
-                robust = {**control, **self._leak(gold_lm, split, gold)}
+                robust = {**self.relearn_control(split, gold_lm), **self._leak(gold_lm, split, gold)}
         else:
             torch.manual_seed(self.seed)
             ctx = self.context(split, self.load(self.target_dir(split)), sched)

@@ -96,14 +96,36 @@ def to_markdown(cells: list[dict], header: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def plot(cells: list[dict], path: Path) -> None:
+def _subplots(nrows: int, ncols: int, figsize):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    """Write the figure atomically (a temp file, then rename) and release it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _groups_having(cells: list[dict], key: str) -> dict[tuple[str, str], list[dict]]:
+    """_groups restricted to cells where ``key`` is set, empty groups dropped."""
+    groups = {k: [c for c in rows if c.get(key)] for k, rows in _groups(cells).items()}
+    return {k: rows for k, rows in groups.items() if rows}
+
+
+def plot(cells: list[dict], path: Path) -> None:
     groups = _groups(cells)
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.5), squeeze=False)
+    fig, axes = _subplots(1, len(groups), (5.5 * len(groups), 4.5))
     for ax, ((bench, split), rows) in zip(axes[0], groups.items()):
         for c in rows:
             x, y = c["summary"]["retain_performance"], c["summary"]["forget_efficacy"]
@@ -116,28 +138,17 @@ def plot(cells: list[dict], path: Path) -> None:
         ax.set_ylabel("forget efficacy (1 = like the gold model)")
         ax.set_ylim(-0.05, 1.1)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path, dpi=120)
 
 
 def plot_dynamics(cells: list[dict], path: Path) -> bool:
     """Forget and retain Prob along each run (cell["dynamics"]) against the fraction of the run done (steps
     differ between methods; IWAP's points are rounds, DSU's the repair phase after the negation). One
     column per benchmark split; False (nothing written) when no cell has dynamics."""
-    groups = {k: [c for c in rows if c.get("dynamics")] for k, rows in _groups(cells).items()}
-    groups = {k: rows for k, rows in groups.items() if rows}
+    groups = _groups_having(cells, "dynamics")
     if not groups:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, len(groups), figsize=(5.5 * len(groups), 7), squeeze=False)
+    fig, axes = _subplots(2, len(groups), (5.5 * len(groups), 7))
     for col, ((bench, split), rows) in enumerate(groups.items()):
         for c in rows:
             pts = c["dynamics"]
@@ -152,28 +163,17 @@ def plot_dynamics(cells: list[dict], path: Path) -> bool:
         for row in range(2):
             axes[row][col].grid(alpha=0.3)
         axes[0][col].legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path, dpi=110)
     return True
 
 
 def plot_robustness(cells: list[dict], path: Path) -> bool:
     """Relearning recovery against forget efficacy per method, the gold control as a dashed line (one panel
     per benchmark split); False (nothing written) when no cell was attacked."""
-    groups = {k: [c for c in rows if c.get("robustness")] for k, rows in _groups(cells).items()}
-    groups = {k: rows for k, rows in groups.items() if rows}
+    groups = _groups_having(cells, "robustness")
     if not groups:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.5), squeeze=False)
+    fig, axes = _subplots(1, len(groups), (5.5 * len(groups), 4.5))
     for ax, ((bench, split), rows) in zip(axes[0], groups.items()):
         for c in rows:
             rec = c["summary"].get("relearn_recovery")
@@ -191,11 +191,7 @@ def plot_robustness(cells: list[dict], path: Path) -> bool:
         ax.set_ylabel("recovery after the relearning attack (clipped)")
         ax.set_ylim(-0.05, 1.1)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save(fig, path, dpi=120)
     return True
 
 

@@ -72,16 +72,10 @@ def contains_answer(generation: str, answer: str) -> bool:
     return bool(norm(answer)) and norm(answer) in norm(generation)
 
 
-def LoraSpec_default():
-    from unlearn.models import LoraSpec
-
-    return LoraSpec()
-
-
 def attack(model, tok, rows, cfg: RobustnessConfig, lora=None, mixed_precision: str = "no"):
     """A copy of ``model`` fine-tuned on ``rows`` (TofuRow) for ``cfg.steps`` steps; LoRA adapters (``lora``,
     a LoraSpec) when the cell used them, else every weight. The original model is left untouched."""
-    from unlearn.models import add_lora, is_peft
+    from unlearn.models import LoraSpec, add_lora, is_peft
     from unlearn.scoring import encode_qa
     from unlearn.train import TrainConfig, nll_loss, train
 
@@ -91,7 +85,7 @@ def attack(model, tok, rows, cfg: RobustnessConfig, lora=None, mixed_precision: 
 
         from unlearn.methods.dsu import activate
 
-        spec = lora or LoraSpec_default()
+        spec = lora or LoraSpec()
         active = list(attacked.base_model.active_adapters)
         attacked.add_adapter("relearn", LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules="all-linear",
                                                    lora_dropout=0.0, task_type="CAUSAL_LM"))

@@ -175,7 +175,6 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
                     history.append(metrics)
                     if probe and (ctx.step % probe_every == 0 or micro == total_micro):
                         probe(model, ctx.step)
-                        model.train()
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}")
                 bar.update(1)
     model.eval()

@@ -120,7 +120,7 @@ def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", g
                 log(f"{method} {i}/{len(settings)} {s}: efficacy {done[key]['forget_efficacy']:.3f}, retain "
                     f"{done[key]['retain_performance']:.3f}, {done[key]['tokens']} tokens")
             trials.append(done[key])
-            entry["trials"] = trials + [t for k, t in done.items() if t not in trials]
+            entry["trials"] = list(done.values())  # on file after every trial, earlier runs' included
             atomic_write(out, json.dumps(result, indent=1))
         entry["trials"] = trials  # this grid's, in its order
         best = choose(trials, retain_min)
