@@ -1,7 +1,6 @@
 """Every method: registered and configurable, changes exactly what it may, and moves the forget loss
 the right way in one step on a tiny memorised model; DSU, IWAP and TROU properties."""
 
-import copy
 import dataclasses
 import math
 

@@ -176,7 +176,7 @@ def test_reference_only_evaluation_gives_the_full_evaluations_summary_inputs():
     """A target's evaluation for the summary columns (forget ROUGE, Model Utility) equals those of the full
     evaluation: same generations, same utility-split scores up to batch-composition rounding."""
     from tests.helpers import memorised
-    from unlearn.evaluate import EvalProtocol, evaluate_tofu
+    from unlearn.benchmarks.tofu import EvalProtocol, evaluate_tofu
 
     lm, data = memorised()
     protocol = EvalProtocol(max_new_tokens=16, batch_size=8)
@@ -193,7 +193,7 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
     """--precision bf16 under the full protocol: generation may use bf16, but every Prob and truth ratio
     is the float32 one (bf16 autocast moves them by ~1e-2); the reduced protocol scores in bf16."""
     from tests.helpers import memorised
-    from unlearn.evaluate import evaluate_tofu, protocol_preset
+    from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset
 
     lm, data = memorised()
     kw = dict(max_rows=4, retain_rows=4, utility_rows=2, max_new_tokens=1, batch_size=8)

@@ -21,7 +21,7 @@ OU_PREFIX = {"forget": "forget", "retain": "retain", "real_authors": "ra", "worl
 def load_for_eval(model: str, *, adapter: str | None = None, quant: str | None = None, device: str = "cpu"):
     """The model to evaluate: a preset, folder or hub id, with a LoRA adapter folder on top if given
     (merged into full-precision weights; kept as an adapter on a 4-bit base)."""
-    from unlearn.benchmarks import merged_for_evaluation
+    from unlearn.benchmarks.core import merged_for_evaluation
     from unlearn.models import load_model
 
     lm = load_model(model, quant=quant, device=device)
@@ -42,7 +42,7 @@ def run_eval(benchmark: str = "tofu", split: str = "forget01", model: str = "smo
     """Evaluate without unlearning. ``max_rows`` caps every split (a quick look); ``eval_protocol`` (an
     ``EvalProtocol``) replaces the named protocol entirely (tests)."""
     from unlearn.data.tofu import find_tofu_source, load_tofu
-    from unlearn.evaluate import evaluate_tofu, protocol_preset
+    from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset
     from unlearn.numerics import numerics_info, resolve_device, resolve_precision
 
     if benchmark != "tofu":

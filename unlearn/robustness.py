@@ -154,7 +154,7 @@ def regeneration_leak(model, tok, rows, cfg: RobustnessConfig, max_new_tokens: i
 def forget_measure(model, tok, rows, protocol) -> np.ndarray:
     """Per-row ROUGE-L recall of greedy answers (TOFU's forget measure), generated and compared as the
     evaluation protocol does (its token budget, batch size and conventions)."""
-    from unlearn.evaluate import rouge_reference
+    from unlearn.benchmarks.tofu import rouge_reference
     from unlearn.metrics.tofu import rouge_l_recall
     from unlearn.scoring import generate
 

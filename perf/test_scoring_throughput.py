@@ -8,7 +8,7 @@ Both paths compute the same scores; tokens/s counts prompt + answer tokens of ev
 the ratio of the two rates is the ratio of their times. ``precision`` bf16 runs under CPU autocast as the
 smollm2 evaluation protocol does (fp32 log-softmax either way).
 
-Run: pytest benchmarks/test_scoring_throughput.py --benchmark-columns=median,rounds -s
+Run: pytest perf/test_scoring_throughput.py --benchmark-columns=median,rounds -s
 The tokens/s figures are printed (with -s) and stored in each benchmark's extra_info.
 """
 

@@ -3,7 +3,7 @@ the same model and batch; also NPO's forget term alone (what the reference costs
 the same retain term as NPO). Each step runs in a fresh subprocess; on CPU the figure is the process's
 peak RSS growth during the step (ru_maxrss after minus before), on CUDA torch's peak allocation.
 
-Run: python benchmarks/memory_npo_vs_ga.py [--model smollm2-135m] [--batch 4] [--device cpu]
+Run: python perf/memory_npo_vs_ga.py [--model smollm2-135m] [--batch 4] [--device cpu]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 settings the tier's cells use (its tuned settings; --defaults: the config classes' defaults and the shared
 schedule). Also prints the tokens each run passed through the model (NPO's frozen reference not counted).
 
-Run: python benchmarks/cost_iwap_vs_npo.py [--model tiny-qwen3] [--split forget10] [--repeats 3]
+Run: python perf/cost_iwap_vs_npo.py [--model tiny-qwen3] [--split forget10] [--repeats 3]
 Targets are built (or read from the cache) first and not timed.
 """
 
@@ -18,7 +18,7 @@ pin_numerics()  # before torch: the tiny tier's targets are built (and cached) u
 set_threads()
 
 from unlearn.benchmarks import TofuBenchmark  # noqa: E402
-from unlearn.benchmarks import TokenCounter  # noqa: E402
+from unlearn.benchmarks.core import TokenCounter  # noqa: E402
 from unlearn.methods import get_method, make_config, schedule_overrides  # noqa: E402
 
 

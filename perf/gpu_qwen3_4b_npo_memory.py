@@ -13,7 +13,7 @@ Token ids are random (memory does not depend on them); the first 64 of the 256 p
 and carry no loss, as in a TOFU row. ``--small`` shrinks the model so that the script can be checked on
 a CPU (4-bit layers run there with bitsandbytes >= 0.45).
 
-Run: python benchmarks/gpu_qwen3_4b_npo_memory.py [--device cuda] [--batch 4] [--seq 256] [--small]
+Run: python perf/gpu_qwen3_4b_npo_memory.py [--device cuda] [--batch 4] [--seq 256] [--small]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Wall time of one full TOFU evaluation (published protocol: all metrics, forget01, 300-row caps,
 greedy <= 200 new tokens) of the base smollm2-135m with this suite's evaluator.
 
-Run: python benchmarks/full_eval_smollm2.py --data-dir ../shared/data [--batch 16]
+Run: python perf/full_eval_smollm2.py --data-dir ../shared/data [--batch 16]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from unlearn.data.tofu import load_tofu
-from unlearn.evaluate import EvalProtocol, evaluate_tofu
+from unlearn.benchmarks.tofu import EvalProtocol, evaluate_tofu
 from unlearn.models import load_model
 
 
