@@ -83,3 +83,55 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
 
 def check(value: float, direction: str, threshold: float) -> bool:
     return value >= threshold if direction == AT_LEAST else value <= threshold
+
+
+# MUSE (issue 12), tiny tier on the synthetic news corpus: the same bars as TOFU's, on MUSE's summary columns
+# (forget measure = mean of VerbMem and KnowMem forget, utility = KnowMem retain). Method settings are the
+# tier's, chosen by `unlearn tune` on TOFU forget01 and applied unchanged (issue 11's rule), so a method's bar
+# here is a claim that its TOFU-tuned setting transfers to unlearning raw text.
+MUSE_EXPECTATIONS = {
+    # a real retrain never saw request 1: it does not know its facts, and its texts are not members
+    "retrain": [("retain_performance", AT_LEAST, 0.9), ("knowmem_f", AT_MOST, 0.2), ("mia_auc", AT_MOST, 0.9)],
+    **{m: rows for m, rows in TOFU_EXPECTATIONS.items() if m != "retrain"},
+}
+
+# (method, split, threshold name) -> reason with the measured value (tiny-qwen3, seed 0, numerics pins).
+MUSE_KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
+    # news: TOFU forget01's tuned setting, unchanged, on request 1's raw text
+    ("dsu", "news", "forget_efficacy"): "measured 0.4451 < 0.5",
+    ("finetune", "news", "forget_efficacy"): "measured 0.7931 > 0.2 (5 retain epochs at the target's lr overwrite the forget text, as on TOFU)",
+    ("grad_ascent", "news", "forget_efficacy"): "measured 0.1810 < 0.5",
+    ("grad_diff", "news", "retain_performance"): "measured 0.6250 < 0.85",
+    ("idk", "news", "forget_efficacy"): "measured 0.1083 < 0.3",
+    ("iwap", "news", "forget_efficacy"): "measured 0.2035 < 0.5",
+    ("iwap", "news", "retain_performance"): "measured 0.5433 < 0.9",
+    ("npo", "news", "forget_efficacy"): "measured 0.0804 < 0.3",
+    ("rmu", "news", "retain_performance"): "measured 0.5000 < 0.9",
+    ("simnpo", "news", "retain_performance"): "measured 0.5625 < 0.85",
+    ("trou", "news", "forget_efficacy"): "measured 0.6649 < 0.8",
+    ("trou", "news", "retain_performance"): "measured 0.6834 < 0.95",
+    # news-scal: the last step: the forget set grown to 4 requests' text
+    ("dsu", "news-scal", "retain_performance"): "measured 0.4875 < 0.9",
+    ("finetune", "news-scal", "forget_efficacy"): "measured 0.7931 > 0.2 (5 retain epochs at the target's lr overwrite the forget text, as on TOFU)",
+    ("grad_diff", "news-scal", "retain_performance"): "measured 0.0625 < 0.85",
+    ("idk", "news-scal", "retain_performance"): "measured 0.6528 < 0.85",
+    ("iwap", "news-scal", "forget_efficacy"): "measured 0.0678 < 0.5",
+    ("npo", "news-scal", "retain_performance"): "measured 0.7812 < 0.85",
+    ("rmu", "news-scal", "forget_efficacy"): "measured 0.2664 < 0.5",
+    ("rmu", "news-scal", "retain_performance"): "measured 0.8750 < 0.9",
+    ("trou", "news-scal", "retain_performance"): "measured 0.7857 < 0.95",
+    # news-sust: after 4 sequential requests
+    ("dsu", "news-sust", "retain_performance"): "measured 0.0000 < 0.9",
+    ("finetune", "news-sust", "forget_efficacy"): "measured 0.9359 > 0.2 (5 retain epochs at the target's lr overwrite the forget text, as on TOFU)",
+    ("grad_diff", "news-sust", "retain_performance"): "measured 0.0000 < 0.85",
+    ("idk", "news-sust", "forget_efficacy"): "measured 0.1648 < 0.3",
+    ("idk", "news-sust", "retain_performance"): "measured 0.6875 < 0.85",
+    ("iwap", "news-sust", "retain_performance"): "measured 0.3905 < 0.9",
+    ("npo", "news-sust", "retain_performance"): "measured 0.0000 < 0.85",
+    ("rmu", "news-sust", "retain_performance"): "measured 0.0419 < 0.9",
+    ("trou", "news-sust", "retain_performance"): "measured 0.5375 < 0.95",
+    # test_target_memorised_what_gold_never_saw's VerbMem margin
+    ("target", "news", "verbmem_margin"): "measured VerbMem 0.5295 (target) vs 0.2693 (gold): margin 0.2602 < 0.3; the "
+                                          "2M-parameter model trained from scratch (50 epochs) reproduces about half of "
+                                          "each continuation",
+}

@@ -22,7 +22,7 @@ from unlearn.train import TrainConfig
 profile = Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress=False),
                   unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
                   protocol=EvalProtocol(max_new_tokens=8), synthetic_authors=4, use_real_data=False)
-run_bench(BenchArgs(methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1], profile=profile,
+run_bench(BenchArgs(benchmarks=["tofu"], methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1], profile=profile,
                     progress=False, overrides={"npo": {"beta": "0.2"}}))
 """
 
@@ -183,3 +183,43 @@ def test_tables_show_robustness_columns_when_cells_have_them():
     assert "| npo | 0.900 | 0.950 | 0.600 | 0.250 | 0.400 | 0.700 |" in md
     assert "| grad_ascent | 0.900 | 0.950 | 0.600 | -- | 0.400 | 0.700 |" in md  # undefined recovery: nothing removed
     assert r"\begin{tabular}{lrrrrrr}" in tex and "npo & 0.900 & 0.950 & 0.600 & 0.250 & 0.400 & 0.700" in tex
+
+
+MUSE_RUN = """
+import sys
+from unlearn.bench import BenchArgs, run_bench
+from unlearn.benchmarks.muse import MuseProfile, MuseProtocol
+from unlearn.train import TrainConfig
+profile = MuseProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
+                      unlearn=TrainConfig(lr=1e-3, max_steps=1, batch_size=8, progress=False), lora=None,
+                      protocol=MuseProtocol(name="tiny", verbmem_rows=2, verbmem_new_tokens=8, knowmem_rows=3,
+                                            knowmem_new_tokens=4, privleak_rows=4),
+                      use_real_data=False, step_golds=False, dynamics_rows=(2, 2))
+run_bench(BenchArgs(benchmarks=["muse"], methods=["grad_ascent"], splits=["news", "news-sust"], output_dir=sys.argv[1],
+                    profile={"muse": profile}, progress=False))
+"""
+
+
+def test_muse_in_the_main_job(tmp_path):
+    """`unlearn bench --benchmarks muse`: cells with MUSE's criteria (every step of a sustainability cell), and
+    tables and JSON that carry them, labelled with the synthetic corpus."""
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-c", MUSE_RUN, str(out)], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads((out / "benchmark_results.json").read_text())
+    cells = {(c["split"], c["method"]): c for c in doc["cells"]}
+    assert set(cells) == {(s, m) for s in ("news", "news-sust") for m in ("grad_ascent", "retrain")}
+    assert doc["run"]["data"]["muse"] == [cells["news", "retrain"]["data"]["source"]]
+    assert "synthetic news (fictitious" in doc["run"]["data"]["muse"][0]
+    for c in cells.values():
+        assert c["benchmark"] == "muse" and set(c["summary"]) == {"forget_efficacy", "retain_performance", "mia_auc"}
+        assert {"verbmem_f", "knowmem_f", "knowmem_r", "privleak", "mia_min_k_plus_plus_auc"} <= set(c["metrics"])
+    sust = cells["news-sust", "grad_ascent"]
+    assert [s["forget_texts"] for s in sust["metrics"]["steps"]] == [8, 8, 8, 8]  # four requests of 6 articles + 2 quizzes
+    assert sust["metrics"]["steps"][-1]["metrics"] == {k: v for k, v in sust["metrics"].items() if k != "steps"}
+    assert cells["news", "grad_ascent"]["dynamics"][0]["step"] == 0
+    assert all(s["metrics"]["privleak"] == 0.0 for s in cells["news-sust", "retrain"]["metrics"]["steps"])
+    md, tex = (out / "results.md").read_text(), (out / "results_table.tex").read_text()
+    assert "## muse news-sust" in md and "verbmem_f | knowmem_f | knowmem_r | privleak" in md
+    assert r"MUSE news-sust" in tex

@@ -27,7 +27,7 @@ DRY_RUN_MODEL = "smollm2-135m"
 
 @dataclass
 class BenchArgs:
-    benchmarks: list[str] = field(default_factory=lambda: ["tofu"])
+    benchmarks: list[str] | None = None  # None: every registered benchmark
     methods: list[str] | None = None
     splits: list[str] | None = None
     model: str | None = None
@@ -47,11 +47,14 @@ class BenchArgs:
     tuned: str | None = None  # an `unlearn tune` output: its chosen settings, under any --set overrides
     robustness: bool | None = None  # relearning attack + regeneration leakage; None: the profile's (dry run: off)
     progress: bool = True
-    profile: object = None  # unlearn.benchmarks.Profile; None = the model's documented profile (tests shrink it)
+    # None = each benchmark's documented profile; tests shrink it with a TOFU Profile or {benchmark: profile}
+    profile: object = None
 
 
 def resolve(args: BenchArgs) -> BenchArgs:
     """Fill dry-run defaults and validate every name before any work starts (nothing half-written)."""
+    if not args.benchmarks:
+        args.benchmarks = BENCHMARKS.names()
     for b in args.benchmarks:
         BENCHMARKS.get(b)
     valid = method_names()
@@ -75,13 +78,31 @@ def resolve(args: BenchArgs) -> BenchArgs:
             merged.setdefault(m, {}).update(fields)
         args.overrides = merged
     validate_overrides(args.overrides)
-    for b in args.benchmarks:
-        splits = BENCHMARKS.get(b).splits
-        chosen = args.splits or (["forget01"] if args.dry_run else list(splits))
-        bad = [s for s in chosen if s not in splits]
+    if args.splits:  # each split names one benchmark's split; every benchmark asked for must get one
+        known = {b: BENCHMARKS.get(b).splits for b in args.benchmarks}
+        bad = [s for s in args.splits if not any(s in v for v in known.values())]
         if bad:
-            raise ValueError(f"unknown split(s) {', '.join(bad)} for {b}; valid: {', '.join(splits)}")
+            raise ValueError(f"unknown split(s) {', '.join(bad)} for {', '.join(args.benchmarks)}; valid: "
+                             + "; ".join(f"{b}: {', '.join(v)}" for b, v in known.items()))
+        empty = [b for b, v in known.items() if not set(args.splits) & set(v)]
+        if empty:
+            raise ValueError(f"--splits names no split of {', '.join(empty)}; valid: "
+                             + "; ".join(f"{b}: {', '.join(known[b])}" for b in empty))
     return args
+
+
+def profile_of(profile, bench: str):
+    """A caller's profile for ``bench``: from a {benchmark: profile} dict, or a bare profile (TOFU's)."""
+    if isinstance(profile, dict):
+        return profile.get(bench)
+    return profile if bench == "tofu" else None
+
+
+def splits_for(args: BenchArgs, bench) -> list[str]:
+    """The splits of ``bench`` the run covers: those named in --splits, else its dry-run split(s) or all."""
+    if args.splits:
+        return [s for s in args.splits if s in bench.splits]
+    return list(bench.dry_run_splits) if args.dry_run else list(bench.splits)
 
 
 def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> str:
@@ -91,8 +112,11 @@ def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> st
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
              "overrides": args.overrides.get(method, {}), "data": args.data,
              "precision": runner.precision, "device": runner.device,
-             "protocol": runner.profile.protocol.name, "compat": runner.profile.protocol.compat,
-             "robustness": dataclasses.asdict(runner.profile.robustness) if runner.profile.robustness else None}
+             "protocol": runner.profile.protocol.name, "compat": getattr(runner.profile.protocol, "compat", None),
+             "robustness": (dataclasses.asdict(runner.profile.robustness)
+                            if getattr(runner.profile, "robustness", None) else None)}
+    if bench != "tofu":  # TOFU's keys stay as they were; the others have no conventions switch
+        ident.pop("compat")
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
 
@@ -113,7 +137,7 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
     return {"model": args.model, "quant": args.quant, "dry_run": args.dry_run, "max_steps": args.max_steps,
             "seed": args.seed, "device": first.device, "precision": first.precision,
             "numerics": numerics_info(first.device), "protocol": protocol, "git_commit": commit,
-            "data": {b: sorted({bench.identity(s)["source"] for s in bench._data}) for b, bench in benches.items()},
+            "data": {b: bench.data_sources() for b, bench in benches.items()},
             "python": platform.python_version(), "packages": {p: version(p) for p in
                                                               ("unlearn", "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
 
@@ -128,11 +152,11 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     for b in args.benchmarks:
         bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
                                   dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress,
-                                  profile=args.profile, precision=args.precision, data=args.data,
+                                  profile=profile_of(args.profile, b), precision=args.precision, data=args.data,
                                   protocol=args.protocol, compat=args.compat, robustness=args.robustness)
         benches[b] = bench
-        protocol = bench.profile.protocol.describe()
-        for s in args.splits or (["forget01"] if args.dry_run else list(bench.splits)):
+        protocol = "; ".join(filter(None, [protocol, bench.profile.protocol.describe()]))
+        for s in splits_for(args, bench):
             grid += [(b, s, m) for m in args.methods]
     with tqdm(total=len(grid), desc="cells", disable=not args.progress) as bar:
         for b, s, m in grid:

@@ -18,7 +18,9 @@ ROBUST = [("relearn_recovery", "Relearn recovery"), ("relearn_control", "Gold co
 def summary_columns(rows: list[dict]) -> list[tuple[str, str]]:
     return SUMMARY + (ROBUST if any("relearn_recovery" in c["summary"] for c in rows) else [])
 NATIVE = {"tofu": ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_quality", "model_utility",
-                   "extraction_strength"]}
+                   "extraction_strength"],
+          # MUSE's C1-C4 (ROUGE-L F1 as fractions; PrivLeak in percent, 0 ideal)
+          "muse": ["verbmem_f", "knowmem_f", "knowmem_r", "privleak"]}
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

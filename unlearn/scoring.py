@@ -67,6 +67,19 @@ def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512, styl
     return Example(tuple(prompt_ids), tuple(answer_ids))
 
 
+def encode_text(tokenizer, text: str, max_length: int | None = 512, eos: bool = True) -> Example:
+    """A plain text as a causal-LM example (MUSE's raw corpora, privleak texts): tokenized with the
+    tokenizer's special tokens (a BOS where it has one), every token after the first scored (the first
+    has nothing before it to be predicted from), then EOS when ``eos``; the first ``max_length`` tokens
+    (None: all). The first token is the 'prompt' so the layout is the same as a QA pair's."""
+    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
+    if max_length is not None:
+        ids = ids[: max_length - (1 if eos else 0)]
+    if len(ids) < 2:
+        raise ValueError(f"text too short to score (fewer than 2 tokens): {text[:60]!r}")
+    return Example(tuple(ids[:1]), tuple(ids[1:]) + ((tokenizer.eos_token_id,) if eos else ()))
+
+
 def _open_unlearning_prompt(tokenizer, question: str) -> list[int]:
     if not getattr(tokenizer, "chat_template", None):
         return _prompt_ids(tokenizer, format_prompt(tokenizer, question))
@@ -353,24 +366,34 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
     length), every pad-id token masked out of attention (so with pad = EOS the template's EOS tokens too;
     ``generate`` then derives position ids from that mask), decoded with ``clean_up_tokenization_spaces``.
     """
-    device = device or next(model.parameters()).device
     ou = style == "open-unlearning"
     prompts = [_open_unlearning_prompt(tokenizer, q) if ou else _prompt_ids(tokenizer, format_prompt(tokenizer, q))
                for q in questions]
+    texts = generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         device=device, progress=progress, in_order=ou, hide_pad=ou)
+    return [(clean_up_tokenization(t) if ou else t).strip() for t in texts]
+
+
+@torch.no_grad()
+def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
+                 device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
+                 hide_pad: bool = False) -> list[str]:
+    """Greedy continuations of tokenized ``prompts`` (left-padded batches, length-sorted unless ``in_order``),
+    decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention."""
+    device = device or next(model.parameters()).device
     outputs: list[str] = [""] * len(prompts)
     was_training = model.training
     model.eval()
-    order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if ou
+    order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
              else _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
     for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
         ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
-        mask = attention_mask(ids, mask, tokenizer.pad_token_id if ou else None)
+        mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
         width = ids.shape[1]
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
         for row, i in enumerate(idx):
-            text = tokenizer.decode(out[row, width:], skip_special_tokens=True)
-            outputs[i] = (clean_up_tokenization(text) if ou else text).strip()
+            outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
     model.train(was_training)
     return outputs

@@ -206,10 +206,12 @@ def rows_hash(pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(json.dumps(pairs).encode()).hexdigest()[:16]
 
 
-def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]], cfg: TrainConfig,
+def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]] | list[str], cfg: TrainConfig,
                         build_model: Callable[[], object], *, lora: object = None,
-                        cache_root: Path | None = None, device: str = "cpu") -> Path:
+                        cache_root: Path | None = None, device: str = "cpu", text_length: int | None = None) -> Path:
     """Folder of ``model_name`` fine-tuned on ``pairs`` with ``cfg`` (target or gold), cached by recipe.
+    ``text_length``: ``pairs`` are plain texts (causal-LM training on every token, MUSE's corpora), each cut
+    to its first ``text_length`` tokens.
 
     LoRA adapters, when used, are merged into the full-precision base so the result is a plain model
     and the adapters-disabled reference of a later unlearning run is this model.
@@ -217,16 +219,19 @@ def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]]
     from unlearn.cache import cached_artefact
     from unlearn.models import merged_copy_for_save
     from unlearn.numerics import numerics_tag
-    from unlearn.scoring import encode_qa
+    from unlearn.scoring import encode_qa, encode_text
 
     recipe = {"kind": kind, "model": model_name, "data": rows_hash(pairs), "n": len(pairs),
               "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "desc")},
               "lora": asdict(lora) if lora is not None else None, "code": TRAIN_CODE_VERSION,
               "numerics": numerics_tag(device)}
+    if text_length is not None:  # (absent for QA pairs, so their recipes and cached models stay as they were)
+        recipe["text_length"] = text_length
 
     def build(out: Path) -> None:
         lm = build_model()
-        examples = [encode_qa(lm.tokenizer, q, a) for q, a in pairs]
+        examples = ([encode_text(lm.tokenizer, t, text_length) for t in pairs] if text_length is not None
+                    else [encode_qa(lm.tokenizer, q, a) for q, a in pairs])
         history = train(lm.model, lm.tokenizer.pad_token_id, cfg, retain=examples, loss_fn=nll_loss)
         merged_copy_for_save(lm.model).save_pretrained(out, safe_serialization=True)
         lm.tokenizer.save_pretrained(out)

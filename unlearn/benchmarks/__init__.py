@@ -5,7 +5,8 @@ around a shared core (registry, method runner, summary columns). A cell is (benc
 from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, TokenCounter, merged_for_evaluation,
                                      peak_memory_mb, round_sig, summary_columns, tier_settings)
 from unlearn.benchmarks.tofu import Profile, TofuBenchmark, metric_snapshot, profile_for
+from unlearn.benchmarks.muse import MuseBenchmark  # noqa: E402  (registers "muse")
 
-__all__ = ["BENCHMARKS", "CELL_CODE_VERSION", "DATA_CHOICES", "Profile", "TofuBenchmark", "TokenCounter",
+__all__ = ["BENCHMARKS", "CELL_CODE_VERSION", "DATA_CHOICES", "MuseBenchmark", "Profile", "TofuBenchmark", "TokenCounter",
            "merged_for_evaluation", "metric_snapshot", "peak_memory_mb", "profile_for", "round_sig", "summary_columns",
            "tier_settings"]

@@ -324,6 +324,7 @@ class TofuBenchmark:
     utility = Model Utility, MIA = Min-K%++ AUC forget vs holdout."""
 
     splits = ("forget01", "forget05", "forget10")
+    dry_run_splits = ("forget01",)
 
     def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
                  dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
@@ -372,6 +373,9 @@ class TofuBenchmark:
                 d = synthetic_tofu(split, self.profile.synthetic_authors, seed=self.seed)
             self._data[split] = d
         return self._data[split]
+
+    def data_sources(self) -> list[str]:
+        return sorted({self.identity(s)["source"] for s in self._data})
 
     def identity(self, split: str) -> dict:
         from unlearn.train import rows_hash

@@ -1,0 +1,541 @@
+"""MUSE (Shi et al. 2024): the six criteria on News as cells. Target = the model trained on raw text
+(every forget request's text + retain), gold_k = trained on retain + the requests after k (gold_1 is the
+retrain of the main forget set), so each step of a scalability or sustainability cell has its own gold.
+
+Splits: ``news`` (C1 VerbMem, C2 KnowMem forget, C3 PrivLeak, C4 utility = KnowMem retain), ``news-scal``
+(C5: four unlearning runs from the target on growing forget sets) and ``news-sust`` (C6: four sequential
+requests, each continuing from the previous model). The evaluation sets (VerbMem, KnowMem, PrivLeak) are
+the first request's, as in MUSE, where they come from raw/forget = scal/forget_1 = sust/forget_1.
+
+Summary columns (PROTOCOLS): forget measure = mean of VerbMem and KnowMem forget; utility = KnowMem
+retain; MIA = Min-K%++ AUC (forget vs holdout texts, members score higher); PrivLeak beside it. Scal and
+sust cells report their last step in the summary and every step in ``metrics["steps"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings,
+                                     peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
+                                     tier_settings)
+from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
+    load_muse_hub, synthetic_muse
+from unlearn.data.tofu import load_idk
+from unlearn.methods import UnlearnContext
+from unlearn.metrics import mia
+from unlearn.metrics.muse import cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
+from unlearn.models import LoadedModel, LoraSpec, load_model
+from unlearn.numerics import numerics_info, resolve_device, resolve_precision
+from unlearn.scoring import clean_up_tokenization, encode_text, generate_ids, score_examples
+from unlearn.train import Probe, TrainConfig, finetuned_model_dir
+
+SPLITS = ("news", "news-scal", "news-sust")
+
+
+@dataclass(frozen=True)
+class MuseProtocol:
+    """How much is evaluated; the defaults are MUSE's (every row, 128 / 32 new tokens, whole texts)."""
+
+    name: str = "full"
+    verbmem_rows: int | None = None
+    verbmem_new_tokens: int = 128
+    verbmem_prompt_tokens: int | None = None  # keep the last N tokens of each prompt (None: all, as MUSE)
+    knowmem_rows: int | None = None  # per KnowMem split
+    knowmem_new_tokens: int = 32
+    privleak_rows: int | None = None
+    privleak_tokens: int | None = None  # score the first N tokens of each text (None: all)
+    mink_k: float = mia.DEFAULT_K
+    batch_size: int = 8
+    generation_batch_size: int = 16
+    bf16: bool = False  # bf16 autocast for generation (scores stay float32)
+
+    def describe(self) -> str:
+        rows = lambda n: "all" if n is None else str(n)  # noqa: E731
+        prompt = "" if self.verbmem_prompt_tokens is None else f" (last {self.verbmem_prompt_tokens} prompt tokens)"
+        text = "" if self.privleak_tokens is None else f" (first {self.privleak_tokens} tokens)"
+        return (f"{self.name} MUSE protocol: VerbMem {rows(self.verbmem_rows)} rows{prompt}, greedy {self.verbmem_new_tokens} "
+                f"tokens; KnowMem {rows(self.knowmem_rows)} QA per split, greedy {self.knowmem_new_tokens}; PrivLeak "
+                f"{rows(self.privleak_rows)} texts{text}, Min-K% k={self.mink_k}")
+
+
+@dataclass(frozen=True)
+class MuseProfile:
+    target: TrainConfig  # causal-LM training of target (all requests + retain) and golds (retain + later requests)
+    unlearn: TrainConfig  # shared unlearning schedule (epochs = passes over the forget texts)
+    lora: LoraSpec | None
+    protocol: MuseProtocol
+    text_length: int = 512  # training texts are cut to their first N tokens
+    use_real_data: bool = True
+    # reduced real-data protocol: windows of this many characters around what is evaluated (None: whole chunks)
+    real_window: int | None = None
+    real_rows: int | None = None  # reduced: VerbMem rows and KnowMem QA per split kept
+    real_later_rows: int = 0  # reduced: windows per later request (0: one request, news only)
+    synthetic: dict = field(default_factory=dict)  # synthetic_muse's size arguments (the tiny tier: its defaults)
+    max_requests: int | None = None  # forget requests trained and unlearned (None: all; 1: news only)
+    method_overrides: dict = field(default_factory=dict)
+    dynamics_rows: tuple[int, int] = (8, 8)
+    # a gold per step of news-scal / news-sust (retrain without requests 1..k). False: gold_1 (retrained
+    # without request 1 only) is every step's reference and the retrain row's model; the evaluation sets are
+    # request 1's, which no gold_k saw, so forget measures are alike, but utility and PrivLeak at step k > 1 are
+    # those of gold_1 (the tiny tier, to keep `pytest evals -m muse` within its time; said in every cell's notes)
+    step_golds: bool = True
+    note: str = ""
+
+
+def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32",
+                 protocol: str | None = None) -> MuseProfile:
+    """Recipes per model. The tiny tier trains tiny-qwen3 from scratch on the synthetic news and takes the
+    tier's tuned method settings unchanged (chosen on TOFU forget01, as issue 11's rule says); real models
+    get ``reduced`` (CPU: a slice of the real News, see ``reduce_real``) or ``full`` (MUSE's protocol)."""
+    mp = "bf16" if precision == "bf16" else "no"
+    protocol = protocol or ("reduced" if dry_run else "full")
+    if model == "tiny-qwen3":
+        p = MuseProfile(target=TrainConfig(lr=3e-3, epochs=50, batch_size=4, warmup_steps=10, weight_decay=0.01, desc="target"),
+                        unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
+                        protocol=MuseProtocol(name="tiny", batch_size=16, generation_batch_size=32),
+                        use_real_data=False, method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
+                        step_golds=False,
+                        note="tiny-qwen3 trained from scratch on synthetic news (fictitious; full fine-tuning)")
+    elif protocol == "reduced":
+        # CPU-sized: the dry run (news only) trains on 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain
+        # windows; the explicit reduced protocol (evals --model M) adds 4 windows per later request for scal/sust
+        later = 0 if dry_run else 4
+        p = MuseProfile(target=TrainConfig(lr=2e-3, epochs=3, batch_size=4, warmup_steps=2, weight_decay=0.01,
+                                           mixed_precision=mp, desc="target"),
+                        unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
+                        lora=LoraSpec(r=16, alpha=32),
+                        protocol=MuseProtocol(name="reduced", verbmem_new_tokens=64, verbmem_prompt_tokens=128,
+                                              privleak_tokens=256, batch_size=4, generation_batch_size=8,
+                                              bf16=mp == "bf16"),
+                        text_length=256, real_window=1000, real_rows=4, real_later_rows=later, step_golds=False,
+                        # without a MUSE folder: a small synthetic corpus (4 articles per request, 9 retain)
+                        synthetic=dict(per_request=4, n_retain=9, n_holdout=4, n_eval_retain=4),
+                        max_requests=1 if dry_run else None,
+                        method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
+                        note="reduced MUSE-News protocol: 1,000-character windows of raw/forget around 4 VerbMem "
+                             "excerpts and 4 KnowMem answers, retain = windows of privleak/retain2 around 4 KnowMem "
+                             f"retain answers, {later} windows per later request; VerbMem: last 128 prompt tokens, 64 new; "
+                             "PrivLeak on the first 256 tokens; 1 unlearning epoch")
+    else:
+        p = MuseProfile(target=TrainConfig(lr=1e-5, epochs=5, batch_size=4, grad_accum=8, warmup_steps=10, weight_decay=0.01,
+                                           mixed_precision=mp, desc="target"),
+                        unlearn=TrainConfig(lr=1e-5, epochs=10, batch_size=4, grad_accum=8, mixed_precision=mp, desc="unlearn"),
+                        lora=LoraSpec(r=16, alpha=32), protocol=MuseProtocol(bf16=mp == "bf16"), text_length=2048,
+                        note=f"full MUSE protocol ({precision}; scores in fp32)")
+    if max_steps is not None:
+        p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
+    return p
+
+
+# ---------------------------------------------------------------- the reduced real-data slice
+_STOP = set("the a an of in to and is was what which who how did does for on at by with from that as be this are "
+            "were has have why when where whom whose its their it".split())
+
+
+def _keywords(question: str) -> list[str]:
+    return [w for w in re.findall(r"[A-Za-z0-9']+", question) if w.lower() not in _STOP and len(w) > 3]
+
+
+def _window(text: str, at: int, width: int) -> str:
+    start = max(0, min(at - width // 2, len(text) - width))
+    return text[start: start + width]
+
+
+def _answer_windows(qa: list[QA], texts: list[str], n: int, width: int) -> tuple[list[QA], list[str]]:
+    """The first ``n`` questions whose answer occurs in some text together with >= 2 of the question's
+    keywords, and a ``width``-character window of that text around the answer."""
+    kept, windows = [], []
+    for row in qa:
+        for t in texts:
+            at = t.find(row.answer)
+            if at >= 0 and sum(w in t for w in _keywords(row.question)) >= 2:
+                kept.append(row)
+                windows.append(_window(t, at + len(row.answer) // 2, width))
+                break
+        if len(kept) == n:
+            break
+    return kept, windows
+
+
+def reduce_real(d: MuseData, n: int, width: int, later: int | None = None) -> MuseData:
+    """A CPU-sized slice of real MUSE data in which the target can memorise what is evaluated: forget = the
+    first ``n`` VerbMem rows found in raw/forget and ``width``-character windows of raw/forget around the answers of the first ``n`` KnowMem forget
+    questions found there (a VerbMem text: the prompt's last 3/5 of ``width`` characters + the gt's first 2/5);
+    retain = windows of the retain text (raw retain, else privleak/retain2)
+    around ``n`` KnowMem retain answers; each later sust request = windows of its first ``later`` (default
+    ``n``) chunks, none when ``later`` is 0 (then there is one request: news only);
+    PrivLeak: the forget texts against the first 2n holdout texts cut to ``width`` characters."""
+    verb, verb_texts = [], []
+    for row in d.verbmem:
+        if any(row.gt[:100] in t for t in d.forget):
+            verb.append(row)
+            verb_texts.append(row.prompt[-(width * 3 // 5):] + row.gt[: width * 2 // 5])  # the cut in the middle
+        if len(verb) == n:
+            break
+    kf, kf_texts = _answer_windows(d.knowmem_forget, d.forget, n, width)
+    retain_src = d.retain or d.privleak_retain
+    kr, kr_texts = _answer_windows(d.knowmem_retain, retain_src, n, width)
+    forget = verb_texts + kf_texts
+    later = n if later is None else later
+    sust = [forget] + ([[_window(t, 0, width) for t in s[:later]] for s in d.sust[1:]] if later else [])
+    return dataclasses.replace(
+        d, source=d.source + f"; reduced slice ({n} rows, {width}-character windows)", forget=forget, retain=kr_texts,
+        holdout=[], verbmem=verb, knowmem_forget=kf, knowmem_retain=kr, privleak_forget=forget,
+        privleak_holdout=[t[:width] for t in d.privleak_holdout[: len(forget)]], privleak_retain=kr_texts,
+        sust=sust, scal=[[t for s in sust[: k + 1] for t in s] for k in range(len(sust))])
+
+
+# ---------------------------------------------------------------- evaluation
+def _autocast(model, enabled: bool):
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def _first(rows, n):
+    return rows if n is None else rows[:n]
+
+
+def verbmem_generations(model, tok, rows: list[VerbRow], protocol: MuseProtocol, progress=False) -> tuple[list[str], list[str]]:
+    """(greedy continuations, gt cut to ``verbmem_new_tokens`` tokens), both decoded without special tokens and
+    with the tokenization-space clean-up of the authors' transformers 4.x decoding."""
+    prompts = []
+    for r in rows:
+        ids = tok(r.prompt, add_special_tokens=True)["input_ids"]
+        prompts.append(ids if protocol.verbmem_prompt_tokens is None else ids[-protocol.verbmem_prompt_tokens:])
+    with _autocast(model, protocol.bf16):
+        gens = generate_ids(model, tok, prompts, max_new_tokens=protocol.verbmem_new_tokens,
+                            batch_size=protocol.generation_batch_size, progress=progress)
+    gts = [tok.decode(tok(r.gt, add_special_tokens=True)["input_ids"][: protocol.verbmem_new_tokens], skip_special_tokens=True)
+           for r in rows]
+    return [clean_up_tokenization(g) for g in gens], [clean_up_tokenization(g) for g in gts]
+
+
+def knowmem_answers(model, tok, qa: list[QA], icl: list[QA], protocol: MuseProtocol, progress=False) -> list[str]:
+    shots = [(r.question, r.answer) for r in icl]
+    prompts = [tok(knowmem_prompt(r.question, shots), add_special_tokens=True)["input_ids"] for r in qa]
+    with _autocast(model, protocol.bf16):
+        gens = generate_ids(model, tok, prompts, max_new_tokens=protocol.knowmem_new_tokens,
+                            batch_size=protocol.generation_batch_size, progress=progress)
+    return [cut_answer(clean_up_tokenization(g)) for g in gens]
+
+
+def _text_scores(model, tok, texts: list[str], protocol: MuseProtocol, progress: bool) -> dict[str, np.ndarray]:
+    examples = [encode_text(tok, t, protocol.privleak_tokens, eos=False) for t in texts]
+    res = score_examples(model, examples, tok.pad_token_id, batch_size=protocol.batch_size, token_stats=True,
+                         share_prompts=False, progress=progress, desc="privleak")
+    k = protocol.mink_k
+    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
+            "min_k": mia.min_k_score(res.token_logprobs, k),
+            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
+
+
+def evaluate_muse(model, tok, d: MuseData, protocol: MuseProtocol = MuseProtocol(), progress: bool = False) -> dict:
+    """VerbMem, KnowMem forget and retain (fractions; MUSE reports x100), the Min-K% AUC in MUSE's orientation
+    (PrivLeak needs the gold's beside it) and every MIA's usual AUC, with per-row values."""
+    verb = _first(d.verbmem, protocol.verbmem_rows)
+    gens, gts = verbmem_generations(model, tok, verb, protocol, progress)
+    verb_scores = rouge_l_f1(gens, gts)
+    know = {}
+    for name, qa, icl in (("forget", d.knowmem_forget, d.knowmem_forget_icl), ("retain", d.knowmem_retain, d.knowmem_retain_icl)):
+        qa = _first(qa, protocol.knowmem_rows)
+        answers = knowmem_answers(model, tok, qa, icl, protocol, progress)
+        know[name] = (answers, rouge_l_f1(answers, [r.answer for r in qa]))
+    n_priv = protocol.privleak_rows
+    members = _text_scores(model, tok, _first(d.privleak_forget, n_priv), protocol, progress)
+    others = _text_scores(model, tok, _first(d.privleak_holdout, n_priv), protocol, progress)
+    aucs = {f"{k}_auc": mia.auc(members[k], others[k]) for k in members}
+    return {"verbmem_f": float(verb_scores.mean()), "knowmem_f": float(know["forget"][1].mean()),
+            "knowmem_r": float(know["retain"][1].mean()), "privleak_auc": muse_auc(aucs["min_k_auc"]), "mia": aucs,
+            "per_question": {"verbmem": {"generation": gens, "gt": gts, "rougeL_f1": verb_scores.tolist()},
+                             **{f"knowmem_{n}": {"answer": a, "rougeL_f1": s.tolist()} for n, (a, s) in know.items()},
+                             "mia_forget": {k: v.tolist() for k, v in members.items()},
+                             "mia_holdout": {k: v.tolist() for k, v in others.items()}}}
+
+
+def forget_measure(ev: dict) -> float:
+    """PROTOCOLS' m for MUSE: the mean of VerbMem and KnowMem on forget."""
+    return (ev["verbmem_f"] + ev["knowmem_f"]) / 2
+
+
+@BENCHMARKS.register("muse")
+class MuseBenchmark:
+    """MUSE cells; see the module docstring."""
+
+    splits = SPLITS
+    dry_run_splits = ("news",)
+
+    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
+                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
+                 profile: MuseProfile | None = None, precision: str = "auto", data: str = "auto",
+                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu",
+                 robustness: bool | None = None, corpus: str = "news"):
+        if data not in DATA_CHOICES:
+            raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
+        self.model, self.quant, self.seed, self.corpus = model, quant, seed, corpus
+        self.device = resolve_device(device)
+        tiny_default = model == "tiny-qwen3" and precision in (None, "auto")
+        self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
+        if profile is not None:
+            self.precision = "bf16" if profile.protocol.bf16 else "fp32"
+        self.profile = profile or muse_profile(model, dry_run, max_steps, self.precision, protocol)
+        if data != "auto":
+            self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+        self.data_dir, self.progress, self.data_choice = data_dir, progress, data
+        self.notes: list[str] = [self.profile.note]
+        if robustness:  # issue 14's attack is built on TOFU's QA rows; MUSE's is not wired yet
+            self.notes.append("robustness checks are TOFU-only: MUSE cells carry none")
+        self._data: MuseData | None = None
+        self._evals: dict[str, dict] = {}
+
+    # -------------------------------------------------------------- data
+    def data(self, split: str = "news") -> MuseData:
+        if split not in self.splits:
+            raise ValueError(f"unknown MUSE split {split!r}; valid: {', '.join(self.splits)}")
+        if self._data is None:
+            folder, tried = (find_muse_source(self.data_dir, self.corpus) if self.profile.use_real_data
+                             else (None, []))
+            if folder is None and (not self.profile.use_real_data or self.data_choice == "auto"):
+                self._data = synthetic_muse(seed=self.seed, **self.profile.synthetic)
+                if self.profile.use_real_data:  # auto: no folder, so the synthetic corpus stands in (never the hub)
+                    self.notes.append(f"no MUSE-{self.corpus.capitalize()} folder found ({'; '.join(tried)}): the "
+                                      "synthetic news corpus (fictitious) stands in; --data real reads the hub")
+            else:
+                if folder is not None:
+                    d = load_muse_folder(folder, self.corpus)
+                else:
+                    try:
+                        d = load_muse_hub(self.corpus)
+                    except ConnectionError as err:
+                        raise FileNotFoundError(
+                            f"no MUSE-{self.corpus.capitalize()} data found; tried " + "; ".join(tried + [str(err)])
+                            + f". Supply a folder laid out like muse/{self.corpus}/<subset>/<split>.json with --data-dir "
+                            "(or UNLEARN_DATA_DIR), or use --data synthetic") from None
+                if self.profile.real_rows is not None:
+                    d = reduce_real(d, self.profile.real_rows, self.profile.real_window, self.profile.real_later_rows)
+                else:
+                    d = _complete_real(d)
+                self._data = d
+                if d.missing:
+                    self.notes.append(f"MUSE files absent from {d.source}: {', '.join(d.missing)}")
+        return self._data
+
+    def data_sources(self) -> list[str]:
+        return [self._data.source] if self._data is not None else []
+
+    def identity(self, split: str = "news") -> dict:
+        from unlearn.train import rows_hash
+
+        d = self.data(split)
+        return {"source": d.source, "kind": "synthetic" if d.synthetic else "real", "corpus": d.corpus,
+                "forget_texts": len(d.forget), "train_texts": sum(map(len, self.requests())) + len(d.retain),
+                "hash": rows_hash(self.requests() + [d.retain]),
+                "eval_hash": rows_hash([[(r.prompt, r.gt) for r in d.verbmem]] + [
+                    [(r.question, r.answer) for r in rows] for rows in (d.knowmem_forget, d.knowmem_forget_icl,
+                                                                        d.knowmem_retain, d.knowmem_retain_icl)]
+                    + [d.privleak_forget, d.privleak_holdout])}
+
+    def requests(self) -> list[list[str]]:
+        """The forget texts of each request (sust), the first being the main forget set."""
+        d = self.data()
+        return (d.sust if d.sust else [d.forget])[: self.profile.max_requests]
+
+    # -------------------------------------------------------------- models
+    def _model_dir(self, kind: str, texts: list[str]) -> Path:
+        cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
+        return finetuned_model_dir(f"muse-{kind}", self.model, texts, cfg,
+                                   lambda: load_model(self.model, lora=self.profile.lora, device=self.device),
+                                   lora=self.profile.lora, device=self.device, text_length=self.profile.text_length)
+
+    def target_dir(self) -> Path:
+        return self._model_dir("target", [t for s in self.requests() for t in s] + self.data().retain)
+
+    def gold_dir(self, k: int = 1) -> Path:
+        """Retrain after the first ``k`` requests: retain + the requests after k."""
+        return self._model_dir(f"gold{k}" if k > 1 else "gold", self.data().retain + [t for s in self.requests()[k:] for t in s])
+
+    def load(self, path: Path, adapters: bool = True) -> LoadedModel:
+        lm = load_model(str(path), quant=self.quant, lora=self.profile.lora if adapters else None, device=self.device)
+        lm.name = self.model
+        return lm
+
+    def evaluate(self, lm: LoadedModel) -> dict:
+        return evaluate_muse(lm.model, lm.tokenizer, self.data(), self.profile.protocol, progress=self.progress)
+
+    def reference_eval(self, kind: str) -> dict:
+        """Evaluation of the target or a gold (``gold``, ``gold2``..), cached in memory and beside the model."""
+        if kind not in self._evals:
+            path = self.target_dir() if kind == "target" else self.gold_dir(int(kind[4:] or 1))
+            ident = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant)
+            ident += self.identity()["hash"] + self.identity()["eval_hash"] + f"v{CELL_CODE_VERSION}"
+            cache = path / f"eval-muse-{digest(ident)}.json"
+            if cache.is_file():
+                self._evals[kind] = json.loads(cache.read_text())
+            else:
+                result = self.evaluate(self.load(path, adapters=False))
+                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(result))
+                tmp.replace(cache)
+                self._evals[kind] = result
+        return self._evals[kind]
+
+    # -------------------------------------------------------------- one cell
+    def context(self, lm: LoadedModel, forget: list[str], schedule: dict | None = None) -> UnlearnContext:
+        tok, n = lm.tokenizer, self.profile.text_length
+        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
+        return UnlearnContext(
+            lm=lm, forget=[encode_text(tok, t, n) for t in forget], retain=[encode_text(tok, t, n) for t in self.data().retain],
+            schedule=sched, forget_questions=headlines(forget), idk_answers=load_idk(None),
+            build_gold=lambda: self.load(self.gold_dir(), adapters=False), target_lr=self.profile.target.lr)
+
+    def dynamics_probe(self, lm: LoadedModel, counter=None) -> Probe | None:
+        """forget_prob / retain_prob: mean per-token probability exp(-NLL/n) of the first forget and retain texts."""
+        n_forget, n_retain = self.profile.dynamics_rows
+        if not n_forget or not n_retain:
+            return None
+        d, tok, n = self.data(), lm.tokenizer, self.profile.text_length
+        forget = [encode_text(tok, t, n) for t in d.forget[:n_forget]]
+        retain = [encode_text(tok, t, n) for t in d.retain[:n_retain]]
+
+        def measure(model):
+            if counter is not None:
+                counter.paused = True
+            try:
+                f = score_examples(model, forget, tok.pad_token_id, share_prompts=False, batch_size=self.profile.protocol.batch_size)
+                r = score_examples(model, retain, tok.pad_token_id, share_prompts=False, batch_size=self.profile.protocol.batch_size)
+            finally:
+                if counter is not None:
+                    counter.paused = False
+            return {"forget_prob": float(np.exp(-f.mean_nll).mean()), "retain_prob": float(np.exp(-r.mean_nll).mean())}
+
+        return Probe(measure)
+
+    def gold_kind(self, k: int) -> str:
+        """The reference of step k: gold_k, or gold_1 when the profile builds no per-step golds."""
+        return "gold" if k == 1 or not self.profile.step_golds else f"gold{k}"
+
+    def _step_metrics(self, ev: dict, k: int) -> dict:
+        target, gold = self.reference_eval("target"), self.reference_eval(self.gold_kind(k))
+        summary = summary_columns(forget_measure(target), forget_measure(gold), forget_measure(ev), target["knowmem_r"],
+                                  ev["knowmem_r"], ev["mia"]["min_k_plus_plus_auc"])
+        metrics = {"verbmem_f": ev["verbmem_f"], "knowmem_f": ev["knowmem_f"], "knowmem_r": ev["knowmem_r"],
+                   "privleak": privleak(ev["privleak_auc"], gold["privleak_auc"]), "privleak_auc": ev["privleak_auc"],
+                   "forget_measure": forget_measure(ev), **{f"mia_{k_}": v for k_, v in ev["mia"].items()}}
+        return {"summary": summary, "metrics": metrics}
+
+    def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
+        cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
+        start = time.time()
+        d = self.data(split)
+        notes = list(self.notes)
+        if split != "news" and not self.profile.step_golds:
+            notes.append("news-scal/news-sust: gold_1 (retrained without request 1) is the reference and the retrain "
+                         "row at every step; no per-step retrains in this profile")
+        target = self.reference_eval("target")
+        steps, runs, per_question = [], [], None
+        n_steps = 1 if split == "news" else len(self.requests())
+        if split != "news" and n_steps < 2:
+            raise ValueError(f"MUSE {split} needs several forget requests, and {d.source} has one (the dry run's "
+                             "reduced slice covers news only; use --protocol reduced without --dry_run, or full)")
+        if split == "news-scal" and d.scal and len(d.scal) != n_steps:
+            raise ValueError(f"MUSE scal has {len(d.scal)} forget sets but sust {n_steps} requests in {d.source}")
+        lm = None
+        for k in range(1, n_steps + 1):
+            if method == "retrain":
+                ev = self.reference_eval(self.gold_kind(k))
+                run = {"cost": None, "dynamics": None, "method_stats": None}
+                size = None
+            else:
+                if split == "news-sust" and lm is not None:  # the next request continues from the last model
+                    lm = self._reload(lm)
+                else:
+                    lm = self.load(self.target_dir())
+                forget = d.forget if split == "news" else (d.scal[k - 1] if split == "news-scal" else self.requests()[k - 1])
+                ctx = self.context(lm, forget, sched)
+                probe = (lambda m, counter: self.dynamics_probe(m, counter)) if split == "news" else None
+                lm, run = run_method(method, cfg, ctx, probe, self.seed)
+                ev = self.evaluate(lm)
+                size = len(forget)
+            step = {"request" if split == "news-sust" else "size": k, "forget_texts": size, **self._step_metrics(ev, k),
+                    "cost": run["cost"]}
+            steps.append(step)
+            runs.append(run)
+            per_question = ev["per_question"]
+        last = steps[-1]
+        metrics = dict(last["metrics"])
+        if split != "news":
+            metrics["steps"] = [{"summary": s["summary"], "metrics": s["metrics"], "forget_texts": s["forget_texts"],
+                                 "cost": s["cost"]} for s in steps]
+        cost = None if method == "retrain" else {
+            "unlearn_s": round(sum(r["cost"]["unlearn_s"] for r in runs), 2), "tokens": sum(r["cost"]["tokens"] for r in runs)}
+        gold = self.reference_eval("gold")
+        return {"benchmark": "muse", "method": method, "split": split, "summary": last["summary"], "metrics": metrics,
+                "references": {"target": {"forget_measure": forget_measure(target), "verbmem_f": target["verbmem_f"],
+                                          "knowmem_f": target["knowmem_f"], "knowmem_r": target["knowmem_r"],
+                                          "privleak": privleak(target["privleak_auc"], gold["privleak_auc"])},
+                               "gold": {"forget_measure": forget_measure(gold), "verbmem_f": gold["verbmem_f"],
+                                        "knowmem_f": gold["knowmem_f"], "knowmem_r": gold["knowmem_r"]}},
+                "method_config": dataclasses.asdict(cfg), "method_stats": runs[-1]["method_stats"],
+                "per_question": per_question,
+                "model": {"name": self.model, "quant": self.quant,
+                          "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
+                          "target": self.target_dir().name, "gold": self.gold_dir().name},
+                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
+                "protocol_name": self.profile.protocol.name, "notes": list(dict.fromkeys(notes)),
+                "unlearn_schedule": schedule_record(self.profile.unlearn, sched),
+                "cost": cost, "dynamics": runs[0]["dynamics"] if split == "news" else None, "robustness": None,
+                "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
+                "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+
+    def _reload(self, lm: LoadedModel) -> LoadedModel:
+        """The unlearned model as the start of the next request: its weights (adapters merged; IWAP's pruned
+        atoms zeroed in them) with fresh adapters on top, as a new target would be loaded."""
+        from unlearn.methods.iwap import merge_masks
+        from unlearn.models import add_lora, is_peft, is_quantised
+
+        model = lm.model
+        if is_quantised(model):
+            raise NotImplementedError("MUSE sustainability continues from the merged unlearned weights; "
+                                      "a 4-bit base cannot be merged into (run news-sust without --quant)")
+        pruned = getattr(model, "_iwap_pruned", None)
+        if is_peft(model):
+            model = model.merge_and_unload()
+        if pruned is not None:
+            for h in getattr(lm.model, "_iwap_hooks", []):
+                h.remove()
+            merge_masks(model, pruned["mlp"], pruned["heads"])
+        for p in model.parameters():
+            p.requires_grad_(self.profile.lora is None)
+        if self.profile.lora is not None:
+            model = add_lora(model, self.profile.lora)
+        lm.model = model
+        return lm
+
+
+def _complete_real(d: MuseData) -> MuseData:
+    """The full protocol on a folder or the hub: raw retain stands in from privleak/retain2 when absent, and
+    scal from the cumulative unions of the sust requests when its files are absent."""
+    out = d
+    if not d.retain:
+        out = dataclasses.replace(out, retain=d.privleak_retain)
+    if not d.scal and d.sust:
+        out = dataclasses.replace(out, scal=[[t for s in d.sust[: k + 1] for t in s] for k in range(len(d.sust))])
+    return out
+
+
+def metric_snapshot(cell: dict) -> dict:
+    """Rounded metrics for syrupy: the six criteria's values and the summary (every step for scal/sust)."""
+    keys = ["verbmem_f", "knowmem_f", "knowmem_r", "privleak", "mia_min_k_plus_plus_auc"]
+    out = {k: round_sig(cell["metrics"][k]) for k in keys}
+    out.update({k: round_sig(v) for k, v in cell["summary"].items()})
+    for i, s in enumerate(cell["metrics"].get("steps", [])[:-1], start=1):
+        out[f"step{i}"] = {k: round_sig(s["metrics"][k]) for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")}
+    return dict(sorted(out.items()))
