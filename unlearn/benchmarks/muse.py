@@ -110,7 +110,9 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
         # CPU-sized: the dry run (news only) trains on 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain
         # windows; the explicit reduced protocol (evals --model M) adds 4 windows per later request for scal/sust
         later = 0 if dry_run else 4
-        p = MuseProfile(target=TrainConfig(lr=2e-3, epochs=3, batch_size=4, warmup_steps=2, weight_decay=0.01,
+        # 10 target epochs: at 3 the target's VerbMem equalled the gold's (0.115 vs 0.121); at 10 it is 0.510 vs
+        # 0.126 (177 s of training on 2 cores, bf16). KnowMem forget stays 0 on the 4 real questions at both.
+        p = MuseProfile(target=TrainConfig(lr=2e-3, epochs=10, batch_size=4, warmup_steps=2, weight_decay=0.01,
                                            mixed_precision=mp, desc="target"),
                         unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
                         lora=LoraSpec(r=16, alpha=32),
