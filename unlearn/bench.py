@@ -23,7 +23,7 @@ from unlearn.report import atomic_write, to_markdown, write_outputs
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
 DRY_RUN_MODEL = "smollm2-135m"
-DRY_RUN_BENCHMARKS = ("tofu",)
+DRY_RUN_BENCHMARKS = ("tofu",)  # MUSE adds ~11 minutes on 2 cores (issue 12 note)
 
 
 @dataclass
@@ -54,7 +54,7 @@ class BenchArgs:
 
 def resolve(args: BenchArgs) -> BenchArgs:
     """Fill dry-run defaults and validate every name before any work starts (nothing half-written)."""
-    if not args.benchmarks:  # the dry run: TOFU (MUSE on SmolLM2 takes ~9 minutes more; --benchmarks tofu,muse)
+    if not args.benchmarks:  # the dry run: TOFU (MUSE on SmolLM2 takes ~11 minutes more; --benchmarks tofu,muse)
         args.benchmarks = list(DRY_RUN_BENCHMARKS) if args.dry_run else BENCHMARKS.names()
     for b in args.benchmarks:
         BENCHMARKS.get(b)
