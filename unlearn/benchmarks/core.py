@@ -62,6 +62,11 @@ def run_method(method: str, cfg, ctx: UnlearnContext, probe_factory=None, seed: 
     return merged_for_evaluation(lm), info
 
 
+def autocast(model, enabled: bool):
+    """bf16 autocast on the model's device (a no-op context when not ``enabled``)."""
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
 def peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20

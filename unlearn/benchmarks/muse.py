@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings,
+from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings,
                                      peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
 from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
@@ -198,9 +197,6 @@ def reduce_real(d: MuseData, n: int, width: int, later: int | None = None) -> Mu
 
 
 # ---------------------------------------------------------------- evaluation
-def _autocast(model, enabled: bool):
-    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=enabled)
-
 
 def _first(rows, n):
     return rows if n is None else rows[:n]
@@ -213,7 +209,7 @@ def verbmem_generations(model, tok, rows: list[VerbRow], protocol: MuseProtocol,
     for r in rows:
         ids = tok(r.prompt, add_special_tokens=True)["input_ids"]
         prompts.append(ids if protocol.verbmem_prompt_tokens is None else ids[-protocol.verbmem_prompt_tokens:])
-    with _autocast(model, protocol.bf16):
+    with autocast(model, protocol.bf16):
         gens = generate_ids(model, tok, prompts, max_new_tokens=protocol.verbmem_new_tokens,
                             batch_size=protocol.generation_batch_size, progress=progress)
     gts = [tok.decode(tok(r.gt, add_special_tokens=True)["input_ids"][: protocol.verbmem_new_tokens], skip_special_tokens=True)
@@ -224,7 +220,7 @@ def verbmem_generations(model, tok, rows: list[VerbRow], protocol: MuseProtocol,
 def knowmem_answers(model, tok, qa: list[QA], icl: list[QA], protocol: MuseProtocol, progress=False) -> list[str]:
     shots = [(r.question, r.answer) for r in icl]
     prompts = [tok(knowmem_prompt(r.question, shots), add_special_tokens=True)["input_ids"] for r in qa]
-    with _autocast(model, protocol.bf16):
+    with autocast(model, protocol.bf16):
         gens = generate_ids(model, tok, prompts, max_new_tokens=protocol.knowmem_new_tokens,
                             batch_size=protocol.generation_batch_size, progress=progress)
     return [cut_answer(clean_up_tokenization(g)) for g in gens]
@@ -377,7 +373,8 @@ class MuseBenchmark:
         if kind not in self._evals:
             path = self.target_dir() if kind == "target" else self.gold_dir(int(kind[4:] or 1))
             ident = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant)
-            ident += self.identity()["hash"] + self.identity()["eval_hash"] + f"v{CELL_CODE_VERSION}"
+            data_id = self.identity()
+            ident += data_id["hash"] + data_id["eval_hash"] + f"v{CELL_CODE_VERSION}"
             cache = path / f"eval-muse-{digest(ident)}.json"
             if cache.is_file():
                 self._evals[kind] = json.loads(cache.read_text())

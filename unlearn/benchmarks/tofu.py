@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
 from unlearn.metrics.tofu import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, TokenCounter, digest, method_settings,
+from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, TokenCounter, digest, method_settings,
                                      peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
 from unlearn.methods import UnlearnContext
@@ -137,9 +136,6 @@ def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProto
         return _evaluate_tofu(model, tok, data, protocol, progress)
 
 
-def _autocast(model, enabled: bool):
-    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=enabled)
-
 
 def rouge_reference(tok, row: TofuRow, protocol: EvalProtocol) -> str:
     """The text a generation is compared with: the answer (TOFU), or open-unlearning's: the templated
@@ -177,13 +173,13 @@ def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: li
     texts += [(r.question, r.answer) for r in holdout]
     stats += [True] * len(holdout)
     ou = protocol.open_unlearning
-    with _autocast(model, protocol.score_bf16):
+    with autocast(model, protocol.score_bf16):
         res = score_examples(model, [encode_qa(tok, q, a, style=protocol.compat) for q, a in texts], tok.pad_token_id,
                              batch_size=protocol.batch_size, token_stats=stats, progress=progress, desc="score",
                              hide_token=tok.pad_token_id if ou else None)
     gen_kw = dict(max_new_tokens=protocol.max_new_tokens, batch_size=protocol.generation_batch_size or protocol.batch_size,
                   progress=progress, style=protocol.compat)
-    with _autocast(model, protocol.bf16):
+    with autocast(model, protocol.bf16):
         if ou:
             gens = [g for rows in splits.values() for g in generate(model, tok, [r.question for r in rows], **gen_kw)]
         else:
@@ -486,7 +482,7 @@ class TofuBenchmark:
         cfg, proto = self.profile.robustness, self.profile.protocol
         attacked = attack(model, tok, [rows[i] for i in attack_idx], cfg, lora=self.profile.lora,
                           mixed_precision=self.profile.unlearn.mixed_precision)
-        with _autocast(attacked, proto.bf16):
+        with autocast(attacked, proto.bf16):
             m = forget_measure(attacked, tok, [rows[i] for i in eval_idx], proto)
         return float(m.mean()), attack_idx
 
@@ -512,7 +508,7 @@ class TofuBenchmark:
         log = evaluation["logs"]["forget"]
         greedy = [log["generated_text"][k][1] for k in sorted(log["generated_text"], key=int)]
         proto = self.profile.protocol
-        with _autocast(lm.model, proto.bf16):
+        with autocast(lm.model, proto.bf16):
             return regeneration_leak(lm.model, lm.tokenizer, rows, self.profile.robustness, proto.max_new_tokens,
                                      greedy=greedy if proto.compat == "tofu" else None)
 
