@@ -6,7 +6,8 @@ from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES
                                      peak_memory_mb, round_sig, summary_columns, tier_settings)
 from unlearn.benchmarks.tofu import Profile, TofuBenchmark, metric_snapshot, profile_for
 from unlearn.benchmarks.muse import MuseBenchmark  # noqa: E402  (registers "muse")
+from unlearn.benchmarks.wmdp import WmdpBenchmark  # noqa: E402  (registers "wmdp")
 
-__all__ = ["BENCHMARKS", "CELL_CODE_VERSION", "DATA_CHOICES", "MuseBenchmark", "Profile", "TofuBenchmark", "TokenCounter",
+__all__ = ["BENCHMARKS", "CELL_CODE_VERSION", "DATA_CHOICES", "MuseBenchmark", "Profile", "TofuBenchmark", "TokenCounter", "WmdpBenchmark",
            "merged_for_evaluation", "metric_snapshot", "peak_memory_mb", "profile_for", "round_sig", "summary_columns",
            "tier_settings"]
