@@ -102,7 +102,7 @@ def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
         p = WmdpProfile(target=TrainConfig(lr=3e-3, epochs=40, batch_size=8, warmup_steps=10, weight_decay=0.01, desc="target"),
                         unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                         protocol=WmdpProtocol(name="synthetic", mmlu_per_subject=None, batch_size=32),
-                        text_length=256, use_real_data=False,
+                        text_length=256,
                         method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
                         note="tiny-qwen3 trained from scratch on the synthetic hazardous domain (fictitious; full fine-tuning)")
     elif protocol == "reduced":

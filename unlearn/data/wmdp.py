@@ -6,7 +6,7 @@ the dry run's fallback).
 None of WMDP, MMLU or WikiText is ever shipped with the project (the WMDP authors guard their questions
 against leaking into crawled training text). A data folder (``--data-dir`` / ``$UNLEARN_DATA_DIR``) is laid out
 as ``wmdp/{bio,chem,cyber}_questions.json`` (JSON arrays of ``{question, choices[4], answer 0-3}``, the hub
-columns), ``mmlu/{test,dev}/<subject>.csv`` (header ``question,choice0..choice3,answer``) and
+columns), ``mmlu/{test,dev}/<subject>[_<split>].csv`` (header ``question,choice0..choice3,answer``) and
 ``wikitext/wiki.test.raw``; the standard protocol's forget corpora are read from
 ``wmdp-corpora/{bio,cyber}-forget-corpus.jsonl`` (``{"text": ...}`` per line; bio-forget is gated upstream).
 """
@@ -124,7 +124,15 @@ def parse_mmlu_csv(path: Path | str, text: str, subject: str) -> list[MCQ]:
 
 
 def mmlu_subjects(folder: Path, split: str = "test") -> list[str]:
-    return sorted(p.stem for p in (folder / split).glob("*.csv"))
+    """Subjects with a CSV in ``folder/split``: ``<subject>.csv`` or ``<subject>_<split>.csv`` (Hendrycks' names)."""
+    return sorted(p.stem.removesuffix(f"_{split}") for p in (folder / split).glob("*.csv"))
+
+
+def _mmlu_file(folder: Path, split: str, subject: str) -> Path:
+    for name in (f"{subject}.csv", f"{subject}_{split}.csv"):
+        if (folder / split / name).is_file():
+            return folder / split / name
+    raise DataError(folder / split / f"{subject}.csv", f"MMLU subject {subject!r} not found (nor {subject}_{split}.csv)")
 
 
 def load_mmlu_folder(folder: Path, subjects: list[str] | None = None, split: str = "test",
@@ -135,9 +143,7 @@ def load_mmlu_folder(folder: Path, subjects: list[str] | None = None, split: str
         raise DataError(folder / split, "no MMLU subject CSV files")
     out = []
     for s in subjects:
-        path = folder / split / f"{s}.csv"
-        if not path.is_file():
-            raise DataError(path, f"MMLU subject {s!r} not found")
+        path = _mmlu_file(folder, split, s)
         rows = parse_mmlu_csv(path, path.read_text(encoding="utf-8"), s)
         out.extend(rows if per_subject is None else rows[:per_subject])
     return out
