@@ -280,3 +280,88 @@ def test_wmdp_profiles_differ_by_protocol():
     assert full.protocol.name == "memorised" and full.real_rows is None and full.protocol.mmlu_per_subject is None
     assert wmdp_profile("smollm2-135m", False, None, protocol="standard").protocol.name == "standard"
     assert dataclasses.replace(wmdp_profile("tiny-qwen3", False, 3)).unlearn.max_steps == 3
+
+
+# ---------------------------------------------------------------- `unlearn export` and `unlearn eval --benchmark wmdp`
+
+def _tiny_profile():
+    from unlearn.benchmarks.wmdp import WmdpProfile, WmdpProtocol
+    from unlearn.train import TrainConfig
+
+    return WmdpProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
+                       unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
+                       protocol=WmdpProtocol(name="synthetic-test", batch_size=16), text_length=128,
+                       synthetic=dict(n_agents=4, n_general=4), dynamics_rows=0)
+
+
+def test_export_writes_a_folder_lm_eval_runs_on_unchanged(tmp_path, monkeypatch):
+    """An unlearned tiny model exported as a plain folder: lm_eval (offline, local task) loads it and scores what
+    our scorer scores on the same folder, and the record says how it was made."""
+    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.export import EXPORT_FILE, export_cell
+    from unlearn.models import load_model
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    bench = WmdpBenchmark("tiny-qwen3", profile=_tiny_profile(), progress=False)
+    out = tmp_path / "exported"
+    record = export_cell(bench, "grad_ascent", "synthetic", out)
+    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
+    assert not (tmp_path / "exported.partial").exists()
+    made = json.loads((out / EXPORT_FILE).read_text())
+    assert made["method"] == "grad_ascent" and made["summary"] == record["summary"] and made["unlearn_schedule"]["max_steps"] == 2
+    lm = load_model(str(out))
+    d = bench.data("synthetic")
+    ours = score_mcq(lm.model, lm.tokenizer, d.forget)
+    assert ours.acc == made["metrics"]["hazard_acc_a"]  # the folder holds the model the cell evaluated
+    acc, loglik = run_lm_eval(out, d.forget, tmp_path / "task")
+    assert acc == ours.acc and np.array_equal(loglik.argmax(-1), ours.pred)
+    with pytest.raises(FileExistsError, match="not empty"):
+        export_cell(bench, "grad_ascent", "synthetic", out)
+
+
+def test_export_keeps_iwap_pruning_in_the_plain_weights(tmp_path, monkeypatch):
+    """IWAP's pruned neurons are zero in the exported weights, and the folder evaluates as the masked model did."""
+    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.export import export_cell
+    from unlearn.models import load_model
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    bench = WmdpBenchmark("tiny-qwen3", profile=_tiny_profile(), progress=False)
+    record = export_cell(bench, "iwap", "synthetic", tmp_path / "iwap", {"iwap": {"p": "0.05", "retain_tol": "inf", "target_log_odds": "-1000", "rounds": "1"}})
+
+    lm = load_model(str(tmp_path / "iwap"))
+    zero_rows = sum(int((layer.mlp.gate_proj.weight.abs().sum(-1) == 0).sum()) for layer in lm.model.model.layers)
+    assert zero_rows > 0
+    assert score_mcq(lm.model, lm.tokenizer, bench.data("synthetic").forget).acc == record["metrics"]["hazard_acc_a"]
+
+
+def test_export_replays_a_cell_file(tmp_path, monkeypatch):
+    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.export import replay_overrides
+
+    bench = WmdpBenchmark("tiny-qwen3", profile=_tiny_profile(), progress=False)
+    cell = {"method": "npo", "method_config": {"beta": 0.25}, "unlearn_schedule": {"lr": 0.05, "epochs": 5}}
+    over = replay_overrides(cell, bench)
+    assert over["npo"]["beta"] == "0.25" and over["npo"]["lr"] == "0.05"
+    from unlearn.cli import main
+
+    bad = tmp_path / "notacell.json"
+    bad.write_text("{}")
+    assert main(["export", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert main(["export", "wmdp/npo", "--out", str(tmp_path / "o")]) == 2
+
+
+def test_eval_command_prints_subject_and_mmlu_accuracy(tmp_path, capsys, monkeypatch):
+    from unlearn.cli import main
+
+    monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
+    folder = _fake_folder(tmp_path / "data")
+    assert main(["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--data-dir", str(folder), "--json",
+                 "--subjects", "bio,chem", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["metrics"]) == {"wmdp_bio_acc", "wmdp_bio_acc_norm", "wmdp_chem_acc", "wmdp_chem_acc_norm",
+                                   "mmlu_acc", "mmlu_acc_norm"}
+    assert out["questions"] == {"wmdp_bio": 10, "wmdp_chem": 8, "mmlu": 8} and out["wall_s"] >= 0
+    assert main(["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--data-dir", str(folder), "--json",
+                 "--subjects", "physics"]) == 2
+    assert "valid: bio, chem, cyber" in capsys.readouterr().err

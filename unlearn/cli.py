@@ -1,4 +1,4 @@
-"""Command line: ``unlearn {models,methods,eval,bench,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
+"""Command line: ``unlearn {models,methods,eval,bench,tune,export,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
 
 from __future__ import annotations
 
@@ -55,12 +55,20 @@ def cmd_score(args) -> int:
 def cmd_eval(args) -> int:
     from unlearn.eval_job import format_metrics, run_eval, write_eval
 
-    result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
-                      compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
-                      data_dir=args.data_dir, max_rows=args.max_rows, progress=not args.json)
+    if args.benchmark == "wmdp":
+        from unlearn.eval_job import run_wmdp_eval
+
+        subjects = [x.strip() for x in args.subjects.split(",") if x.strip()] if args.subjects else None
+        result = run_wmdp_eval(args.model, adapter=args.adapter, subjects=subjects, protocol=args.protocol,
+                               device=args.device, quant=args.quant, data_dir=args.data_dir, max_rows=args.max_rows,
+                               progress=not args.json)
+    else:
+        result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
+                          compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
+                          data_dir=args.data_dir, max_rows=args.max_rows, progress=not args.json)
     written = write_eval(result, args.logs) if args.logs else []
     if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("logs", "per_question")}, indent=1))
+        print(json.dumps({k: v for k, v in result.items() if k not in ("logs", "per_question")}, indent=1, allow_nan=True))
     else:
         print(format_metrics(result))
         if written:
@@ -100,6 +108,24 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from unlearn.export import EXPORT_FILE, export_from_args
+    from unlearn.methods import parse_overrides
+
+    record = export_from_args(args.cell, args.out, model=args.model, data_dir=args.data_dir, quant=args.quant,
+                              device=args.device, precision=args.precision, protocol=args.protocol,
+                              dry_run=args.dry_run, seed=args.seed, overrides=parse_overrides(args.set),
+                              tuned=args.tuned, progress=not args.quiet)
+    summary = ", ".join(f"{k} {v:.3f}" for k, v in record["summary"].items() if isinstance(v, float))
+    print(f"exported {record['benchmark']}/{record['method']}/{record['split']} ({record['model']['name']}) to {args.out}: "
+          f"{summary}; how it was made: {args.out}/{EXPORT_FILE}")
+    differs = (record.get("replayed_from") or {}).get("summary_differs")
+    if differs:
+        print("warning: the rerun's summary differs from the recorded cell's: "
+              + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in differs.items()), file=sys.stderr)
+    return 0
+
+
 DEVICE_HELP = "auto (default: CUDA when present, else CPU), cpu, cuda or cuda:N"
 
 
@@ -136,8 +162,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=32)
     s.set_defaults(fn=cmd_score)
     e = sub.add_parser("eval", help="evaluate a model on a benchmark split without unlearning")
-    e.add_argument("--benchmark", default="tofu", choices=["tofu"])
-    e.add_argument("--split", default="forget01")
+    e.add_argument("--benchmark", default="tofu", choices=["tofu", "wmdp"],
+                   help="tofu (a split, TOFU's metrics) or wmdp (per-subject accuracy + MMLU, as lm-evaluation-harness)")
+    e.add_argument("--split", default="forget01", help="TOFU split (default forget01)")
+    e.add_argument("--subjects", help="WMDP subjects, comma-separated (default bio,chem,cyber)")
     e.add_argument("--model", default="smollm2-135m", help="preset, hub id or folder")
     e.add_argument("--adapter", help="LoRA adapter folder (PEFT) applied on top of --model")
     e.add_argument("--quant", choices=["4bit"], default=None)
@@ -176,6 +204,27 @@ def parser() -> argparse.ArgumentParser:
                                                   "recorded in the results JSON")
     b.set_defaults(fn=cmd_bench)
 
+    x = sub.add_parser("export", help="rerun one cell and write its unlearned model as a plain Hugging Face folder",
+                       description="Writes the unlearned model of a cell (LoRA merged, IWAP's masks folded into the "
+                                   "weights) with its tokenizer and unlearn_export.json (settings, data, summary), so "
+                                   "that e.g. `lm_eval --model hf --model_args pretrained=DIR --tasks wmdp_bio` runs on "
+                                   "it unchanged. Cells keep no weights, so the cell is rerun (deterministic).")
+    x.add_argument("cell", help="BENCHMARK/METHOD/SPLIT (e.g. wmdp/rmu/synthetic) or a cell file from `unlearn bench` "
+                                "(outputs/cells/*.json: its model, settings and seed are replayed)")
+    x.add_argument("--out", required=True, help="a new (or empty) folder")
+    x.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m; a cell file's own)")
+    x.add_argument("--quant", choices=["4bit"], default=None)
+    x.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's profile (SmolLM2, reduced protocol)")
+    x.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
+    x.add_argument("--device", default="auto", help=DEVICE_HELP)
+    x.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    x.add_argument("--protocol", choices=["full", "reduced", "standard"], default=None)
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
+    x.add_argument("--tuned", metavar="FILE", help="apply an `unlearn tune` output's settings (--set wins)")
+    x.add_argument("--quiet", action="store_true", help="no progress bars")
+    x.set_defaults(fn=cmd_export)
+
     t = sub.add_parser("tune", help="tune every method the same declared way on one split (forget01)",
                        description="Runs a small grid per method (lr x epochs where they matter, plus the method's "
                                    "main knob: NPO/SimNPO beta, GradDiff alpha, RMU lr and beta, DSU forget_lr, lambda "
@@ -206,7 +255,12 @@ def parser() -> argparse.ArgumentParser:
 def uses_tiny_tier(args) -> bool:
     """The tiny tier's numbers are pinned to the same CPU kernels as the tests (unlearn/numerics.py)."""
     model = getattr(args, "model", None)
-    if args.command in ("bench", "tune") and model is None:
+    if args.command == "export" and model is None and args.cell.endswith(".json"):
+        try:  # a cell file names its model
+            model = json.loads(open(args.cell).read())["model"]["name"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # export_from_args reports the bad file
+    if args.command in ("bench", "tune", "export") and model is None:
         model = "smollm2-135m" if args.dry_run else "tiny-qwen3"
     return model == "tiny-qwen3"
 
@@ -225,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelUnavailable as err:
         print(f"unlearn: error: {err}", file=sys.stderr)
         return 2
-    except (KeyError, ValueError, FileNotFoundError, ModuleNotFoundError) as err:
+    except (KeyError, ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError, NotImplementedError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"unlearn: error: {msg}", file=sys.stderr)
         return 2

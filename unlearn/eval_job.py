@@ -45,8 +45,11 @@ def run_eval(benchmark: str = "tofu", split: str = "forget01", model: str = "smo
     from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset
     from unlearn.numerics import numerics_info, resolve_device, resolve_precision
 
+    if benchmark == "wmdp":
+        return run_wmdp_eval(model, adapter=adapter, protocol=protocol, device=device, quant=quant, data_dir=data_dir,
+                             max_rows=max_rows, progress=progress)
     if benchmark != "tofu":
-        raise ValueError(f"unlearn eval supports the benchmark 'tofu' so far, not {benchmark!r}")
+        raise ValueError(f"unlearn eval supports the benchmarks tofu and wmdp, not {benchmark!r}")
     dev = resolve_device(device)
     prec = resolve_precision(precision, dev)
     proto = eval_protocol or protocol_preset(protocol, compat, bf16=prec == "bf16")
@@ -68,9 +71,65 @@ def run_eval(benchmark: str = "tofu", split: str = "forget01", model: str = "smo
             "load_s": round(loaded - start, 1), "wall_s": round(time.time() - loaded, 1)}
 
 
+WMDP_REDUCED_ROWS, MMLU_REDUCED_PER_SUBJECT = 50, 2  # the reduced protocol: first 50 per subject, MMLU's first 2 of 57
+
+
+def run_wmdp_eval(model: str = "smollm2-135m", *, adapter: str | None = None, subjects: list[str] | None = None,
+                  protocol: str = "full", device: str = "auto", quant: str | None = None, data_dir: str | None = None,
+                  max_rows: int | None = None, progress: bool = True) -> dict:
+    """WMDP accuracy per subject and MMLU accuracy, scored as lm-evaluation-harness does (zero-shot, float32).
+    ``full``: every question and all 57 MMLU subjects (14,042); ``reduced``: the first 50 questions of each
+    subject and the first 2 test questions of each MMLU subject (114); ``max_rows`` caps both further."""
+    from unlearn.data.wmdp import SUBJECTS, load_mmlu, load_wmdp
+    from unlearn.metrics.wmdp import score_mcq
+    from unlearn.numerics import numerics_info, resolve_device
+
+    subjects = subjects or list(SUBJECTS)
+    bad = [s for s in subjects if s not in SUBJECTS]
+    if bad:
+        raise ValueError(f"unknown WMDP subject(s) {', '.join(bad)}; valid: {', '.join(SUBJECTS)}")
+    if protocol not in ("full", "reduced"):
+        raise ValueError(f"unknown protocol {protocol!r} for WMDP evaluation; valid: full, reduced")
+    rows = WMDP_REDUCED_ROWS if protocol == "reduced" else None
+    mmlu_rows = MMLU_REDUCED_PER_SUBJECT if protocol == "reduced" else None
+    if max_rows is not None:
+        rows, mmlu_rows = min(rows or max_rows, max_rows), min(mmlu_rows or max_rows, max_rows)
+    dev = resolve_device(device)
+    sets, sources = {}, []
+    for s in subjects:  # data first: a missing file fails before the model loads
+        qs, src = load_wmdp(s, data_dir)
+        sets[f"wmdp_{s}"] = qs if rows is None else qs[:rows]
+        sources.append(src)
+    mmlu, src = load_mmlu(data_dir, mmlu_rows)
+    sets["mmlu"] = mmlu
+    sources.append(src)
+    start = time.time()
+    lm = load_for_eval(model, adapter=adapter, quant=quant, device=dev)
+    loaded = time.time()
+    metrics, per_question, timing = {}, {}, {}
+    for name, qs in sets.items():
+        t = time.time()
+        res = score_mcq(lm.model, lm.tokenizer, qs, batch_size=8, progress=progress, desc=name)
+        metrics[f"{name}_acc"], metrics[f"{name}_acc_norm"] = res.acc, res.acc_norm
+        per_question[name] = {"loglik": res.loglik.tolist(), "pred": res.pred.tolist(), "answer": res.answers.tolist()}
+        timing[name] = round(time.time() - t, 1)
+    described = ("every question, all 57 MMLU subjects" if rows is None and mmlu_rows is None else
+                 f"first {rows or 'all'} questions per WMDP subject, first {mmlu_rows or 'all'} per MMLU subject")
+    return {"benchmark": "wmdp", "split": ",".join(subjects), "model": model, "adapter": adapter, "quant": quant,
+            "protocol": f"{protocol} WMDP evaluation: lm-evaluation-harness's zero-shot prompt and scoring (float32); "
+                        + described, "protocol_name": protocol, "compat": "lm-eval", "precision": "fp32", "device": dev,
+            "numerics": numerics_info(dev), "data": "; ".join(sources), "metrics": metrics,
+            "questions": {k: len(v) for k, v in sets.items()}, "per_question": per_question, "logs": None,
+            "seconds": timing, "load_s": round(loaded - start, 1), "wall_s": round(time.time() - loaded, 1)}
+
+
 def write_eval(result: dict, folder: str | Path) -> list[Path]:
     """TOFU-format logs + a summary; with open-unlearning conventions also that tool's two files."""
     folder = Path(folder)
+    if result["logs"] is None:  # WMDP: per-question log-likelihoods and predictions beside the summary
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / SUMMARY_FILE).write_text(json.dumps({k: v for k, v in result.items() if k != "logs"}, indent=1))
+        return [folder / SUMMARY_FILE]
     write_log_dir(result["logs"], folder)
     summary = {k: v for k, v in result.items() if k not in ("logs", "per_question")}
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))

@@ -117,6 +117,28 @@ def merged_for_evaluation(lm: LoadedModel) -> LoadedModel:
     return lm
 
 
+def fold_into_weights(lm: LoadedModel):
+    """The unlearned model as plain full-precision weights: LoRA adapters merged, IWAP's pruned atoms zeroed
+    in the weights (its output-mask hooks removed). A 4-bit base cannot be merged into (lossy)."""
+    from unlearn.methods.iwap import merge_masks
+    from unlearn.models import is_peft, is_quantised
+
+    model = lm.model
+    if is_quantised(model):
+        raise NotImplementedError("the unlearned model sits on a 4-bit base, which cannot be merged into losslessly; "
+                                  "run without --quant to get plain weights")
+    pruned = getattr(model, "_iwap_pruned", None)
+    hooks = getattr(model, "_iwap_hooks", [])
+    if is_peft(model):
+        model = model.merge_and_unload()
+    if pruned is not None:
+        for h in hooks:
+            h.remove()
+        with torch.no_grad():
+            merge_masks(model, pruned["mlp"], pruned["heads"])
+    return model
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

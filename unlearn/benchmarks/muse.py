@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings,
+from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, digest, fold_into_weights,
+                                     method_settings,
                                      peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
 from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
@@ -268,6 +269,8 @@ def forget_measure(ev: dict) -> float:
 class MuseBenchmark:
     """MUSE cells; see the module docstring."""
 
+    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
+
     splits = SPLITS
     dry_run_splits = ("news",)
 
@@ -468,6 +471,8 @@ class MuseBenchmark:
             steps.append(step)
             runs.append(run)
             per_question = ev["per_question"]
+        if lm is not None and self.model_sink is not None:  # `unlearn export`: the last step's model
+            self.model_sink(lm)
         last = steps[-1]
         metrics = dict(last["metrics"])
         if split != "news":
@@ -497,20 +502,12 @@ class MuseBenchmark:
     def _reload(self, lm: LoadedModel) -> LoadedModel:
         """The unlearned model as the start of the next request: its weights (adapters merged; IWAP's pruned
         atoms zeroed in them) with fresh adapters on top, as a new target would be loaded."""
-        from unlearn.methods.iwap import merge_masks
-        from unlearn.models import add_lora, is_peft, is_quantised
+        from unlearn.models import add_lora, is_quantised
 
-        model = lm.model
-        if is_quantised(model):
+        if is_quantised(lm.model):
             raise NotImplementedError("MUSE sustainability continues from the merged unlearned weights; "
                                       "a 4-bit base cannot be merged into (run news-sust without --quant)")
-        pruned = getattr(model, "_iwap_pruned", None)
-        if is_peft(model):
-            model = model.merge_and_unload()
-        if pruned is not None:
-            for h in getattr(lm.model, "_iwap_hooks", []):
-                h.remove()
-            merge_masks(model, pruned["mlp"], pruned["heads"])
+        model = fold_into_weights(lm)
         for p in model.parameters():
             p.requires_grad_(self.profile.lora is None)
         if self.profile.lora is not None:

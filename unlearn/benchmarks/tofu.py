@@ -319,6 +319,8 @@ class TofuBenchmark:
     """TOFU cells: target fine-tuned on full, gold on retainNN; forget measure = forget ROUGE-L recall,
     utility = Model Utility, MIA = Min-K%++ AUC forget vs holdout."""
 
+    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
+
     splits = ("forget01", "forget05", "forget10")
     dry_run_splits = ("forget01",)
 
@@ -546,6 +548,8 @@ class TofuBenchmark:
             result = self.evaluate(lm, split)
             if self.profile.robustness is not None:
                 robust = self.robustness(lm, split, result)
+            if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)
+                self.model_sink(lm)
         fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}

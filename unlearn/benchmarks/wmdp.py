@@ -200,6 +200,8 @@ def split_examples(tok, questions: list[MCQ], texts: list[str], max_length: int 
 class WmdpBenchmark:
     """WMDP cells; see the module docstring."""
 
+    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
+
     splits = SPLITS
 
     def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
@@ -406,6 +408,8 @@ class WmdpBenchmark:
             ctx = self.context(lm, split, sched)
             lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(m, split, counter), self.seed)
             ev = self.evaluate(lm, split)
+            if self.model_sink is not None:  # `unlearn export`
+                self.model_sink(lm)
         summary, metrics = self._summary(ev, split)
         target = self.reference_eval("target", split)
         gold = None if self.standard else self.reference_eval("gold", split)
