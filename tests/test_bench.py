@@ -223,3 +223,37 @@ def test_muse_in_the_main_job(tmp_path):
     md, tex = (out / "results.md").read_text(), (out / "results_table.tex").read_text()
     assert "## muse news-sust" in md and "verbmem_f | knowmem_f | knowmem_r | privleak" in md
     assert r"MUSE news-sust" in tex
+
+
+WMDP_RUN = """
+import sys
+from unlearn.bench import BenchArgs, run_bench
+from unlearn.benchmarks.wmdp import WmdpProfile, WmdpProtocol
+from unlearn.train import TrainConfig
+profile = WmdpProfile(target=TrainConfig(lr=3e-3, epochs=2, batch_size=8, progress=False),
+                      unlearn=TrainConfig(lr=1e-3, max_steps=1, batch_size=8, progress=False), lora=None,
+                      protocol=WmdpProtocol(name="synthetic-test"), text_length=128,
+                      synthetic=dict(n_agents=4, n_general=4), dynamics_rows=2)
+run_bench(BenchArgs(benchmarks=["wmdp"], methods=["grad_ascent"], splits=["synthetic"], output_dir=sys.argv[1],
+                    profile={"wmdp": profile}, progress=False))
+"""
+
+
+def test_wmdp_in_the_main_job(tmp_path):
+    """`unlearn bench --benchmarks wmdp`: cells with hazard accuracy on A and B beside the summary, labelled with
+    the synthetic domain in the JSON, the notes and the tables."""
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-c", WMDP_RUN, str(out)], env=_env(tmp_path), capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads((out / "benchmark_results.json").read_text())
+    cells = {c["method"]: c for c in doc["cells"]}
+    assert set(cells) == {"grad_ascent", "retrain"}
+    assert "synthetic fictitious hazardous domain" in doc["run"]["data"]["wmdp"][0]
+    assert any("not the real questions" in n for n in doc["run"]["notes"])
+    for c in cells.values():
+        assert c["benchmark"] == "wmdp" and c["protocol_name"] == "synthetic" and c["data"]["kind"] == "synthetic"
+        assert {"hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "mia_min_k_plus_plus_auc"} <= set(c["metrics"])
+    assert cells["grad_ascent"]["dynamics"][0]["step"] == 0
+    md = (out / "results.md").read_text()
+    assert "## wmdp synthetic" in md and "hazard_acc_a | hazard_acc_b | gold_hazard_acc_a | utility_acc" in md

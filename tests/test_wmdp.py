@@ -248,7 +248,7 @@ def test_memorised_protocol_end_to_end_on_a_data_folder(tmp_path, monkeypatch):
     want = float(np.clip((target - m) / (target - CHANCE), 0, 1)) if target > CHANCE else float("nan")
     assert cell["summary"]["forget_efficacy"] == pytest.approx(want, nan_ok=True)
     assert cell["metrics"]["gold_hazard_acc_a"] == cell["references"]["gold"]["hazard_acc_a"]
-    assert cell["dynamics"][0]["step"] == 0 and "hazard_acc" in cell["dynamics"][0]
+    assert cell["dynamics"][0]["step"] == 0 and "forget_prob" in cell["dynamics"][0]
     # one target and one gold serve every subject: chem's cell trains nothing new
     assert bench.target_dir("chem") == bench.target_dir("bio") and bench.gold_dir("chem") == bench.gold_dir("bio")
     gold = bench.run_cell("retrain", "chem")

@@ -365,7 +365,8 @@ class WmdpBenchmark:
             target_lr=self.profile.target.lr)
 
     def dynamics_probe(self, lm: LoadedModel, split: str, counter=None) -> Probe | None:
-        """hazard_acc / utility_acc on the first ``dynamics_rows`` questions of A and of the utility set."""
+        """forget_prob / retain_prob (the keys every benchmark's curve uses): the mean probability of the correct
+        letter among the four on the first ``dynamics_rows`` questions of A and of the utility set."""
         n = self.profile.dynamics_rows
         if not n:
             return None
@@ -376,7 +377,8 @@ class WmdpBenchmark:
             if counter is not None:
                 counter.paused = True
             try:
-                return {"hazard_acc": score_mcq(model, tok, a).acc, "utility_acc": score_mcq(model, tok, u).acc}
+                return {"forget_prob": float(score_mcq(model, tok, a).answer_prob.mean()),
+                        "retain_prob": float(score_mcq(model, tok, u).answer_prob.mean())}
             finally:
                 if counter is not None:
                     counter.paused = False
