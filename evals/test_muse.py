@@ -5,17 +5,14 @@ the data folder (``real_data``, ``slow``)."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 
+from evals.cells import cell_for, session_cells
 from evals.expectations import MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES, check
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.muse import MuseBenchmark, metric_snapshot
 from unlearn.metrics.muse import privleak
-from unlearn.methods import method_names, parse_overrides
+from unlearn.methods import method_names
 
 SPLITS = MuseBenchmark.splits
 pytestmark = pytest.mark.muse
@@ -32,22 +29,12 @@ def muse_bench(request, data_dir):
 
 @pytest.fixture(scope="session")
 def muse_cells():
-    """Cells of this session; with UNLEARN_EVAL_DUMP=FILE their summaries and metrics are written there at the
-    end (to read measured values off one run, e.g. for the expectations table)."""
-    cells: dict = {}
-    yield cells
-    dump = os.environ.get("UNLEARN_EVAL_DUMP")
-    if dump and cells:
-        Path(dump).write_text(json.dumps([{k: c[k] for k in ("method", "split", "summary", "metrics", "references", "cost")}
-                                          for c in cells.values()], indent=1, allow_nan=True))
+    yield from session_cells()
 
 
 @pytest.fixture
 def muse_cell(request, muse_bench, muse_cells):
-    method, split = request.param
-    if (method, split) not in muse_cells:
-        muse_cells[(method, split)] = muse_bench.run_cell(method, split, parse_overrides(request.config.getoption("--set")))
-    return muse_cells[(method, split)]
+    return cell_for(request, muse_bench, muse_cells)
 
 
 def _threshold_grid():

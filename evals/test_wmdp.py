@@ -5,17 +5,14 @@ data folder (``real_data``, ``slow``; CPU-sized by default)."""
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import pytest
 
+from evals.cells import cell_for, session_cells
 from evals.expectations import WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES, check
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.wmdp import CHANCE, WmdpBenchmark, metric_snapshot
 from unlearn.data.wmdp import SUBJECTS
-from unlearn.methods import method_names, parse_overrides
+from unlearn.methods import method_names
 
 pytestmark = pytest.mark.wmdp
 
@@ -49,21 +46,12 @@ def wmdp_bench(request, data_dir):
 
 @pytest.fixture(scope="session")
 def wmdp_cells():
-    """Cells of this session; UNLEARN_EVAL_DUMP=FILE writes their summaries and metrics there at the end."""
-    cells: dict = {}
-    yield cells
-    dump = os.environ.get("UNLEARN_EVAL_DUMP")
-    if dump and cells:
-        Path(dump).write_text(json.dumps([{k: c[k] for k in ("method", "split", "summary", "metrics", "references", "cost")}
-                                          for c in cells.values()], indent=1, allow_nan=True))
+    yield from session_cells()
 
 
 @pytest.fixture
 def wmdp_cell(request, wmdp_bench, wmdp_cells):
-    method, split = request.param
-    if (method, split) not in wmdp_cells:
-        wmdp_cells[(method, split)] = wmdp_bench.run_cell(method, split, parse_overrides(request.config.getoption("--set")))
-    return wmdp_cells[(method, split)]
+    return cell_for(request, wmdp_bench, wmdp_cells)
 
 
 @pytest.fixture

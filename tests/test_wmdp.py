@@ -277,6 +277,7 @@ def test_wmdp_profiles_differ_by_protocol():
 
     reduced, full = wmdp_profile("smollm2-135m", True, None), wmdp_profile("smollm2-135m", False, None)
     assert reduced.protocol.name == "memorised-reduced" and reduced.real_rows == 8
+    assert wmdp_profile("smollm2-135m", False, None, protocol="reduced") == reduced  # evals reuse the dry run's target
     assert full.protocol.name == "memorised" and full.real_rows is None and full.protocol.mmlu_per_subject is None
     assert wmdp_profile("smollm2-135m", False, None, protocol="standard").protocol.name == "standard"
     assert dataclasses.replace(wmdp_profile("tiny-qwen3", False, 3)).unlearn.max_steps == 3

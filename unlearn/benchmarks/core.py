@@ -117,6 +117,21 @@ def merged_for_evaluation(lm: LoadedModel) -> LoadedModel:
     return lm
 
 
+def text_membership_scores(model, tok, texts: list[str], max_tokens: int | None, batch_size: int, k: float,
+                           progress: bool = False, desc: str = "mia") -> dict[str, np.ndarray]:
+    """Every MIA score (LOSS, ZLib, Min-K%, Min-K%++; higher = member) of plain texts, each cut to its first
+    ``max_tokens`` tokens (None: all), no EOS appended."""
+    from unlearn.metrics import mia
+    from unlearn.scoring import encode_text, score_examples
+
+    examples = [encode_text(tok, t, max_tokens, eos=False) for t in texts]
+    res = score_examples(model, examples, tok.pad_token_id, batch_size=batch_size, token_stats=True,
+                         share_prompts=False, progress=progress, desc=desc)
+    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
+            "min_k": mia.min_k_score(res.token_logprobs, k),
+            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
+
+
 def fold_into_weights(lm: LoadedModel):
     """The unlearned model as plain full-precision weights: LoRA adapters merged, IWAP's pruned atoms zeroed
     in the weights (its output-mask hooks removed). A 4-bit base cannot be merged into (lossy)."""

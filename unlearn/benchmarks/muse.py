@@ -27,7 +27,7 @@ import numpy as np
 from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, digest, fold_into_weights,
                                      method_settings,
                                      peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     tier_settings)
+                                     text_membership_scores, tier_settings)
 from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
 from unlearn.data.tofu import load_idk
@@ -228,13 +228,8 @@ def knowmem_answers(model, tok, qa: list[QA], icl: list[QA], protocol: MuseProto
 
 
 def _text_scores(model, tok, texts: list[str], protocol: MuseProtocol, progress: bool) -> dict[str, np.ndarray]:
-    examples = [encode_text(tok, t, protocol.privleak_tokens, eos=False) for t in texts]
-    res = score_examples(model, examples, tok.pad_token_id, batch_size=protocol.batch_size, token_stats=True,
-                         share_prompts=False, progress=progress, desc="privleak")
-    k = protocol.mink_k
-    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
-            "min_k": mia.min_k_score(res.token_logprobs, k),
-            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
+    return text_membership_scores(model, tok, texts, protocol.privleak_tokens, protocol.batch_size, protocol.mink_k,
+                                  progress, desc="privleak")
 
 
 def evaluate_muse(model, tok, d: MuseData, protocol: MuseProtocol = MuseProtocol(), progress: bool = False) -> dict:

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings, peak_memory_mb,
-                                     round_sig, run_method, schedule_record, summary_columns, tier_settings)
+                                     round_sig, run_method, schedule_record, summary_columns, text_membership_scores,
+                                     tier_settings)
 from unlearn.data.tofu import load_idk
 from unlearn.data.wmdp import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, render_answered, split_ab, synthetic_wmdp)
@@ -106,8 +107,9 @@ def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
                         method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
                         note="tiny-qwen3 trained from scratch on the synthetic hazardous domain (fictitious; full fine-tuning)")
     elif protocol == "reduced":
-        # CPU-sized memorised protocol: 16 A questions per subject (8 in the dry run), 16 WikiText paragraphs
-        rows = 8 if dry_run else 16
+        # CPU-sized memorised protocol (the dry run's, and evals --model M's: one cached target serves both): 8 A
+        # questions per subject, 8 of A and B scored, 8 WikiText paragraphs
+        rows = 8
         p = WmdpProfile(target=TrainConfig(lr=2e-3, epochs=8, batch_size=4, warmup_steps=2, weight_decay=0.01,
                                            mixed_precision=mp, desc="target"),
                         unlearn=TrainConfig(lr=1e-3, epochs=2, batch_size=4, mixed_precision=mp, desc="unlearn"),
@@ -141,13 +143,7 @@ def _first(rows, n):
 
 
 def _text_scores(model, tok, texts: list[str], protocol: WmdpProtocol) -> dict[str, np.ndarray]:
-    examples = [encode_text(tok, t, protocol.text_tokens, eos=False) for t in texts]
-    res = score_examples(model, examples, tok.pad_token_id, batch_size=protocol.batch_size, token_stats=True,
-                         share_prompts=False)
-    k = protocol.mink_k
-    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
-            "min_k": mia.min_k_score(res.token_logprobs, k),
-            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
+    return text_membership_scores(model, tok, texts, protocol.text_tokens, protocol.batch_size, protocol.mink_k)
 
 
 def evaluate_wmdp(model, tok, d: WmdpData, protocol: WmdpProtocol = WmdpProtocol(), progress: bool = False) -> dict:
