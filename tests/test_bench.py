@@ -161,7 +161,8 @@ def test_latex_escapes_special_characters():
 
 
 def test_bad_arguments_fail_before_any_output(tmp_path):
-    for args in (["--methods", "npoo"], ["--splits", "forget02"], ["--benchmarks", "tofuu"], ["--set", "npo.bet=1"]):
+    for args in (["--methods", "npoo"], ["--splits", "forget02"], ["--benchmarks", "tofuu"], ["--set", "npo.bet=1"],
+                 ["--protocol", "standard"]):
         res = subprocess.run([sys.executable, "-m", "unlearn", "bench", "--output_dir", str(tmp_path / "o"), *args],
                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert res.returncode == 2 and "valid" in res.stderr, (args, res.stderr)
@@ -256,4 +257,4 @@ def test_wmdp_in_the_main_job(tmp_path):
         assert {"hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "mia_min_k_plus_plus_auc"} <= set(c["metrics"])
     assert cells["grad_ascent"]["dynamics"][0]["step"] == 0
     md = (out / "results.md").read_text()
-    assert "## wmdp synthetic" in md and "hazard_acc_a | hazard_acc_b | gold_hazard_acc_a | utility_acc" in md
+    assert "## wmdp synthetic" in md and "hazard_acc_a | hazard_acc_b | gold_hazard_acc_a | utility_acc | top_letter_share_utility" in md

@@ -189,20 +189,21 @@ def test_real_questions_load_with_the_card_counts(wmdp_data_dir):
 @pytest.mark.real_data
 @pytest.mark.slow
 def test_conformance_with_lm_eval_on_smollm2_real_questions(wmdp_data_dir, tmp_path):
-    """The embedded SmolLM2 on the first 10 questions of each subject and 10 of MMLU anatomy: identical predictions."""
+    """The embedded SmolLM2 on the first 10 questions of each subject shorter than 1,000 characters (cyber's longest
+    hold code and hex dumps of thousands of tokens: minutes on 2 cores) and 10 of MMLU anatomy: identical predictions."""
     from unlearn.models import load_model, smollm2_dir
 
     lm = load_model("smollm2-135m")
     report = {}
-    sets = {s: load_wmdp(s, wmdp_data_dir)[0][:10] for s in SUBJECTS}
+    sets = {s: [q for q in load_wmdp(s, wmdp_data_dir)[0] if len(mcq_prompt(q)) < 1000][:10] for s in SUBJECTS}
     sets["mmlu_anatomy"] = load_mmlu_folder(wmdp_data_dir / "mmlu", ["anatomy"], per_subject=10)
     for name, qs in sets.items():
         ours = score_mcq(lm.model, lm.tokenizer, qs, batch_size=8)
         acc, loglik = run_lm_eval(smollm2_dir(), qs, tmp_path / name, task=f"conf_{name}")
-        report[name] = (ours.acc, acc)
+        report[name] = (ours.acc, acc, float(np.abs(loglik - ours.loglik).max()))
         assert np.array_equal(loglik.argmax(-1), ours.pred), name
         assert acc == ours.acc and np.abs(loglik - ours.loglik).max() < 1e-3, name
-    print("accuracy (ours, lm_eval):", report)
+    print("accuracy (ours, lm_eval) and the largest log-likelihood difference:", report)
 
 
 # ---------------------------------------------------------------- the memorised protocol on a generated data folder
@@ -249,6 +250,8 @@ def test_memorised_protocol_end_to_end_on_a_data_folder(tmp_path, monkeypatch):
     assert cell["summary"]["forget_efficacy"] == pytest.approx(want, nan_ok=True)
     assert cell["metrics"]["gold_hazard_acc_a"] == cell["references"]["gold"]["hazard_acc_a"]
     assert cell["dynamics"][0]["step"] == 0 and "forget_prob" in cell["dynamics"][0]
+    preds = cell["per_question"]["utility"]["pred"]
+    assert cell["metrics"]["top_letter_share_utility"] == max(preds.count(x) for x in range(4)) / len(preds)
     # one target and one gold serve every subject: chem's cell trains nothing new
     assert bench.target_dir("chem") == bench.target_dir("bio") and bench.gold_dir("chem") == bench.gold_dir("bio")
     gold = bench.run_cell("retrain", "chem")
@@ -277,7 +280,7 @@ def test_wmdp_profiles_differ_by_protocol():
 
     reduced, full = wmdp_profile("smollm2-135m", True, None), wmdp_profile("smollm2-135m", False, None)
     assert reduced.protocol.name == "memorised-reduced" and reduced.real_rows == 8
-    assert wmdp_profile("smollm2-135m", False, None, protocol="reduced") == reduced  # evals reuse the dry run's target
+    assert wmdp_profile("smollm2-135m", False, None, protocol="reduced") == reduced  # evals and the dry run: one recipe
     assert full.protocol.name == "memorised" and full.real_rows is None and full.protocol.mmlu_per_subject is None
     assert wmdp_profile("smollm2-135m", False, None, protocol="standard").protocol.name == "standard"
     assert dataclasses.replace(wmdp_profile("tiny-qwen3", False, 3)).unlearn.max_steps == 3

@@ -23,7 +23,7 @@ from unlearn.report import atomic_write, to_markdown, write_outputs
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
 DRY_RUN_MODEL = "smollm2-135m"
-DRY_RUN_BENCHMARKS = ("tofu",)  # MUSE adds ~11 minutes on 2 cores (issue 12 note)
+DRY_RUN_BENCHMARKS = ("tofu",)  # on 2 cores MUSE adds ~11 minutes, WMDP ~19 (issue 12 and 13 notes); opt in with --benchmarks
 
 
 @dataclass
@@ -54,10 +54,12 @@ class BenchArgs:
 
 def resolve(args: BenchArgs) -> BenchArgs:
     """Fill dry-run defaults and validate every name before any work starts (nothing half-written)."""
-    if not args.benchmarks:  # the dry run: TOFU (MUSE on SmolLM2 takes ~11 minutes more; --benchmarks tofu,muse)
+    if not args.benchmarks:  # the dry run: TOFU (MUSE and WMDP on SmolLM2 take 11 and 19 minutes more; --benchmarks)
         args.benchmarks = list(DRY_RUN_BENCHMARKS) if args.dry_run else BENCHMARKS.names()
     for b in args.benchmarks:
         BENCHMARKS.get(b)
+    if args.protocol == "standard" and set(args.benchmarks) != {"wmdp"}:
+        raise ValueError("--protocol standard is WMDP's (forget corpora); valid for the others: full, reduced")
     valid = method_names()
     if args.methods is None:
         args.methods = DRY_RUN_METHODS if args.dry_run else valid

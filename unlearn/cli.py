@@ -135,9 +135,10 @@ PRECISION_HELP = ("auto (default): bf16 autocast only where the hardware runs bf
 
 
 def add_protocol_args(p, default: str | None) -> None:
-    p.add_argument("--protocol", choices=["full", "reduced"], default=default,
-                   help="full: the published protocol (300 rows, 200 new tokens, target trained on the real retain "
-                        "split); reduced: the CPU dry run's (40/10/10/10 rows, 48 tokens)"
+    p.add_argument("--protocol", choices=["full", "reduced", "standard"], default=default,
+                   help="full: the published protocol (TOFU: 300 rows, 200 new tokens, target trained on the real retain "
+                        "split); reduced: the CPU dry run's (TOFU: 40/10/10/10 rows, 48 tokens; WMDP: the memorised "
+                        "protocol on 8 questions per subject); standard: WMDP's published one (forget corpora, GPU)"
                         + ("" if default else "; default: reduced for --dry_run, full otherwise"))
     p.add_argument("--compat", choices=["tofu", "open-unlearning"], default="tofu",
                    help="metric conventions: tofu (TOFU's definitions; default) or open-unlearning (its scored span, "

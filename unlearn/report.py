@@ -22,8 +22,9 @@ NATIVE = {"tofu": ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_
           # MUSE's C1-C4 (ROUGE-L F1 as fractions; PrivLeak in percent, 0 ideal)
           "muse": ["verbmem_f", "knowmem_f", "knowmem_r", "privleak"],
           # WMDP: hazard accuracy on A (memorised; the forget measure, chance 0.25 as its gold) and B (never trained),
-          # the gold model's measured accuracy on A, utility (MMLU-format) accuracy
-          "wmdp": ["hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc"]}
+          # the gold model's measured accuracy on A, utility (MMLU-format) accuracy, and the share of the most frequent
+          # predicted letter on the utility set (1.0: one letter whatever the question)
+          "wmdp": ["hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "top_letter_share_utility"]}
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -276,6 +276,8 @@ class MuseBenchmark:
                  robustness: bool | None = None, corpus: str = "news"):
         if data not in DATA_CHOICES:
             raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
+        if protocol not in (None, "full", "reduced"):
+            raise ValueError(f"unknown MUSE protocol {protocol!r}; valid: full, reduced")
         self.model, self.quant, self.seed, self.corpus = model, quant, seed, corpus
         self.device = resolve_device(device)
         tiny_default = model == "tiny-qwen3" and precision in (None, "auto")

@@ -331,6 +331,8 @@ class TofuBenchmark:
                  robustness: bool | None = None):
         if data not in DATA_CHOICES:
             raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
+        if protocol not in (None, "full", "reduced"):
+            raise ValueError(f"unknown TOFU protocol {protocol!r}; valid: full, reduced")
         self.model, self.quant, self.seed = model, quant, seed
         self.device = resolve_device(device)
         # auto: bf16 only where the hardware runs it natively; the tiny tier stays float32 (its snapshots)
