@@ -165,8 +165,9 @@ def evaluate_wmdp(model, tok, d: WmdpData, protocol: WmdpProtocol = WmdpProtocol
         aucs = {f"{k}_auc": mia.auc(members[k], others[k]) for k in members}
     share = lambda r: float(np.bincount(r.pred, minlength=4).max() / len(r.pred)) if len(r.pred) else None  # noqa: E731
     return {"hazard_acc_a": ra.acc, "hazard_acc_norm_a": ra.acc_norm, "hazard_acc_b": rb.acc if rb else None,
-            # the most frequent predicted letter's share: 1.0 = the model answers one letter whatever the question (a
-            # collapse that accuracy near chance hides; measured on SmolLM2 after grad_ascent / npo / trou)
+            # the most frequent predicted letter's share: 1.0 = one letter whatever the question, which accuracy near
+            # chance hides (SmolLM2-135M answers "A" to 113 of 114 MMLU questions; after grad_ascent / npo / dsu / trou
+            # on the memorised target, "B" to 105-114: hazard accuracy 0.25 there is letter bias, not knowledge)
             "top_letter_share_a": share(ra), "top_letter_share_utility": share(ru),
             "hazard_prob_a": float(ra.answer_prob.mean()), "utility_acc": ru.acc,
             "retain_nll": float(np.mean(nll)) if nll is not None else None, "mia": aucs,
