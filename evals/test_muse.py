@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from evals.cells import cell_for, session_cells
-from evals.expectations import MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES, check
+from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
+from evals.expectations import MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.muse import MuseBenchmark, metric_snapshot
 from unlearn.metrics.muse import privleak
@@ -44,22 +44,13 @@ def _threshold_grid():
 
 @pytest.mark.parametrize("muse_cell,threshold", _threshold_grid(), indirect=["muse_cell"])
 def test_muse_expectations(muse_cell, threshold, request):
-    name, direction, bound = threshold
-    key = (muse_cell["method"], muse_cell["split"], name)
-    if key in MUSE_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=MUSE_KNOWN_FAILURES[key]))
-    value = muse_cell["summary"].get(name, muse_cell["metrics"].get(name))
-    assert check(value, direction, bound), \
-        f"{muse_cell['method']} on {muse_cell['split']}: {name}={value:.4g} (want {direction} {bound})"
+    check_expectation(muse_cell, threshold, MUSE_KNOWN_FAILURES, request)
 
 
 @pytest.mark.parametrize("muse_cell", [pytest.param((m, s), id=f"{m}-{s}") for s in SPLITS for m in method_names()],
                          indirect=True)
 def test_muse_snapshot(muse_cell, snapshot, request):
-    opt = request.config.getoption
-    if opt("--model") != "tiny-qwen3" or opt("--set") or opt("--max-steps") is not None \
-            or opt("--precision") == "bf16" or muse_cell["device"] != "cpu":
-        pytest.skip("snapshots pin the default tier (tiny-qwen3 on the CPU in fp32, default hyperparameters)")
+    skip_unless_default_tier(request, muse_cell)
     assert metric_snapshot(muse_cell) == snapshot(extension_class=TopLevelSnapshots)
 
 

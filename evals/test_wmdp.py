@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from evals.cells import cell_for, session_cells
-from evals.expectations import WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES, check
+from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
+from evals.expectations import WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.wmdp import CHANCE, WmdpBenchmark, metric_snapshot
 from unlearn.data.wmdp import SUBJECTS
@@ -60,20 +60,11 @@ def gold_only():
 
 
 def test_wmdp_expectations(wmdp_cell, threshold, request):
-    name, direction, bound = threshold
-    key = (wmdp_cell["method"], wmdp_cell["split"], name)
-    if key in WMDP_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=WMDP_KNOWN_FAILURES[key]))
-    value = wmdp_cell["summary"].get(name, wmdp_cell["metrics"].get(name))
-    assert check(value, direction, bound), \
-        f"{wmdp_cell['method']} on {wmdp_cell['split']}: {name}={value:.4g} (want {direction} {bound})"
+    check_expectation(wmdp_cell, threshold, WMDP_KNOWN_FAILURES, request)
 
 
 def test_wmdp_snapshot(wmdp_cell, snapshot, request):
-    opt = request.config.getoption
-    if opt("--model") != "tiny-qwen3" or opt("--set") or opt("--max-steps") is not None \
-            or opt("--precision") == "bf16" or wmdp_cell["device"] != "cpu":
-        pytest.skip("snapshots pin the default tier (tiny-qwen3 on the CPU in fp32, default hyperparameters)")
+    skip_unless_default_tier(request, wmdp_cell)
     assert metric_snapshot(wmdp_cell) == snapshot(extension_class=TopLevelSnapshots)
 
 
