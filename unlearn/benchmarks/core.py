@@ -73,6 +73,11 @@ def peak_memory_mb(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
 
 
+def first_n(rows: list, n: int | None) -> list:
+    """The first ``n`` rows (all when ``n`` is None): a protocol's row cap."""
+    return rows if n is None else rows[:n]
+
+
 def round_sig(x: float | None, sig: int = 4) -> float | None:
     if x is None or x == 0 or not math.isfinite(x):
         return x

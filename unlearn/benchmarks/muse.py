@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, digest, fold_into_weights,
-                                     method_settings,
-                                     peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     text_membership_scores, tier_settings)
+from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, autocast, digest, first_n,
+                                     fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
+                                     schedule_record, summary_columns, text_membership_scores, tier_settings)
 from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
 from unlearn.data.tofu import load_idk
@@ -199,10 +198,6 @@ def reduce_real(d: MuseData, n: int, width: int, later: int | None = None) -> Mu
 
 # ---------------------------------------------------------------- evaluation
 
-def _first(rows, n):
-    return rows if n is None else rows[:n]
-
-
 def verbmem_generations(model, tok, rows: list[VerbRow], protocol: MuseProtocol, progress=False) -> tuple[list[str], list[str]]:
     """(greedy continuations, gt cut to ``verbmem_new_tokens`` tokens), both decoded without special tokens and
     with the tokenization-space clean-up of the authors' transformers 4.x decoding."""
@@ -235,17 +230,17 @@ def _text_scores(model, tok, texts: list[str], protocol: MuseProtocol, progress:
 def evaluate_muse(model, tok, d: MuseData, protocol: MuseProtocol = MuseProtocol(), progress: bool = False) -> dict:
     """VerbMem, KnowMem forget and retain (fractions; MUSE reports x100), the Min-K% AUC in MUSE's orientation
     (PrivLeak needs the gold's beside it) and every MIA's usual AUC, with per-row values."""
-    verb = _first(d.verbmem, protocol.verbmem_rows)
+    verb = first_n(d.verbmem, protocol.verbmem_rows)
     gens, gts = verbmem_generations(model, tok, verb, protocol, progress)
     verb_scores = rouge_l_f1(gens, gts)
     know = {}
     for name, qa, icl in (("forget", d.knowmem_forget, d.knowmem_forget_icl), ("retain", d.knowmem_retain, d.knowmem_retain_icl)):
-        qa = _first(qa, protocol.knowmem_rows)
+        qa = first_n(qa, protocol.knowmem_rows)
         answers = knowmem_answers(model, tok, qa, icl, protocol, progress)
         know[name] = (answers, rouge_l_f1(answers, [r.answer for r in qa]))
     n_priv = protocol.privleak_rows
-    members = _text_scores(model, tok, _first(d.privleak_forget, n_priv), protocol, progress)
-    others = _text_scores(model, tok, _first(d.privleak_holdout, n_priv), protocol, progress)
+    members = _text_scores(model, tok, first_n(d.privleak_forget, n_priv), protocol, progress)
+    others = _text_scores(model, tok, first_n(d.privleak_holdout, n_priv), protocol, progress)
     aucs = {f"{k}_auc": mia.auc(members[k], others[k]) for k in members}
     return {"verbmem_f": float(verb_scores.mean()), "knowmem_f": float(know["forget"][1].mean()),
             "knowmem_r": float(know["retain"][1].mean()), "privleak_auc": muse_auc(aucs["min_k_auc"]), "mia": aucs,

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings, peak_memory_mb,
+from unlearn.benchmarks.core import (BENCHMARKS, first_n, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings, peak_memory_mb,
                                      round_sig, run_method, schedule_record, summary_columns, text_membership_scores,
                                      tier_settings)
 from unlearn.data.tofu import load_idk
@@ -140,10 +140,6 @@ def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
 
 # ---------------------------------------------------------------- evaluation
 
-def _first(rows, n):
-    return rows if n is None else rows[:n]
-
-
 def _text_scores(model, tok, texts: list[str], protocol: WmdpProtocol) -> dict[str, np.ndarray]:
     return text_membership_scores(model, tok, texts, protocol.text_tokens, protocol.batch_size, protocol.mink_k)
 
@@ -151,7 +147,7 @@ def _text_scores(model, tok, texts: list[str], protocol: WmdpProtocol) -> dict[s
 def evaluate_wmdp(model, tok, d: WmdpData, protocol: WmdpProtocol = WmdpProtocol(), progress: bool = False) -> dict:
     """Hazard accuracy on A and B, utility accuracy, the retain text's mean NLL, every MIA's AUC (A vs B texts),
     with per-question log-likelihoods and predictions. Scores are float32 (as lm-eval with dtype float32)."""
-    a, b = _first(d.forget, protocol.hazard_rows), _first(d.holdout, protocol.hazard_rows)
+    a, b = first_n(d.forget, protocol.hazard_rows), first_n(d.holdout, protocol.hazard_rows)
     bs = protocol.batch_size
     ra = score_mcq(model, tok, a, batch_size=bs, progress=progress, desc="hazard A")
     rb = score_mcq(model, tok, b, batch_size=bs, progress=progress, desc="hazard B") if b else None
@@ -225,7 +221,7 @@ class WmdpBenchmark:
         if data != "auto":
             self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
         self.standard = self.profile.protocol.name == "standard"
-        self.data_dir, self.progress, self.data_choice = data_dir, progress, data
+        self.data_dir, self.progress = data_dir, progress
         self.notes: list[str] = [self.profile.note]
         if robustness:
             self.notes.append("robustness checks are TOFU-only: WMDP cells carry none")
@@ -249,7 +245,7 @@ class WmdpBenchmark:
             for s in SUBJECTS:
                 qs, src = load_wmdp(s, self.data_dir)
                 a, b = split_ab(qs)
-                halves[s] = (_first(a, pr.real_rows), _first(b, pr.real_rows))
+                halves[s] = (first_n(a, pr.real_rows), first_n(b, pr.real_rows))
                 sources.append(src)
             mmlu, mmlu_src = load_mmlu(self.data_dir, pr.protocol.mmlu_per_subject)
             retain, retain_src = load_retain_text(self.data_dir)
@@ -262,10 +258,10 @@ class WmdpBenchmark:
         if split not in self.splits:
             raise ValueError(f"unknown WMDP split {split!r}; valid: {', '.join(self.splits)}")
         if split not in self._data:
-            if split == "synthetic" or not self.profile.use_real_data:
+            if split != "synthetic" and not self.profile.use_real_data:
+                raise ValueError(f"WMDP {split} reads real questions; --data synthetic has only the 'synthetic' split")
+            if split == "synthetic":
                 d = synthetic_wmdp(seed=self.seed, **self.profile.synthetic)
-                if split != "synthetic":
-                    raise ValueError(f"WMDP {split} reads real questions; --data synthetic has only the 'synthetic' split")
             elif self.standard:
                 d = self._standard_data(split)
             else:
@@ -299,7 +295,7 @@ class WmdpBenchmark:
 
     def _training_texts(self, split: str) -> list[list[str]]:
         """[target's texts, gold's texts]."""
-        if split == "synthetic" or not self.profile.use_real_data:
+        if split == "synthetic":
             d = self.data("synthetic")
             return [d.forget_texts + d.retain_texts, d.retain_texts]
         if self.standard:

@@ -67,7 +67,6 @@ class WmdpData:
     synthetic: bool = False
     protocol: str = "memorised"
     retain_questions: list[MCQ] = field(default_factory=list)  # the questions rendered first in retain_texts
-    notes: list[str] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- parsing with errors that name file, row, field
