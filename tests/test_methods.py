@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import examples, memorised, snapshot_params, tiny
 from unlearn.methods import (UnlearnContext, get_method, make_config, method_names, parse_overrides, run_method,
@@ -155,7 +157,45 @@ def test_dsu_respects_max_steps_in_both_phases():
     cfg = dataclasses.replace(make_config("dsu"), rank=4, forget_epochs=5)  # 5 epochs would be more than 2 steps
     assert len(data.forget) * 5 > 2 * 8
     out = run_method("dsu", context(lm, data, steps=2), cfg)
-    assert out.model._dsu_stats == {"forget_steps": 2, "retain_steps": 2}
+    stats = out.model._unlearn_stats
+    assert (stats["forget_steps"], stats["retain_steps"]) == (2, 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.floats(0.01, 10), k=st.floats(0.5, 4), lam=st.floats(0.1, 5), tol=st.floats(0.001, 5), base=st.floats(-1, 5))
+def test_calibrated_lambda_is_the_largest_within_the_retain_tolerance(a, k, lam, tol, base):
+    """For any increasing rise r(l) = a l^k: the chosen lambda keeps r <= tol, and one bisection step above it
+    would not (unless it is lam itself)."""
+    from unlearn.methods.dsu import calibrate_lambda
+
+    rise = lambda l: a * l ** k  # noqa: E731
+    chosen, tried = calibrate_lambda(lambda l: base + rise(l), lam, tol, iters=6)
+    assert 0.0 <= chosen <= lam and rise(chosen) <= tol + 1e-9
+    if chosen < lam:
+        assert rise(chosen + lam / 2 ** 6) > tol - 1e-9
+    else:
+        assert rise(lam) <= tol
+    assert tried[0] == (0.0, base)
+    assert calibrate_lambda(lambda l: base + rise(l), lam, math.inf)[0] == lam
+
+
+def test_dsu_calibrated_lambda_bounds_the_retain_rise_it_promises():
+    """End to end, without the repair: the retain probe's NLL after DSU rises by at most retain_tol over the
+    target's, measured independently of the calibration; with no tolerance the same run rises further."""
+    def probe_nll(lm, data) -> float:  # token-mean over the first 16 retain rows: the calibration's probe
+        s = score_examples(lm.model, examples(lm, data.retain_train)[:16], lm.tokenizer.pad_token_id)
+        return float(-s.logprob_sum.sum() / s.n_tokens.sum())
+
+    before = probe_nll(*memorised())
+    rises = {}
+    for tol in (0.05, math.inf):
+        lm, data = memorised()
+        cfg = dataclasses.replace(make_config("dsu"), rank=4, lam=3.0, forget_lr=3e-2, retain_training=False,
+                                  retain_tol=tol, probe_size=16)
+        out = run_method("dsu", context(lm, data, steps=6), cfg)
+        rises[tol] = (probe_nll(out, data) - before, out.model._unlearn_stats["lambda"])
+    assert rises[0.05][0] <= 0.05 + 1e-4 and rises[0.05][1] < 3.0
+    assert rises[math.inf][0] > 0.05 and rises[math.inf][1] == 3.0
 
 
 def test_dsu_signed_adapters_equal_merged_weights():

@@ -36,7 +36,8 @@ DEFAULT_GRIDS: dict[str, dict[str, list[str]]] = {
     "simnpo": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "beta": ["2.5", "4.5"]},
     "idk": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"]},
     "rmu": {"lr": ["10x", "30x", "100x"], "beta": ["5", "20"]},
-    "dsu": {"forget_lr": ["10x", "30x"], "lam": ["1", "2"], "forget_epochs": ["2", "5"]},
+    # retain_tol from the most conservative: on ties (same efficacy, tokens and retain) grid order picks it
+    "dsu": {"forget_lr": ["10x", "30x"], "lam": ["2", "3"], "retain_tol": ["0.1", "0.15", "0.2"]},
     "iwap": {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]},
     "trou": {"lr": ["1x", "3x", "10x"], "delta": ["0.02", "0.05", "0.1"]},
 }
@@ -105,7 +106,8 @@ def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", g
     start = time.time()
     for method in methods:
         settings = grid_settings(grids[method], bench.profile.unlearn.lr)
-        entry = result["methods"].setdefault(method, {"grid": grids[method], "trials": []})
+        entry = result["methods"].setdefault(method, {"trials": []})
+        entry["grid"] = grids[method]  # this run's grid (a resumed file may hold an older one)
         done = {json.dumps(t["settings"], sort_keys=True): t for t in entry["trials"]}
         trials = []
         for i, s in enumerate(settings, 1):

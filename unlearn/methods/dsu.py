@@ -6,8 +6,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import math
+from typing import Callable
+
+import torch
+
 from unlearn.methods import UnlearnContext, procedure
 from unlearn.models import LoraSpec, add_lora, is_peft, is_quantised
+from unlearn.scoring import collate, mean_nll
 from unlearn.train import nll_loss, train
 
 FORGET, RETAIN = "dsu_forget", "dsu_retain"
@@ -24,6 +30,12 @@ class DSUConfig:
     # forget rows, descent at the shared lr barely moves the adapter, and its negation removes nothing; a
     # higher lr makes it over-fit them, so its delta carries the forget knowledge (docs/methods.md).
     forget_lr: float | None = None
+    # Calibrated lambda (docs/methods.md, 2026-11-30): the negation is scaled back from lam until it raises the
+    # retain NLL (nats/token, on the first probe_size retain rows, before the repair) by at most retain_tol.
+    # A forget adapter trained on more authors carries more shared structure, so one fixed lambda that suits
+    # one author wrecks utility on four; the tolerance is the same rule IWAP stops by. inf: lam as given.
+    retain_tol: float = float("inf")
+    probe_size: int = 64
 
 
 def lora_layers(model):
@@ -58,6 +70,29 @@ def attach_adapters(model, cfg: DSUConfig):
     return model
 
 
+def calibrate_lambda(retain_nll_at: Callable[[float], float], lam: float, tol: float, iters: int = 6) -> tuple[float, list]:
+    """The largest lambda in [0, lam] (to lam / 2**iters) whose retain NLL rises by at most ``tol`` over lambda 0.
+
+    ``retain_nll_at(l)``: the retain probe's NLL with the forget adapter at weight -l. Bisection, so it assumes
+    the rise grows with lambda (it does in every run measured; where it does not, the answer still satisfies the
+    bound, it may just not be the largest such lambda). Returns (lambda, [(lambda tried, NLL), ...])."""
+    base = retain_nll_at(0.0)
+    tried = [(0.0, base)]
+
+    def ok(l: float) -> bool:
+        nll = retain_nll_at(l)
+        tried.append((l, nll))
+        return nll - base <= tol
+
+    if math.isinf(tol) or ok(lam):
+        return lam, tried
+    lo, hi = 0.0, lam
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo, tried
+
+
 def finish(model, quantised: bool):
     """W + dW_r - lambda dW_f: merged into full-precision weights, kept as signed adapters on 4-bit bases."""
     if quantised:
@@ -76,7 +111,17 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs, lr=forget_lr,
                                                                  desc="dsu:forget-adapter"),
                     retain=ctx.forget, loss_fn=nll_loss)  # descent on the forget rows as training rows
-    set_signed_scale(model, FORGET, -cfg.lam)
+    lam, tried = cfg.lam, []
+    if not math.isinf(cfg.retain_tol):
+        probe = collate(ctx.retain[:cfg.probe_size], tok.pad_token_id, next(model.parameters()).device)
+
+        @torch.no_grad()
+        def retain_nll_at(l: float) -> float:
+            set_signed_scale(model, FORGET, -l)
+            return mean_nll(model, probe).item()
+
+        lam, tried = calibrate_lambda(retain_nll_at, cfg.lam, cfg.retain_tol)
+    set_signed_scale(model, FORGET, -lam)
     activate(model, [FORGET, RETAIN], trainable=RETAIN)
     repair = []
     if ctx.probe is not None:  # dynamics of the unlearned model: from the negation on (the forget phase fits, not forgets)
@@ -87,5 +132,6 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     elif ctx.probe is not None:
         ctx.probe(model, 0)
     ctx.lm.model = finish(model, quantised)
-    ctx.lm.model._dsu_stats = {"forget_steps": len(history), "retain_steps": len(repair)}
+    ctx.lm.model._unlearn_stats = {"forget_steps": len(history), "retain_steps": len(repair), "lambda": lam,
+                               "calibration": [[round(l, 4), round(n, 4)] for l, n in tried]}
     return ctx.lm
