@@ -96,7 +96,7 @@ MUSE_EXPECTATIONS = {
 # (method, split, threshold name) -> reason with the measured value (tiny-qwen3, seed 0, numerics pins).
 MUSE_KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
     # news: TOFU forget01's tuned setting, unchanged, on request 1's raw text
-    ("dsu", "news", "retain_performance"): "measured 0.4375 < 0.9 (efficacy 0.949: lambda 3 within a 0.2-nat retain rise)",
+    ("dsu", "news", "retain_performance"): "measured 0.4375 < 0.9 (efficacy 0.949)",
     ("finetune", "news", "forget_efficacy"): "measured 0.7931 > 0.2 (5 retain epochs at the target's lr overwrite the forget text, as on TOFU)",
     ("grad_ascent", "news", "forget_efficacy"): "measured 0.1810 < 0.5",
     ("grad_diff", "news", "retain_performance"): "measured 0.6250 < 0.85",

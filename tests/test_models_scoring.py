@@ -208,3 +208,21 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
                        for r in runs)
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-6)  # the same float32 computation
             assert np.abs(c - a).max() > 1e-5  # bf16 scoring is a different computation (the check has teeth)
+
+
+def test_lora_initialisation_does_not_depend_on_what_the_process_drew_before():
+    """Two loads with LoRA give the same adapters whatever ran in between (a cell's result must not depend on
+    the cells before it), and the load leaves the caller's RNG stream where it was."""
+    def lora_a() -> torch.Tensor:
+        lm = load_model("tiny-qwen3", lora=LoraSpec(r=4, alpha=8))
+        return torch.cat([p.detach().flatten() for n, p in lm.model.named_parameters() if "lora_A" in n])
+
+    torch.manual_seed(1)
+    first = lora_a()
+    torch.rand(1000)  # what another cell's training would draw
+    assert torch.equal(first, lora_a())
+    torch.manual_seed(2)
+    expected = torch.rand(3)
+    torch.manual_seed(2)
+    lora_a()
+    assert torch.equal(torch.rand(3), expected)

@@ -225,6 +225,10 @@ def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]]
               "train": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "desc")},
               "lora": asdict(lora) if lora is not None else None, "code": TRAIN_CODE_VERSION,
               "numerics": numerics_tag(device)}
+    if lora is not None:  # LoRA adapters are initialised from this seed (they used to take the process's RNG state)
+        from unlearn.models import LORA_INIT_SEED
+
+        recipe["lora_init_seed"] = LORA_INIT_SEED
     if text_length is not None:  # (absent for QA pairs, so their recipes and cached models stay as they were)
         recipe["text_length"] = text_length
 
