@@ -1,12 +1,12 @@
 """DSU, Dual Signed Adaptation Unlearning (this project; see METHODS.md): a forget adapter learned by
-descent on the forget split enters with weight -lambda; a retain adapter repairs the damage."""
+descent on the forget split enters with weight -lambda (with ``retain_tol`` set: the largest lambda <= lam whose
+negation raises a retain probe's NLL by at most retain_tol); a retain adapter repairs the damage."""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -133,5 +133,5 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
         ctx.probe(model, 0)
     ctx.lm.model = finish(model, quantised)
     ctx.lm.model._unlearn_stats = {"forget_steps": len(history), "retain_steps": len(repair), "lambda": lam,
-                               "calibration": [[round(l, 4), round(n, 4)] for l, n in tried]}
+                                   "calibration": [[round(l, 4), round(n, 4)] for l, n in tried]}
     return ctx.lm
