@@ -35,7 +35,8 @@ TOFU_EXPECTATIONS = {
 # forget01/05/10). The literature's finding (Lynch et al. 2024, Hu et al. 2024): loss-based unlearning is
 # shallow, the answers come back faster than a never-trained model learns them (excess > 0). Measured first on
 # this tier, then pinned: the gradient-ascent family and IWAP's pruning are shallow; DSU's merged negated adapter
-# resists relearning at least as well as the gold model (excess -0.225 / -0.097 / -0.381).
+# resists relearning at least as well as the gold model (excess -0.225 / -0.097 / -0.381 with its settings before the
+# calibrated lambda of 2026-11-30; still <= 0 on all three splits after it).
 ROBUSTNESS_EXPECTATIONS = {
     "grad_ascent": [("relearn_recovery", AT_LEAST, 0.5), ("relearn_excess", AT_LEAST, 0.0)],
     "grad_diff": [("relearn_excess", AT_LEAST, 0.0)],

@@ -177,6 +177,9 @@ def test_calibrated_lambda_is_the_largest_within_the_retain_tolerance(a, k, lam,
         assert rise(lam) <= tol
     assert tried[0] == (0.0, base)
     assert calibrate_lambda(lambda l: base + rise(l), lam, math.inf)[0] == lam
+    for bad_lam, bad_tol in ((-1.0, tol), (lam, -0.1), (lam, math.nan), (lam, -math.inf)):
+        with pytest.raises(ValueError):
+            calibrate_lambda(lambda l: base + rise(l), bad_lam, bad_tol)
 
 
 def test_dsu_calibrated_lambda_bounds_the_retain_rise_it_promises():

@@ -76,15 +76,19 @@ def calibrate_lambda(retain_nll_at: Callable[[float], float], lam: float, tol: f
     ``retain_nll_at(l)``: the retain probe's NLL with the forget adapter at weight -l. Bisection, so it assumes
     the rise grows with lambda (it does in every run measured; where it does not, the answer still satisfies the
     bound, it may just not be the largest such lambda). Returns (lambda, [(lambda tried, NLL), ...])."""
+    if not (lam >= 0 and tol >= 0):  # (also false for NaN)
+        raise ValueError(f"dsu: lam and retain_tol must be >= 0 (inf: no calibration), got lam={lam}, retain_tol={tol}")
     base = retain_nll_at(0.0)
     tried = [(0.0, base)]
 
     def ok(l: float) -> bool:
         nll = retain_nll_at(l)
+        if not math.isfinite(nll):
+            raise FloatingPointError(f"dsu: the retain probe's NLL is {nll} with the forget adapter at -{l:g}")
         tried.append((l, nll))
         return nll - base <= tol
 
-    if math.isinf(tol) or ok(lam):
+    if tol == math.inf or ok(lam):
         return lam, tried
     lo, hi = 0.0, lam
     for _ in range(iters):
@@ -112,7 +116,7 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
                                                                  desc="dsu:forget-adapter"),
                     retain=ctx.forget, loss_fn=nll_loss)  # descent on the forget rows as training rows
     lam, tried = cfg.lam, []
-    if not math.isinf(cfg.retain_tol):
+    if cfg.retain_tol != math.inf:
         probe = collate(ctx.retain[:cfg.probe_size], tok.pad_token_id, next(model.parameters()).device)
 
         @torch.no_grad()

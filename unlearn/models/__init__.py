@@ -184,7 +184,8 @@ def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = N
         # process drew before (measured: the same dry-run grad_ascent cell gave forget efficacy 0.449, 0.399 and
         # 0.422 after different earlier cells in the process, because the LoRA A matrices came from the global
         # RNG's state at load time).
-        with torch.random.fork_rng():
+        # (LORA_INIT_SEED is fixed: --seed varies data order and method randomness, not the adapters' start)
+        with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
             torch.manual_seed(LORA_INIT_SEED)
             model = add_lora(model, lora, quantised=bool(quant), gradient_checkpointing=device.startswith("cuda"))
     return LoadedModel(model, tok, name, quant, lora, device)
