@@ -36,9 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.core import (BENCHMARKS, first_n, CELL_CODE_VERSION, DATA_CHOICES, digest, method_settings, peak_memory_mb,
-                                     round_sig, run_method, schedule_record, summary_columns, text_membership_scores,
-                                     tier_settings)
+from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, digest, first_n, method_settings,
+                                     peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
+                                     text_membership_scores, tier_settings)
 from unlearn.data.tofu import load_idk
 from unlearn.data.wmdp import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, render_answered, split_ab, synthetic_wmdp)
