@@ -1,0 +1,96 @@
+"""Wall time of the full TOFU grid (11 methods x forget01/05/10, full protocol) for a Qwen3-4B QLoRA model, from
+the throughput the GPU tier measured (``.ci/gpu`` writes ``outputs/gpu_report.jsonl``; tests/test_gpu_4b.py).
+
+    python perf/gpu_grid_estimate.py outputs/gpu_report.jsonl
+
+How (each choice is printed with the result):
+- training: target (full, 5 epochs) and one gold per split (retainNN, 5 epochs) at the measured target
+  fine-tuning rate (tokens/s, forward + backward, batch 16, gradient checkpointing);
+- unlearning: each method's measured run covered one epoch over 64 forget rows (2 optimiser steps of 16 x 2,
+  its retain and reference passes included), so a cell costs that run's seconds x forget rows / 64 x 5 epochs
+  (IWAP: x 1, it prunes in rounds, not epochs); retrain cells are the golds;
+- evaluation of each of the 33 unlearned models and 3 golds (full protocol: min(300, n) forget, 300 retain, 100
+  real-author, 117 world-fact rows; 7 scored texts per forget/retain row, 5 per real-author/world-fact row) at
+  the measured scoring rate, plus greedy generation of every evaluated question at the measured generation rate,
+  twice: 200 new tokens each (the worst case: the random model never stops) and the mean answer length (a
+  trained model stops after its answer); the target is evaluated for its reference figures only (forget +
+  retain), once per split.
+Token counts use the tier model's tokenizer on the embedded TOFU rows, the same tokenizer the rates were measured
+with (tiny-qwen3's BPE splits English into about twice Qwen's tokens, so counts and rates are both in its units).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from statistics import mean
+
+SPLITS = {"forget01": 40, "forget05": 200, "forget10": 400}
+EPOCHS = 5
+MEASURED_ROWS = 64
+
+
+def load(report: str) -> dict[str, dict]:
+    recs = {}
+    with open(report) as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                recs[r["step"]] = r  # the last record of a step wins (reruns append)
+    return recs
+
+
+def main(report: str) -> None:
+    from unlearn.data.tofu import load_tofu
+    from unlearn.models.tiny import train_tiny_tokenizer
+
+    recs = load(report)
+    tok = train_tiny_tokenizer()
+    data = load_tofu("forget10")
+    full = data.full
+    qa_tokens = mean(len(tok(r.question).input_ids) + len(tok(r.answer).input_ids) + 8 for r in full)  # + template
+    answer_tokens = mean(len(tok(r.answer).input_ids) for r in full)
+    train_tps = recs["target fine-tuning"]["tokens_per_s"]
+    score_tps = recs["scoring batch 16"]["tokens_per_s"]
+    gen_tps = recs["generation batch 16"]["tokens_per_s"]
+    methods = {k.split(" ", 1)[1]: r for k, r in recs.items() if k.startswith("method ")}
+
+    def train_s(rows: int) -> float:
+        return EPOCHS * rows * qa_tokens / train_tps
+
+    def eval_s(n_forget: int, new_tokens: float, reference_only: bool = False) -> float:
+        f = min(300, n_forget)
+        scored = (f * 7 + 300 * 7) if reference_only else (f * 7 + 300 * 7 + 100 * 5 + 117 * 5)
+        questions = (f + 300) if reference_only else (f + 300 + 100 + 117)
+        return scored * qa_tokens / score_tps + questions * new_tokens / gen_tps
+
+    rows = []
+    total = {"worst": train_s(len(full)), "typical": train_s(len(full))}
+    for split, n in SPLITS.items():
+        gold = train_s(4000 - n)  # retainNN: the 4000 rows less the split's n forget rows
+        part = {"gold": gold, "target eval (reference)": eval_s(n, answer_tokens, reference_only=True)}
+        for m, r in sorted(methods.items()):
+            part[m] = r["seconds"] * n / MEASURED_ROWS * (1 if m == "iwap" else EPOCHS)
+        for case, new in (("worst", 200), ("typical", answer_tokens)):
+            total[case] += sum(part.values()) + 11 * eval_s(n, new)  # 10 unlearned models + the gold
+        rows.append((split, part))
+    dev = next(iter(recs.values()))["device"]
+    print(f"# Full TOFU grid estimate, {recs['target fine-tuning']['model']} (4-bit + LoRA) on {dev}")
+    print(f"rates: training {train_tps:.0f} tok/s (batch 16), scoring {score_tps:.0f} tok/s (batch 16), "
+          f"generation {gen_tps:.0f} new tok/s (batch 16); mean QA {qa_tokens:.0f} tokens, answer {answer_tokens:.0f}")
+    print(f"target fine-tuning (4000 rows x {EPOCHS} epochs): {train_s(len(full)) / 60:.1f} min")
+    for split, part in rows:
+        unl = sum(v for k, v in part.items() if k not in ("gold", "target eval (reference)"))
+        print(f"{split}: gold {part['gold'] / 60:.1f} min, unlearning (10 methods) {unl / 60:.1f} min, "
+              f"one model's evaluation {eval_s(SPLITS[split], answer_tokens) / 60:.1f} min "
+              f"({eval_s(SPLITS[split], 200) / 60:.1f} at 200 new tokens)")
+    print(f"whole grid: {total['typical'] / 3600:.1f} h (generation stops after the answer), "
+          f"{total['worst'] / 3600:.1f} h (every generation 200 tokens)")
+    peaks = sorted(((r["peak_gib"] or 0, k) for k, r in recs.items()), reverse=True)
+    print(f"highest peak: {peaks[0][0]:.2f} GiB ({peaks[0][1]}), cap {next(iter(recs.values()))['cap_gib']} GiB")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
