@@ -340,3 +340,19 @@ def test_trou_steps_respect_radius_and_rejections_restore_exactly():
         # after an accepted step the radius stays or grows by exactly the growth factor
         assert stepper.radius == pytest.approx(radius) or stepper.radius == pytest.approx(radius * 1.5)
         radius = stepper.radius
+
+
+def test_iwap_influence_in_row_slices_equals_whole_batches():
+    """rows_per_pass (the 4B tier's memory bound) gives the same atom scores and stopping-rule readings as whole
+    batches: the slices' losses are weighted by their share of the batch's answer tokens."""
+    from unlearn.methods.iwap import IWAPConfig, atom_scores
+
+    lm, data = memorised()
+    pad = lm.tokenizer.pad_token_id
+    fb = [collate(examples(lm, data.forget[:5]), pad), collate(examples(lm, data.forget[5:8]), pad)]
+    rb = [collate(examples(lm, data.retain_train[:6]), pad)]
+    for objective in ("log_odds", "nll"):
+        whole = atom_scores(lm.model, fb, rb, IWAPConfig(objective=objective))
+        sliced = atom_scores(lm.model, fb, rb, IWAPConfig(objective=objective, rows_per_pass=2))
+        torch.testing.assert_close(sliced[0]["mlp"], whole[0]["mlp"], rtol=1e-4, atol=1e-6)
+        assert sliced[1] == pytest.approx(whole[1], rel=1e-5) and sliced[2] == pytest.approx(whole[2], rel=1e-5)

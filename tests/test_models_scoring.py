@@ -290,3 +290,49 @@ def test_random_shape_preset_builds_the_published_qwen3_4b_shape():
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     with pytest.raises(ValueError, match="vocabulary"):
         build_random_model(dict(small, vocab_size=100), tok, device="cpu")
+
+
+def test_chunked_answer_scores_equal_whole_ones(monkeypatch):
+    """Large-vocabulary models score (no grad) and train (grad) on row slices of the answer logits; with the
+    threshold lowered so that tiny-qwen3 takes those paths, every value and gradient is what the whole-tensor
+    paths give."""
+    from unlearn import scoring
+
+    lm = load_model("tiny-qwen3")
+    ex = [encode_qa(lm.tokenizer, q, x) for q, a in QA for x in (a, a[: len(a) // 2])]
+    whole = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=4, token_stats=[True, False] * 3)
+    batch = collate(ex, lm.tokenizer.pad_token_id)
+    lm.model.zero_grad()
+    s_whole, c_whole = scoring.answer_logprobs(lm.model, batch)
+    s_whole.sum().backward()
+    g_whole = {n: p.grad.clone() for n, p in lm.model.named_parameters() if p.grad is not None}
+    monkeypatch.setattr(scoring, "LOGIT_CHUNK", 5 * lm.model.config.vocab_size)  # 5 answer tokens per slice
+    chunked = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=4, token_stats=[True, False] * 3)
+    np.testing.assert_allclose(chunked.logprob_sum, whole.logprob_sum, rtol=1e-6, atol=1e-5)
+    np.testing.assert_array_equal(chunked.n_tokens, whole.n_tokens)
+    for i in range(len(ex)):
+        if i % 2 == 0:
+            for a, b in ((chunked.token_logprobs, whole.token_logprobs), (chunked.token_mu, whole.token_mu),
+                         (chunked.token_sigma, whole.token_sigma)):
+                np.testing.assert_allclose(a[i], b[i], rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(chunked.token_correct[i], whole.token_correct[i])
+        else:
+            assert chunked.token_logprobs[i] is None
+    lm.model.zero_grad()
+    s_chunk, c_chunk = scoring.answer_logprobs(lm.model, batch)
+    s_chunk.sum().backward()
+    torch.testing.assert_close(s_chunk, s_whole, rtol=1e-6, atol=1e-5)
+    torch.testing.assert_close(c_chunk, c_whole)
+    for n, g in g_whole.items():
+        torch.testing.assert_close(dict(lm.model.named_parameters())[n].grad, g, rtol=1e-4, atol=1e-6)
+
+
+def test_qlora_frozen_weights_stay_in_the_bf16_compute_dtype():
+    """prepare_model_for_kbit_training upcasts embeddings and norms to float32, which made bitsandbytes compute
+    every 4-bit layer in float32; with a bf16 compute dtype they are put back (adapters keep their dtype)."""
+    lm = load_model("tiny-qwen3", quant="4bit", lora=LoraSpec(r=4), dtype=torch.bfloat16)
+    frozen = {p.dtype for n, p in lm.model.named_parameters() if not p.requires_grad and p.dtype.is_floating_point}
+    assert frozen == {torch.bfloat16}
+    assert lm.model.get_input_embeddings().weight.dtype == torch.bfloat16
+    fp32 = load_model("tiny-qwen3", quant="4bit", lora=LoraSpec(r=4))  # the CPU default: float32 compute
+    assert fp32.model.get_input_embeddings().weight.dtype == torch.float32

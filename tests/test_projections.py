@@ -118,3 +118,35 @@ def test_token_log_odds_is_log_p_over_one_minus_p(seed, vocab):
     targets = torch.randint(0, vocab, (6,), generator=g)
     p = logits.softmax(-1).gather(-1, targets[:, None])[:, 0]
     torch.testing.assert_close(token_log_odds(logits, targets), (p / (1 - p)).log())
+
+
+@settings(max_examples=60, deadline=None)
+@given(vec, st.lists(st.integers(0, 3), min_size=1, max_size=7), st.integers(5, 40))
+def test_gram_basis_for_long_gradients_spans_what_the_svd_basis_spans(seed, order, d):
+    """The Gram-matrix route (used above GRAM_ABOVE parameters: a 4B model's LoRA gradients, where cuSOLVER's SVD
+    refused the shape) gives an orthonormal basis of the same span and rank as the SVD route, repeated
+    directions included."""
+    from unlearn.methods import losses
+
+    basis, u = _draw(seed, 4, d)
+    scales = torch.rand(len(order), generator=torch.Generator().manual_seed(seed + 2), dtype=torch.float64) + 0.5
+    G = basis[order] * scales[:, None]
+    svd = orthonormal_basis(G)
+    gram = losses._orthonormal_basis_gram(G, 1e-6, chunk=3)  # slices of 3 columns: the chunked sums too
+    assert gram.shape == svd.shape
+    torch.testing.assert_close(gram.T @ gram, torch.eye(gram.shape[1], dtype=gram.dtype), atol=1e-9, rtol=0)
+    torch.testing.assert_close(gram @ gram.T, svd @ svd.T, atol=1e-8, rtol=0)  # the same projector
+    for g in G:
+        assert abs(torch.dot(project_orthogonal(u, gram), g).item()) <= 1e-8 * max(1.0, g.norm().item() * u.norm().item())
+
+
+def test_orthonormal_basis_takes_the_gram_route_only_for_long_gradients(monkeypatch):
+    from unlearn.methods import losses
+
+    calls = []
+    monkeypatch.setattr(losses, "_orthonormal_basis_gram", lambda G, tol: calls.append(G.shape) or torch.zeros(G.shape[1], 0))
+    orthonormal_basis(torch.ones(2, 10))
+    assert calls == []
+    monkeypatch.setattr(losses, "GRAM_ABOVE", 5)
+    orthonormal_basis(torch.ones(2, 10))
+    assert calls == [(2, 10)]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 IGNORE = -100
+LOGIT_CHUNK = 1 << 26  # (N, V) elements above which answer log-probs are computed a slice of rows at a time
 PLAIN_TEMPLATE = "Question: {q}\nAnswer:"
 
 
@@ -178,8 +179,34 @@ def answer_logits(model, batch: dict[str, torch.Tensor]):
     return sel.float(), targets[mask], mask.nonzero()[:, 0], mask
 
 
+def _head_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return -F.cross_entropy(head(hidden).float(), targets, reduction="none")  # negated: loss -> log-prob
+
+
 def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sequence answer log-prob sums (B,) and scored-token counts (B,), differentiable."""
+    """Per-sequence answer log-prob sums (B,) and scored-token counts (B,), differentiable.
+
+    When the answer logits would exceed ``LOGIT_CHUNK`` elements (a large vocabulary) and gradients are on, the
+    LM head and cross-entropy run on slices of answer positions under activation checkpointing: only the hidden
+    states are kept for backward, never the (N, V) logits and their softmax (measured on Qwen3-4B's shape,
+    batch 16: 656 MiB per copy, which took grad_diff/NPO past a 10 GiB cap). Same values; small models never
+    take this path."""
+    parts = _body_and_head(model)
+    if parts is not None and torch.is_grad_enabled():
+        body, head = parts
+        targets = batch["labels"][:, 1:]
+        mask = targets != IGNORE
+        n, vocab = int(mask.sum()), head.weight.shape[0]
+        if n * vocab > LOGIT_CHUNK:
+            from torch.utils.checkpoint import checkpoint
+
+            hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+            sel, tsel, rows = hidden[:, :-1][mask], targets[mask], mask.nonzero()[:, 0]
+            step = max(1, LOGIT_CHUNK // vocab)
+            lp = torch.cat([checkpoint(_head_logprobs, head, sel[s:s + step], tsel[s:s + step], use_reentrant=False)
+                            for s in range(0, n, step)])
+            sums = torch.zeros(mask.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
+            return sums, mask.sum(-1)
     logits, targets, rows, mask = answer_logits(model, batch)
     lp = -F.cross_entropy(logits, targets, reduction="none")  # negated: loss -> log-prob
     sums = torch.zeros(mask.shape[0], dtype=lp.dtype, device=lp.device).index_add(0, rows, lp)
@@ -280,6 +307,31 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     return head(pred[mask]).float(), aids[mask], mask.nonzero()[:, 0], mask.sum(-1), order
 
 
+def _chunked_token_stats(logits: torch.Tensor, targets: torch.Tensor, stats: bool):
+    """Per answer token: log p(target), and (``stats``) the next-token distribution's mean mu and std sigma of
+    log p and whether the target is the argmax, computed on row slices of ``logits`` (N, V) so that the full
+    softmax never exists at once (a 151k vocabulary at batch 32: 2 GiB per (N, V) copy). Each row's values
+    are the same as on the whole tensor (the reductions are along the vocabulary)."""
+    step = max(1, LOGIT_CHUNK // logits.shape[1])
+    parts: list[list[torch.Tensor]] = [[], [], [], []]
+    for s in range(0, logits.shape[0], step):
+        lg, t = logits[s:s + step], targets[s:s + step]
+        logp = torch.log_softmax(lg, dim=-1)
+        parts[0].append(logp.gather(1, t[:, None])[:, 0])
+        if stats:
+            p = logp.exp()
+            mu = (p * logp).sum(-1)
+            parts[1].append(mu)
+            parts[2].append(((p * logp.square()).sum(-1) - mu.square()).clamp_min(0).sqrt())
+            parts[3].append(lg.argmax(-1) == t)
+            del p
+        del logp
+    lp = torch.cat(parts[0])
+    if not stats:
+        return lp, None, None, None
+    return lp, torch.cat(parts[1]), torch.cat(parts[2]), torch.cat(parts[3])
+
+
 @torch.no_grad()
 def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: int = 16,
                    token_stats: bool | list[bool] = False, share_prompts: bool = True,
@@ -322,6 +374,20 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     n_batches = len(groups) if shared else -(-n // batch_size)
     for idx, (logits, targets, rows, counts_t) in tqdm(batches(), total=n_batches, desc=desc, disable=not progress,
                                                         leave=False):
+        if logits.numel() > LOGIT_CHUNK:  # a large-vocabulary model: never more than a chunk of (N, V) at a time
+            lp, mu_all, sigma_all, hit_all = _chunked_token_stats(logits, targets, any(stats[i] for i in idx))
+            counts_b = counts_t.tolist()
+            sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
+            start = 0
+            for row, i in enumerate(idx):
+                m = counts_b[row]
+                sums[i], counts[i] = sums_b[row], m
+                if stats[i]:
+                    toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m].cpu().numpy()
+                                                              for c in (lp, mu_all, sigma_all, hit_all))
+                start += m
+            del logits
+            continue
         logp = torch.log_softmax(logits, dim=-1)
         lp = logp.gather(1, targets[:, None])[:, 0]
         counts_b = counts_t.tolist()
@@ -391,7 +457,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
         mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
         width = ids.shape[1]
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
                              eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
         for row, i in enumerate(idx):
             outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from unlearn.methods import UnlearnContext, procedure
 from unlearn.methods.losses import influence_ratio, removal_scores, token_log_odds, top_fraction
 from unlearn.models import decoder_layers, is_peft, is_quantised
-from unlearn.scoring import answer_logits, collate, mean_nll
+from unlearn.scoring import IGNORE, answer_logits, collate, mean_nll
 from unlearn.train import nll_loss, train
 
 
@@ -39,6 +39,10 @@ class IWAPConfig:
     eps: float = 1.0  # score regulariser, relative to the mean retain magnitude
     repair_steps: int = 0  # optional retain NLL steps after pruning
     max_batches: int | None = None  # influence batches per split (None: all forget batches, as many retain)
+    # influence passes on at most this many rows of a batch at once, the slices weighted by their share of the
+    # batch's answer tokens (the same scores up to rounding; None: whole batches). Every MLP activation of the
+    # pass is kept for its gradient, so this bounds memory: Qwen3-4B's shape at 16 rows ran out of a 10 GiB cap.
+    rows_per_pass: int | None = None
 
 
 def _base(mod):
@@ -51,13 +55,28 @@ def mean_log_odds(model, batch: dict) -> torch.Tensor:
     return token_log_odds(logits, targets).mean()
 
 
-def atom_influence(model, batches: list[dict], heads: bool, loss_fn=mean_nll, signed: bool = False) -> dict[str, torch.Tensor]:
+def row_slices(batch: dict, rows: int | None) -> list[tuple[dict, float]]:
+    """``batch`` cut into slices of at most ``rows`` rows, each with its share of the batch's answer tokens (a
+    token-mean loss of the batch is the share-weighted sum of the slices' token-mean losses)."""
+    n = batch["input_ids"].shape[0]
+    if rows is None or n <= rows:
+        return [(batch, 1.0)]
+    answer = batch["labels"][:, 1:] != IGNORE
+    total = max(int(answer.sum()), 1)
+    return [({k: v[s:s + rows] for k, v in batch.items()}, int(answer[s:s + rows].sum()) / total)
+            for s in range(0, n, rows)]
+
+
+def atom_influence(model, batches: list[dict], heads: bool, loss_fn=mean_nll, signed: bool = False,
+                   rows_per_pass: int | None = None) -> dict[str, torch.Tensor]:
     """I(a) = mean over batches of |sum_{w in a} w * dL/dw| for every MLP neuron (and query head);
     ``signed``: the mean of the signed sums (removing atom a changes L by about -I(a), first order).
 
     For y = x W^T, sum_k W_jk dL/dW_jk = sum_t y_tj dL/dy_tj (row j) and sum_i W_ij dL/dW_ij =
     sum_t x_tj dL/dx_tj (column j); so the sums come from activations and their gradients, which also
     holds for 4-bit layers (the dequantised weights) without any weight gradient.
+    ``rows_per_pass``: see IWAPConfig; ``loss_fn`` is then called as ``loss_fn(model, slice, weight=share)`` and
+    returns the slice's loss times its share.
     """
     layers = decoder_layers(model)
     n_heads = model.config.num_attention_heads if hasattr(model.config, "num_attention_heads") else None
@@ -75,11 +94,17 @@ def atom_influence(model, batches: list[dict], heads: bool, loss_fn=mean_nll, si
     totals: dict[str, torch.Tensor] = {}
     try:
         for batch in batches:
+            per: dict = {}
+            for part, share in row_slices(batch, rows_per_pass):
+                captured.clear()
+                loss = loss_fn(model, part) if share == 1.0 else loss_fn(model, part, weight=share)
+                keys = list(captured)
+                grads = torch.autograd.grad(loss, [captured[k] for k in keys])
+                for k, g in zip(keys, grads):
+                    contrib = (captured[k].detach().float() * g.float()).sum(dim=(0, 1))
+                    per[k] = contrib if k not in per else per[k] + contrib
+                del loss, grads
             captured.clear()
-            loss = loss_fn(model, batch)
-            keys = list(captured)
-            grads = torch.autograd.grad(loss, [captured[k] for k in keys])
-            per = {k: (captured[k].detach().float() * g.float()).sum(dim=(0, 1)) for k, g in zip(keys, grads)}
             mlp = torch.stack([per[("gate", i)] + per[("up", i)] + per[("down", i)] for i in range(len(layers))])
             out = {"mlp": mlp}
             if heads:
@@ -155,17 +180,20 @@ def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig) -> tuple
     answers' mean token log-odds and the retain NLL, averaged over the batches."""
     seen = {"log_odds": [], "nll": []}
 
-    def objective(model, batch):
+    def objective(model, batch, weight: float = 1.0):
         logits, targets, _, _ = answer_logits(model, batch)
         lo, nll = token_log_odds(logits, targets).mean(), F.cross_entropy(logits, targets)
+        if weight != 1.0:  # a slice of a batch (rows_per_pass): its share of the batch's token means
+            lo, nll = lo * weight, nll * weight
         seen["log_odds"].append(lo.item())
         seen["nll"].append(nll.item())
         return lo if cfg.objective == "log_odds" else nll
 
-    f = atom_influence(model, fb, cfg.heads, objective, signed=cfg.objective == "log_odds")
+    signed = cfg.objective == "log_odds"
+    f = atom_influence(model, fb, cfg.heads, objective, signed=signed, rows_per_pass=cfg.rows_per_pass)
     forget_lo = sum(seen["log_odds"]) / len(fb)
     seen["nll"].clear()
-    r = atom_influence(model, rb, cfg.heads, objective, signed=cfg.objective == "log_odds")
+    r = atom_influence(model, rb, cfg.heads, objective, signed=signed, rows_per_pass=cfg.rows_per_pass)
     retain_nll = sum(seen["nll"]) / len(rb)
     score = removal_scores if cfg.objective == "log_odds" else influence_ratio
     return {k: score(f[k], r[k], cfg.eps) for k in f}, forget_lo, retain_nll

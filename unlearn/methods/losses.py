@@ -74,12 +74,41 @@ def orthonormal_basis(G: torch.Tensor, rel_tol: float = 1e-6) -> torch.Tensor:
     """
     if G.numel() == 0 or G.shape[0] == 0:
         return G.new_zeros((G.shape[-1], 0))
+    if G.shape[1] > GRAM_ABOVE:
+        return _orthonormal_basis_gram(G, rel_tol)
     Gd = G.double()
     U, S, _ = torch.linalg.svd(Gd.T, full_matrices=False)  # (D, k), (k,)
     if S.numel() == 0 or S.max() <= 0:
         return G.new_zeros((G.shape[1], 0))
     good = S > rel_tol * S.max()
     return U[:, good].to(G.dtype)
+
+
+GRAM_ABOVE = 1 << 24  # parameter counts above which the basis comes from the (k, k) Gram matrix (the tiny tier,
+# 2M, and SmolLM2 LoRA, 5M, stay on the SVD; Qwen3-4B LoRA, 33M, does not)
+
+
+def _orthonormal_basis_gram(G: torch.Tensor, rel_tol: float, chunk: int = 1 << 22) -> torch.Tensor:
+    """``orthonormal_basis`` for a very long G (k, D), such as every LoRA parameter of a 4B model (D = 33M): the
+    eigendecomposition of the (k, k) Gram matrix G G^T = V S^2 V^T gives the same left singular vectors of G^T,
+    U = G^T V S^-1, with the same rank rule (S > rel_tol * max S), then one QR pass restores orthonormality
+    (the Gram matrix squares the condition number). Float64 in slices of ``chunk`` columns, so no (k, D) float64
+    copy is made. Why: cuSOLVER's SVD refused G^T of that shape (CUSOLVER_STATUS_INVALID_VALUE, measured on an
+    H200), and it would hold several (D, k) float64 copies."""
+    k, D = G.shape
+    M = torch.zeros((k, k), dtype=torch.float64, device=G.device)
+    for s in range(0, D, chunk):
+        g = G[:, s:s + chunk].double()
+        M += g @ g.T
+    evals, V = torch.linalg.eigh(M)
+    sig = evals.clamp_min(0).sqrt()
+    if sig.numel() == 0 or sig.max() <= 0:
+        return G.new_zeros((D, 0))
+    good = sig > rel_tol * sig.max()
+    W = V[:, good] / sig[good]  # (k, r)
+    U = torch.cat([(G[:, s:s + chunk].double().T @ W).to(G.dtype) for s in range(0, D, chunk)])  # (D, r)
+    Q, _ = torch.linalg.qr(U)
+    return Q
 
 
 def project_orthogonal(u: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:

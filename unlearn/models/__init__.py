@@ -199,12 +199,31 @@ def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = N
     return LoadedModel(model, tok, name, quant, lora, device)
 
 
+def quant_compute_dtype(model) -> torch.dtype | None:
+    """The 4-bit layers' compute dtype as loaded (``bnb_4bit_compute_dtype``), None for an unquantised model."""
+    base = model.get_base_model() if is_peft(model) else model
+    qc = getattr(base.config, "quantization_config", None)
+    compute = qc.get("bnb_4bit_compute_dtype") if isinstance(qc, dict) else getattr(qc, "bnb_4bit_compute_dtype", None)
+    if isinstance(compute, str):
+        compute = getattr(torch, compute.removeprefix("torch."), None)
+    return compute
+
+
 def add_lora(model, spec: LoraSpec, *, quantised: bool = False, gradient_checkpointing: bool = False,
              adapter_name: str = "default"):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if quantised:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        compute = quant_compute_dtype(model)
+        if compute in (torch.bfloat16, torch.float16):
+            # prepare_model_for_kbit_training upcasts every non-quantised weight (embedding/tied head, norms) to
+            # float32; frozen, they need no float32, and float32 norms make every 4-bit layer's input float32, so
+            # bitsandbytes computes in float32: measured on Qwen3-4B's shape (H200, 10 GiB cap), activations and
+            # logits twice the size (grad_diff/NPO/SimNPO ran out of memory) and 1.45 GiB of float32 embedding.
+            for param in model.parameters():
+                if param.dtype == torch.float32 and not param.requires_grad:
+                    param.data = param.data.to(compute)
     config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules="all-linear",
                         task_type="CAUSAL_LM")
     return get_peft_model(model, config, adapter_name=adapter_name)
@@ -272,7 +291,8 @@ def dequantised_copy(model, dtype: torch.dtype | None = None, device: str = "cpu
     the active LoRA adapters merged into it at their current scaling (DSU's signed ones included), everything
     else copied. The copy computes what the 4-bit model computes up to ``dtype``'s rounding of W + dW; it is
     built one layer at a time, so the accelerator never holds a second full-precision model.
-    ``dtype`` defaults to the 4-bit layers' compute dtype (bf16 on CUDA, float32 on CPU)."""
+    ``dtype`` defaults to the 4-bit layers' configured compute dtype (bf16 on CUDA, float32 on CPU; bitsandbytes
+    switches a layer's own ``compute_dtype`` to its input's, which exported a 4B model in float32: 15 GiB)."""
     import bitsandbytes.functional as bnbf
     from transformers import AutoModelForCausalLM
 
@@ -281,7 +301,7 @@ def dequantised_copy(model, dtype: torch.dtype | None = None, device: str = "cpu
     quantised = [m for m in modules.values() if _is_4bit_linear(m)]
     if not quantised:
         raise ValueError("dequantised_copy needs a 4-bit model; this one has no 4-bit layers")
-    dtype = dtype or getattr(quantised[0], "compute_dtype", None) or torch.float32
+    dtype = dtype or quant_compute_dtype(model) or torch.float32
     config = copy.deepcopy(base.config)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
