@@ -124,6 +124,9 @@ def fresh_adapters(lm, spec):
     from unlearn.models import LORA_INIT_SEED, add_lora, is_peft
 
     model = lm.model
+    gc.collect()
+    if CUDA:
+        torch.cuda.empty_cache()
     for h in getattr(model, "_iwap_hooks", []):
         h.remove()
     base = model.unload() if is_peft(model) else model
@@ -169,7 +172,14 @@ def test_every_method_runs_a_few_steps_under_the_cap(lm, profile, rows, method):
                          idk_answers=rows.idk or ["I don't know."], target_lr=profile.target.lr)
     with measured(f"method {method}", lm.model, batch_size=schedule.batch_size, grad_accum=schedule.grad_accum,
                   max_steps=schedule.max_steps) as box:
-        out, info = run_method(method, cfg, ctx)
+        oom = None
+        try:
+            out, info = run_method(method, cfg, ctx)
+        except torch.OutOfMemoryError as err:  # fail without keeping the failed run's tensors (its frames) alive
+            oom = str(err).splitlines()[0]
+        if oom is not None:
+            fresh_adapters(lm, profile.lora)
+            pytest.fail(f"{method}: out of memory under the {CAP_GIB} GiB cap: {oom}")
         box["tokens"] = info["cost"]["tokens"]
     assert torch.isfinite(torch.tensor([p.float().sum() for p in out.model.parameters() if p.requires_grad] or [0.0])).all()
     lm.model = out.model

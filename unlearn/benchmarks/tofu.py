@@ -301,9 +301,10 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                                        mixed_precision=mp, desc="target"),
                     unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32), protocol=protocol_preset("full", compat, bf16), target_eval="reference",
-                    # IWAP's influence pass keeps every MLP activation for its gradient: 4 rows at a time fit a
-                    # 4B model under 10 GiB (issue 15's GPU tier; same scores up to rounding)
-                    method_overrides={"iwap": {"rows_per_pass": "4"}},
+                    # IWAP's influence pass keeps the whole forward graph for its gradient (about 7 MB per token on
+                    # Qwen3-4B's shape): 4 rows at a time ran out of a 10 GiB cap on an H200, so one row at a time
+                    # (issue 15's GPU tier; the same scores up to rounding)
+                    method_overrides={"iwap": {"rows_per_pass": "1"}},
                     robustness=RobustnessConfig(lr=1e-5, steps=10, batch_size=4),  # PROTOCOLS' lr
                     note=f"full TOFU protocol ({precision}; scores in fp32)")
     if model == "tiny-qwen3" and compat != "tofu":

@@ -41,7 +41,8 @@ class IWAPConfig:
     max_batches: int | None = None  # influence batches per split (None: all forget batches, as many retain)
     # influence passes on at most this many rows of a batch at once, the slices weighted by their share of the
     # batch's answer tokens (the same scores up to rounding; None: whole batches). Every MLP activation of the
-    # pass is kept for its gradient, so this bounds memory: Qwen3-4B's shape at 16 rows ran out of a 10 GiB cap.
+    # pass is kept for its gradient, so this bounds memory: Qwen3-4B's shape at 16 and at 4 rows ran out of a 10 GiB
+    # cap (the full-scale profiles use 1).
     rows_per_pass: int | None = None
 
 
