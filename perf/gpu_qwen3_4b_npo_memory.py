@@ -30,11 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Qwen/Qwen3-4B config.json (published): 36 layers, hidden 2560, GQA 32/8 heads of 128, tied embeddings.
-QWEN3_4B = dict(vocab_size=151936, hidden_size=2560, intermediate_size=9728, num_hidden_layers=36,
-                num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=40960,
-                rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_act="silu",
-                attention_bias=False, bos_token_id=151643, eos_token_id=151645)
+from unlearn.models.shapes import QWEN3_4B_CONFIG  # noqa: E402  (Qwen/Qwen3-4B's published config.json)
+
+QWEN3_4B = dict(QWEN3_4B_CONFIG, bos_token_id=151643, eos_token_id=151645)
 SMALL = dict(QWEN3_4B, vocab_size=4096, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
              num_attention_heads=4, num_key_value_heads=2, head_dim=64)
 

@@ -25,6 +25,13 @@ CELL_CODE_VERSION = 3  # bump when evaluation or metric code changes: invalidate
 TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 
 
+# Method settings of every full-scale profile (real models, published protocols): IWAP's influence pass keeps the
+# whole forward graph for its gradient (about 7 MB per token on Qwen3-4B's shape), so it runs one row at a time
+# (measured on an H200 under a 10 GiB cap: 16 and 4 rows ran out, 1 row peaked at 5.3 GiB; the same scores up to
+# rounding, issue 15)
+FULL_SCALE_SETTINGS = {"iwap": {"rows_per_pass": "1"}}
+
+
 def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
     """A tier's method settings: ``base`` under the choices of its committed `unlearn tune` run
     (unlearn/data/tuned/<tier>.json); just ``base`` when the tier has not been tuned."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, autocast, digest, first_n,
+from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, autocast, digest, first_n,
                                      fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
                                      schedule_record, summary_columns, text_membership_scores, tier_settings)
 from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
@@ -132,6 +132,7 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
                                            mixed_precision=mp, desc="target"),
                         unlearn=TrainConfig(lr=1e-5, epochs=10, batch_size=4, grad_accum=8, mixed_precision=mp, desc="unlearn"),
                         lora=LoraSpec(r=16, alpha=32), protocol=MuseProtocol(bf16=mp == "bf16"), text_length=2048,
+                        method_overrides=FULL_SCALE_SETTINGS,
                         note=f"full MUSE protocol ({precision}; scores in fp32)")
     if max_steps is not None:
         p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))

@@ -18,8 +18,8 @@ from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow, find_tofu_source, lo
 from unlearn.metrics import mia
 from unlearn.metrics.tofu import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
-from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, TokenCounter, digest, method_settings,
-                                     peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
+from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, TokenCounter,
+                                     digest, method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
 from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec, load_model
@@ -301,10 +301,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                                        mixed_precision=mp, desc="target"),
                     unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
                     lora=LoraSpec(r=16, alpha=32), protocol=protocol_preset("full", compat, bf16), target_eval="reference",
-                    # IWAP's influence pass keeps the whole forward graph for its gradient (about 7 MB per token on
-                    # Qwen3-4B's shape): 4 rows at a time ran out of a 10 GiB cap on an H200, so one row at a time
-                    # (issue 15's GPU tier; the same scores up to rounding)
-                    method_overrides={"iwap": {"rows_per_pass": "1"}},
+                    method_overrides=FULL_SCALE_SETTINGS,
                     robustness=RobustnessConfig(lr=1e-5, steps=10, batch_size=4),  # PROTOCOLS' lr
                     note=f"full TOFU protocol ({precision}; scores in fp32)")
     if model == "tiny-qwen3" and compat != "tofu":

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, digest, first_n, method_settings,
-                                     peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
+from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, digest, first_n,
+                                     method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      text_membership_scores, tier_settings)
 from unlearn.data.tofu import load_idk
 from unlearn.data.wmdp import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
@@ -131,6 +131,7 @@ def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
                         lora=LoraSpec(r=16, alpha=32),
                         protocol=WmdpProtocol(name="standard" if protocol == "standard" else "memorised",
                                               mmlu_per_subject=None), text_length=512,
+                        method_overrides=FULL_SCALE_SETTINGS,
                         note=f"{'standard' if protocol == 'standard' else 'memorised'} WMDP protocol ({precision}; "
                              "scores in fp32)")
     if max_steps is not None:
