@@ -189,8 +189,8 @@ def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
     When the answer logits would exceed ``LOGIT_CHUNK`` elements (a large vocabulary) and gradients are on, the
     LM head and cross-entropy run on slices of answer positions under activation checkpointing: only the hidden
     states are kept for backward, never the (N, V) logits and their softmax (measured on Qwen3-4B's shape,
-    batch 16: 656 MiB per copy, which took grad_diff/NPO past a 10 GiB cap). Same values; small models never
-    take this path."""
+    batch 16: 656 MiB per copy, which took grad_diff/NPO past a 10 GiB cap). Same values up to rounding; the
+    tiny tier never takes this path, nor SmolLM2's training batches (at most ~1,000 answer tokens x 49k)."""
     parts = _body_and_head(model)
     if parts is not None and torch.is_grad_enabled():
         body, head = parts
@@ -311,7 +311,8 @@ def _chunked_token_stats(logits: torch.Tensor, targets: torch.Tensor, stats: boo
     """Per answer token: log p(target), and (``stats``) the next-token distribution's mean mu and std sigma of
     log p and whether the target is the argmax, computed on row slices of ``logits`` (N, V) so that the full
     softmax never exists at once (a 151k vocabulary at batch 32: 2 GiB per (N, V) copy). Each row's values
-    are the same as on the whole tensor (the reductions are along the vocabulary)."""
+    are those of the whole tensor up to rounding (the reductions are along the vocabulary). The tiny tier
+    never comes here; SmolLM2's scoring batches (shared-prompt groups of 20-32 questions) do."""
     step = max(1, LOGIT_CHUNK // logits.shape[1])
     parts: list[list[torch.Tensor]] = [[], [], [], []]
     for s in range(0, logits.shape[0], step):
