@@ -121,7 +121,7 @@ def lm(capped, profile):
 def fresh_adapters(lm, spec):
     """Start the next method from the target as loaded: drop every adapter (DSU's two, TROU's, ...) and IWAP's
     masks, then add the profile's LoRA adapters from their fixed seed, on the same 4-bit base (no reload)."""
-    from unlearn.models import LORA_INIT_SEED, add_lora, is_peft
+    from unlearn.models import add_seeded_lora, is_peft
 
     model = lm.model
     gc.collect()
@@ -130,9 +130,7 @@ def fresh_adapters(lm, spec):
     for h in getattr(model, "_iwap_hooks", []):
         h.remove()
     base = model.unload() if is_peft(model) else model
-    with torch.random.fork_rng(devices=[0] if CUDA else []):
-        torch.manual_seed(LORA_INIT_SEED)
-        lm.model = add_lora(base, spec, quantised=True, gradient_checkpointing=CUDA)
+    lm.model = add_seeded_lora(base, spec, quantised=True, device=DEVICE)
     return lm
 
 

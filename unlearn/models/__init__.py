@@ -188,15 +188,19 @@ def load_model(name: str, *, quant: str | None = None, lora: LoraSpec | None = N
         model.to(device)
     tok = load_tokenizer(source, trust_remote_code)
     if lora is not None:
-        # The adapters' random initialisation is a function of LORA_INIT_SEED alone, not of whatever the
-        # process drew before (measured: the same dry-run grad_ascent cell gave forget efficacy 0.449, 0.399 and
-        # 0.422 after different earlier cells in the process, because the LoRA A matrices came from the global
-        # RNG's state at load time).
-        # (LORA_INIT_SEED is fixed: --seed varies data order and method randomness, not the adapters' start)
-        with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
-            torch.manual_seed(LORA_INIT_SEED)
-            model = add_lora(model, lora, quantised=bool(quant), gradient_checkpointing=device.startswith("cuda"))
+        model = add_seeded_lora(model, lora, quantised=bool(quant), device=device)
     return LoadedModel(model, tok, name, quant, lora, device)
+
+
+def add_seeded_lora(model, spec: LoraSpec, *, quantised: bool, device: str):
+    """``add_lora`` (gradient checkpointing on CUDA) with the adapters initialised from LORA_INIT_SEED alone,
+    not from whatever the process drew before (measured: the same dry-run grad_ascent cell gave forget efficacy
+    0.449, 0.399 and 0.422 after different earlier cells in the process, because the LoRA A matrices came from
+    the global RNG's state at load time). The caller's RNG streams are left as they were. (LORA_INIT_SEED is
+    fixed: --seed varies data order and method randomness, not the adapters' start.)"""
+    with torch.random.fork_rng(devices=[torch.device(device).index or 0] if device.startswith("cuda") else []):
+        torch.manual_seed(LORA_INIT_SEED)
+        return add_lora(model, spec, quantised=quantised, gradient_checkpointing=device.startswith("cuda"))
 
 
 def quant_compute_dtype(model) -> torch.dtype | None:
@@ -339,7 +343,7 @@ def dequantised_copy(model, dtype: torch.dtype | None = None, device: str = "cpu
         if buf.is_meta:
             owner, _, leaf = name.rpartition(".")
             plain.get_submodule(owner).register_buffer(leaf, source[name].detach().to(device).clone(), persistent=False)
-    untied = [k for k in missing if k not in ("lm_head.weight",) or not config.tie_word_embeddings]
+    untied = [k for k in missing if k != "lm_head.weight" or not config.tie_word_embeddings]
     if untied:
         raise RuntimeError(f"dequantised_copy: no source for {untied[:5]} ({len(untied)} in all)")
     plain.generation_config = copy.deepcopy(base.generation_config)
