@@ -48,7 +48,8 @@ def test_documented_defaults():
     iwap = make_config("iwap")
     assert (iwap.p, iwap.heads, iwap.rounds, iwap.objective, iwap.retain_tol, iwap.target_log_odds) == \
         (0.02, False, 30, "log_odds", 0.03, 0.0)
-    assert (make_config("trou").delta, make_config("trou").k_retain, make_config("trou").forget_loss) == (0.05, 2, "npo")
+    trou = make_config("trou")
+    assert (trou.delta, trou.k_retain, trou.forget_loss, trou.guard, trou.retain_weight) == (0.05, 2, "npo", "nll", 1.0)
 
 
 def test_lr_and_epochs_overrides_reach_the_shared_schedule_unless_the_method_has_its_own():
@@ -101,7 +102,11 @@ def test_trainable_parameters_change_and_frozen_ones_do_not(method, adapters):
 def test_one_step_raises_forget_nll(method):
     lm, data = memorised()
     before = forget_nll(lm, data)
-    cfg = make_config(method, {"rmu": {"alpha": "1", "c": "50"}}) if method == "rmu" else None
+    # TROU: its forget part alone (retain_weight 0). With the repair at weight 1 its first step is half retain
+    # descent on this memorised toy, where retain and forget rows share structure; test_retain_term_protects...
+    # and the TROU tests below cover the repair
+    overrides = {"rmu": {"alpha": "1", "c": "50"}, "trou": {"retain_weight": "0"}}
+    cfg = make_config(method, overrides) if method in overrides else None
     run_method(method, context(lm, data, steps=1, lr=1e-3), cfg)
     assert forget_nll(lm, data) > before
 
@@ -319,6 +324,7 @@ def test_trou_steps_respect_radius_and_rejections_restore_exactly():
     stats = stepper(model, batch, None)
     assert stats["accepted"] == 0.0 and all(torch.equal(a, b) for a, b in zip(saved, params))
     assert stepper.t == 0 and torch.count_nonzero(stepper.m) == 0  # optimiser state untouched
+    assert stepper.retain_state[2] == 0 and torch.count_nonzero(stepper.retain_state[0]) == 0  # repair's too
     # a generous delta accepts: the step taken is within the radius in force. The first radius is
     # computed here, independently: r_0 = ||first Adam update|| = lr * ||g / (|g| + eps)|| (bias-corrected
     # m_hat = g, v_hat = g^2 at t = 1) for g the gradient of the NPO forget loss at the start.
@@ -340,6 +346,36 @@ def test_trou_steps_respect_radius_and_rejections_restore_exactly():
         # after an accepted step the radius stays or grows by exactly the growth factor
         assert stepper.radius == pytest.approx(radius) or stepper.radius == pytest.approx(radius * 1.5)
         radius = stepper.radius
+
+
+def test_trou_nll_guard_is_one_sided_and_the_repair_lowers_retain_nll():
+    """The NLL guard bounds the retain probe's NLL *rise*: a step that lowers it is accepted even at delta 0,
+    where the KL guard (any change costs KL > 0) rejects the same step. The step here is dominated by the
+    retain repair (weight 20, clipped to the radius) on the probe's own rows, so to first order it lowers
+    their NLL; at lr 1e-4 the second-order term is negligible."""
+    from unlearn.methods.trou import TROUConfig, TROUStepper
+    from unlearn.models import Reference
+    from unlearn.scoring import mean_nll
+    from unlearn.train import StepBatch
+
+    for guard, accepted in (("nll", 1.0), ("kl", 0.0)):
+        lm, data = memorised(LoraSpec(r=4))
+        pad = lm.tokenizer.pad_token_id
+        params = [p for p in lm.model.parameters() if p.requires_grad]
+        rows = collate(examples(lm, data.retain_train[:8]), pad)
+        batch = StepBatch(collate(examples(lm, data.forget[:8]), pad), rows)
+        with torch.no_grad():
+            before = mean_nll(lm.model, rows).item()
+        stepper = TROUStepper(params, TROUConfig(delta=0.0, guard=guard, retain_weight=20.0), Reference(lm.model), rows,
+                              lr=1e-4)
+        stats = stepper(lm.model, batch, None)
+        with torch.no_grad():
+            after = mean_nll(lm.model, rows).item()
+        assert stats["accepted"] == accepted, (guard, stats)
+        if accepted:
+            assert stats["guard"] < 0 and after < before  # the reported guard value is the (negative) rise
+        else:
+            assert after == before
 
 
 def test_iwap_influence_in_row_slices_equals_whole_batches():

@@ -229,9 +229,9 @@ def parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="tune every method the same declared way on one split (forget01)",
                        description="Runs a small grid per method (lr x epochs where they matter, plus the method's "
                                    "main knob: NPO/SimNPO beta, GradDiff alpha, RMU lr and beta, DSU forget_lr, lambda "
-                                   "and retain_tol, IWAP p and retain_tol, TROU lr and delta) on --split, and chooses by one "
-                                   "rule for all: the highest forget efficacy (3 decimals) with retain performance >= "
-                                   "--retain-min; ties go to fewer unlearning tokens, then higher retain performance, "
+                                   "and retain_tol, IWAP p and retain_tol, TROU lr, delta and retain_weight) on --split, "
+                                   "and chooses by one rule for all: the highest forget efficacy (3 decimals) with retain "
+                                   "performance >= --retain-min; ties go to fewer unlearning tokens, then higher retain performance, "
                                    "then grid order. Trials are written to --out as they finish (a rerun resumes). "
                                    "Apply the choice unchanged to other splits with `unlearn bench --tuned FILE`. "
                                    "finetune and retrain are not tuned (baseline and gold).")

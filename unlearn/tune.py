@@ -39,7 +39,7 @@ DEFAULT_GRIDS: dict[str, dict[str, list[str]]] = {
     # retain_tol from the most conservative: on ties (same efficacy, tokens and retain) grid order picks it
     "dsu": {"forget_lr": ["10x", "30x"], "lam": ["2", "3"], "retain_tol": ["0.1", "0.15", "0.2"]},
     "iwap": {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]},
-    "trou": {"lr": ["1x", "3x", "10x"], "delta": ["0.02", "0.05", "0.1"]},
+    "trou": {"lr": ["1x", "3x", "10x"], "delta": ["0.02", "0.05", "0.1"], "retain_weight": ["1", "2"]},
 }
 # finetune is the "must not forget" baseline and retrain the gold model: tuning them for forgetting is meaningless
 NOT_TUNED = ("finetune", "retrain")

@@ -1,5 +1,12 @@
-"""TROU, Trust-Region Orthogonal Unlearning (this project; see METHODS.md): the optimiser's forget update,
-projected orthogonal to retain gradients, inside a KL trust region that rejects and shrinks."""
+"""TROU, Trust-Region Orthogonal Unlearning (this project; docs/methods.md is the definition): the optimiser's
+forget update, projected orthogonal to retain gradients, plus an Adam retain-repair update, inside a trust
+region that rejects and shrinks.
+
+Since 2026-11-30 (issue 11) the trust region bounds the retain probe's NLL *rise* over pi_ref (guard "nll") and
+the step carries a retain repair (``retain_weight`` times the Adam update of the mean retain NLL gradient, added
+after the projection and clipped to the radius with the forget part). Was: KL(pi_ref || pi_theta) on the probe,
+no repair. The KL charges every change, improvements included, so a repair spent the budget; the one-sided NLL
+bound charges only harm. Measurements in docs/methods.md; ``guard="kl", retain_weight=0`` is the old method."""
 
 from __future__ import annotations
 
@@ -23,10 +30,12 @@ class TROUConfig:
     optimizer: str = "adam"  # "adam" (bias-corrected m/(sqrt(v)+eps) * lr) or "sgd" (lr * g)
     k_retain: int = 2  # retain micro-batches per step whose gradients span the protected subspace
     buffer: int = 0  # recent retain gradients also kept in the span
-    delta: float = 0.05  # KL(pi_ref || pi_theta) bound on the retain probe, nats/token
-    grow: float = 1.5  # radius growth when KL < delta/4 and the forget loss fell
+    delta: float = 0.05  # bound on the guard (below) over the retain probe, nats/token
+    grow: float = 1.5  # radius growth when the guard < delta/4 and the forget loss fell
     r_max_factor: float = 10.0  # r_max = this times r_0 (METHODS.md leaves r_max open)
-    probe_size: int = 8  # retain rows in the fixed KL probe batch
+    probe_size: int = 8  # retain rows in the fixed probe batch
+    guard: str = "nll"  # "nll": retain NLL rise over pi_ref's <= delta; "kl": KL(pi_ref || pi_theta) <= delta
+    retain_weight: float = 1.0  # weight of an unprojected Adam update of the mean retain NLL gradient
 
 
 def flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -56,12 +65,15 @@ class TROUStepper:
     ADAM_BETAS = (0.9, 0.999)
 
     def __init__(self, params, cfg: TROUConfig, ref, probe: dict, lr: float):
-        if cfg.forget_loss not in ("npo", "grad_ascent") or cfg.optimizer not in ("adam", "sgd"):
-            raise ValueError(f"trou: forget_loss must be npo|grad_ascent and optimizer adam|sgd, got {cfg}")
+        if (cfg.forget_loss not in ("npo", "grad_ascent") or cfg.optimizer not in ("adam", "sgd")
+                or cfg.guard not in ("kl", "nll")):
+            raise ValueError(f"trou: forget_loss must be npo|grad_ascent, optimizer adam|sgd, guard kl|nll, got {cfg}")
         self.params, self.cfg, self.ref, self.probe, self.lr = params, cfg, ref, probe, lr
         d = sum(p.numel() for p in params)
         dev = params[0].device
         self.m, self.v, self.t = torch.zeros(d, device=dev), torch.zeros(d, device=dev), 0
+        self.retain_state = (torch.zeros(d, device=dev), torch.zeros(d, device=dev), 0) if cfg.retain_weight else None
+        self._ref_probe_nll: float | None = None
         self.radius: float | None = None
         self.r_max = float("inf")
         self.recent: deque = deque(maxlen=cfg.buffer) if cfg.buffer else deque(maxlen=1)
@@ -81,13 +93,22 @@ class TROUStepper:
         logp, _ = answer_logprobs(model, batch)
         return npo_loss(logp, self._ref_logp, self.cfg.beta)
 
-    def update(self, g: torch.Tensor):
+    def update(self, g: torch.Tensor, state=None):
         """The optimiser's update u for gradient g, and its would-be state (committed only on acceptance)."""
+        m0, v0, t0 = state if state is not None else (self.m, self.v, self.t)
         if self.cfg.optimizer == "sgd":
-            return self.lr * g, (self.m, self.v, self.t)
+            return self.lr * g, (m0, v0, t0)
         b1, b2 = self.ADAM_BETAS
-        m, v, t = b1 * self.m + (1 - b1) * g, b2 * self.v + (1 - b2) * g.square(), self.t + 1
+        m, v, t = b1 * m0 + (1 - b1) * g, b2 * v0 + (1 - b2) * g.square(), t0 + 1
         return adam_direction(m, v, t, self.lr, self.ADAM_BETAS), (m, v, t)
+
+    def probe_nll_rise(self, model) -> float:
+        """Token-mean NLL of the probe's answers under the model minus under pi_ref (negative: it improved)."""
+        with torch.no_grad():
+            if self._ref_probe_nll is None:
+                with self.ref.model() as ref_net:
+                    self._ref_probe_nll = mean_nll(ref_net, self.probe).item()
+            return mean_nll(model, self.probe).item() - self._ref_probe_nll
 
     def probe_kl(self, model) -> float:
         with torch.no_grad():
@@ -111,25 +132,30 @@ class TROUStepper:
         if self.cfg.buffer:
             self.recent.extend(retain_grads)
         d = project_orthogonal(u, orthonormal_basis(G))
+        if self.retain_state is not None:
+            u_r, retain_state = self.update(torch.stack(retain_grads).mean(0), self.retain_state)
+            d = d + self.cfg.retain_weight * u_r
         step = trust_region_step(d, self.radius)
         saved = [p.detach().clone() for p in self.params]
         add_to_params(self.params, step)
-        kl = self.probe_kl(model)
-        if kl > self.cfg.delta:  # reject: restore parameters bit for bit; optimiser state was never committed
+        guard = self.probe_kl(model) if self.cfg.guard == "kl" else self.probe_nll_rise(model)
+        if guard > self.cfg.delta:  # reject: restore parameters bit for bit; optimiser state was never committed
             with torch.no_grad():
                 for p, s in zip(self.params, saved):
                     p.copy_(s)
             self.radius /= 2
             self.rejected += 1
-            return {"loss": loss_f.item(), "kl": kl, "accepted": 0.0, "radius": self.radius}
+            return {"loss": loss_f.item(), "guard": guard, "accepted": 0.0, "radius": self.radius}
         self.m, self.v, self.t = state
+        if self.retain_state is not None:
+            self.retain_state = retain_state
         self.accepted += 1
-        if kl < self.cfg.delta / 4:
+        if guard < self.cfg.delta / 4:
             with torch.no_grad():
                 after = self.forget_loss(model, batch.forget).item()
             if after < loss_f.item():
                 self.radius = min(self.radius * self.cfg.grow, self.r_max)
-        return {"loss": loss_f.item(), "kl": kl, "accepted": 1.0, "radius": self.radius, "step_norm": step.norm().item()}
+        return {"loss": loss_f.item(), "guard": guard, "accepted": 1.0, "radius": self.radius, "step_norm": step.norm().item()}
 
 
 @procedure("trou", TROUConfig, "TROU: optimiser update projected orthogonal to retain gradients, in a KL trust region")
