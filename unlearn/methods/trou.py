@@ -60,7 +60,8 @@ def split_batch(batch: dict[str, torch.Tensor], k: int) -> list[dict[str, torch.
 
 
 class TROUStepper:
-    """One TROU step per forget batch; the loop's own optimiser is not used (TROU keeps its Adam state)."""
+    """One TROU step per forget batch; the loop's own optimiser is not used (TROU keeps its Adam states: the forget
+    update's and, with retain_weight > 0, the repair's; both commit only when the step is accepted)."""
 
     ADAM_BETAS = (0.9, 0.999)
 
