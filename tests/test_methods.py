@@ -38,6 +38,19 @@ def test_all_methods_registered_with_descriptions():
         assert spec.config_cls.__dataclass_params__.frozen
 
 
+@pytest.mark.parametrize("method", [m for m in ALL if m != "retrain"])
+def test_every_unlearning_method_feeds_the_dynamics_probe(method):
+    """Each cell's dynamics curve comes from ctx.probe: a method that never calls it leaves an empty curve
+    (TROU did until 2026-11-30: its loop was not given the probe). Before the run and at least once after."""
+    from unlearn.train import Probe
+
+    lm, data = memorised()
+    ctx = context(lm, data, steps=2)
+    ctx.probe = Probe(lambda model: {"calls": 1.0})
+    run_method(method, ctx)
+    assert len(ctx.probe.points) >= 2 and ctx.probe.points[0]["step"] == 0, ctx.probe.points
+
+
 def test_documented_defaults():
     assert make_config("npo") == make_config("npo", {}) and make_config("npo").beta == 0.1
     assert (make_config("simnpo").beta, make_config("simnpo").gamma) == (4.5, 0.0)
@@ -374,8 +387,12 @@ def test_trou_nll_guard_is_one_sided_and_the_repair_lowers_retain_nll():
         assert stats["accepted"] == accepted, (guard, stats)
         if accepted:
             assert stats["guard"] < 0 and after < before  # the reported guard value is the (negative) rise
+            assert stepper.retain_state[2] == 1 and torch.count_nonzero(stepper.retain_state[0]) > 0  # committed
         else:
-            assert after == before
+            assert after == before and stepper.retain_state[2] == 0
+    for bad in (-1.0, float("nan"), float("inf")):  # a negative weight would ascend the retain NLL
+        with pytest.raises(ValueError, match="retain_weight"):
+            TROUStepper([torch.nn.Parameter(torch.zeros(2))], TROUConfig(retain_weight=bad), None, {}, lr=1e-3)
 
 
 def test_iwap_influence_in_row_slices_equals_whole_batches():

@@ -1,16 +1,18 @@
 """TROU, Trust-Region Orthogonal Unlearning (this project; docs/methods.md is the definition): the optimiser's
-forget update, projected orthogonal to retain gradients, plus an Adam retain-repair update, inside a trust
-region that rejects and shrinks.
+forget update, projected orthogonal to retain gradients, plus the optimiser's retain-repair update, inside a
+trust region that rejects and shrinks.
 
 Since 2026-11-30 (issue 11) the trust region bounds the retain probe's NLL *rise* over pi_ref (guard "nll") and
-the step carries a retain repair (``retain_weight`` times the Adam update of the mean retain NLL gradient, added
-after the projection and clipped to the radius with the forget part). Was: KL(pi_ref || pi_theta) on the probe,
+the step carries a retain repair (``retain_weight`` times the optimiser's update, Adam by default with its own
+state and the same lr, of the unweighted mean of the k retain micro-batches' NLL gradients that the projection
+already computed; added after the projection and clipped to the radius with the forget part). Was: KL(pi_ref || pi_theta) on the probe,
 no repair. The KL charges every change, improvements included, so a repair spent the budget; the one-sided NLL
 bound charges only harm. Measurements in docs/methods.md; ``guard="kl", retain_weight=0`` is the old method."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -35,7 +37,7 @@ class TROUConfig:
     r_max_factor: float = 10.0  # r_max = this times r_0 (METHODS.md leaves r_max open)
     probe_size: int = 8  # retain rows in the fixed probe batch
     guard: str = "nll"  # "nll": retain NLL rise over pi_ref's <= delta; "kl": KL(pi_ref || pi_theta) <= delta
-    retain_weight: float = 1.0  # weight of an unprojected Adam update of the mean retain NLL gradient
+    retain_weight: float = 1.0  # weight of the unprojected repair: the optimiser's update of the mean retain gradient
 
 
 def flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -67,8 +69,9 @@ class TROUStepper:
 
     def __init__(self, params, cfg: TROUConfig, ref, probe: dict, lr: float):
         if (cfg.forget_loss not in ("npo", "grad_ascent") or cfg.optimizer not in ("adam", "sgd")
-                or cfg.guard not in ("kl", "nll")):
-            raise ValueError(f"trou: forget_loss must be npo|grad_ascent, optimizer adam|sgd, guard kl|nll, got {cfg}")
+                or cfg.guard not in ("kl", "nll") or not cfg.retain_weight >= 0 or math.isinf(cfg.retain_weight)):
+            raise ValueError(f"trou: forget_loss must be npo|grad_ascent, optimizer adam|sgd, guard kl|nll and "
+                             f"retain_weight finite >= 0, got {cfg}")
         self.params, self.cfg, self.ref, self.probe, self.lr = params, cfg, ref, probe, lr
         d = sum(p.numel() for p in params)
         dev = params[0].device
@@ -159,7 +162,8 @@ class TROUStepper:
         return {"loss": loss_f.item(), "guard": guard, "accepted": 1.0, "radius": self.radius, "step_norm": step.norm().item()}
 
 
-@procedure("trou", TROUConfig, "TROU: optimiser update projected orthogonal to retain gradients, in a KL trust region")
+@procedure("trou", TROUConfig, "TROU: optimiser update projected orthogonal to retain gradients, plus a retain repair, "
+           "in a trust region on the retain probe's NLL rise")
 def trou(ctx: UnlearnContext, cfg: TROUConfig):
     model = ctx.lm.model
     ref = ctx.ref()
@@ -168,6 +172,7 @@ def trou(ctx: UnlearnContext, cfg: TROUConfig):
     probe = collate(ctx.retain[: cfg.probe_size], ctx.lm.tokenizer.pad_token_id, device)
     stepper = TROUStepper(params, cfg, ref, probe, ctx.schedule.lr)
     train(model, ctx.lm.tokenizer.pad_token_id, dataclasses.replace(ctx.schedule, desc="trou", grad_accum=1),
-          forget=ctx.forget, retain=ctx.retain, stepper=stepper)
-    model._trou_stats = {"accepted": stepper.accepted, "rejected": stepper.rejected, "radius": stepper.radius}
+          forget=ctx.forget, retain=ctx.retain, stepper=stepper, probe=ctx.probe)
+    # the cell runner reads _unlearn_stats into the cell's method_stats (it was _trou_stats, which nothing read)
+    model._unlearn_stats = {"accepted": stepper.accepted, "rejected": stepper.rejected, "radius": stepper.radius}
     return ctx.lm
