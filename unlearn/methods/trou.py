@@ -5,14 +5,14 @@ trust region that rejects and shrinks.
 Since 2026-11-30 (issue 11) the trust region bounds the retain probe's NLL *rise* over pi_ref (guard "nll") and
 the step carries a retain repair (``retain_weight`` times the optimiser's update, Adam by default with its own
 state and the same lr, of the unweighted mean of the k retain micro-batches' NLL gradients that the projection
-already computed; added after the projection and clipped to the radius with the forget part). Was: KL(pi_ref || pi_theta) on the probe,
-no repair. The KL charges every change, improvements included, so a repair spent the budget; the one-sided NLL
-bound charges only harm. Measurements in docs/methods.md; ``guard="kl", retain_weight=0`` is the old method."""
+already computed; added after the projection and clipped to the radius with the forget part).
+Was: KL(pi_ref || pi_theta) on the probe, no repair. The KL charges every change, improvements included, so a
+repair spent the budget; the one-sided NLL bound charges only harm. Measurements in docs/methods.md;
+``guard="kl", retain_weight=0`` is the old method."""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -69,7 +69,7 @@ class TROUStepper:
 
     def __init__(self, params, cfg: TROUConfig, ref, probe: dict, lr: float):
         if (cfg.forget_loss not in ("npo", "grad_ascent") or cfg.optimizer not in ("adam", "sgd")
-                or cfg.guard not in ("kl", "nll") or not cfg.retain_weight >= 0 or math.isinf(cfg.retain_weight)):
+                or cfg.guard not in ("kl", "nll") or not 0 <= cfg.retain_weight < float("inf")):  # NaN fails too
             raise ValueError(f"trou: forget_loss must be npo|grad_ascent, optimizer adam|sgd, guard kl|nll and "
                              f"retain_weight finite >= 0, got {cfg}")
         self.params, self.cfg, self.ref, self.probe, self.lr = params, cfg, ref, probe, lr
@@ -137,7 +137,8 @@ class TROUStepper:
             self.recent.extend(retain_grads)
         d = project_orthogonal(u, orthonormal_basis(G))
         if self.retain_state is not None:
-            u_r, retain_state = self.update(torch.stack(retain_grads).mean(0), self.retain_state)
+            # the step's own retain gradients are G's first rows: their mean without stacking them again
+            u_r, retain_state = self.update(G[: len(retain_grads)].mean(0), self.retain_state)
             d = d + self.cfg.retain_weight * u_r
         step = trust_region_step(d, self.radius)
         saved = [p.detach().clone() for p in self.params]
