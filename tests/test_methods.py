@@ -395,6 +395,31 @@ def test_trou_nll_guard_is_one_sided_and_the_repair_lowers_retain_nll():
             TROUStepper([torch.nn.Parameter(torch.zeros(2))], TROUConfig(retain_weight=bad), None, {}, lr=1e-3)
 
 
+@settings(max_examples=300, deadline=None)
+@given(delta=st.floats(1e-3, 1.0), used=st.floats(0.0, 0.999), frac=st.floats(-2.0, 2.0))
+def test_trou_radius_grows_when_a_step_uses_little_of_the_remaining_budget(delta, used, frac):
+    """The growth test of an accepted step (2026-11-30). "remaining" compares the step's own guard increase with the
+    budget left before it; "level" (the earlier rule) compares the cumulative guard with delta / 4, so once the
+    guard sat in [delta/4, delta] the radius could only shrink (forget10 froze at 0.006 after 14 steps)."""
+    from unlearn.methods.trou import step_was_small
+
+    before = used * delta
+    guard = before + frac * (delta - before)  # the step used frac of the remaining budget (negative: it helped)
+    assert step_was_small(guard, 0.0, delta, "remaining") == step_was_small(guard, 0.0, delta, "level")
+    assert step_was_small(guard, before, delta, "remaining") == (frac < 0.25 * (1 - 1e-9)) or abs(frac - 0.25) < 1e-6
+    if guard <= before:  # a step that did not raise the guard always may grow the radius
+        assert step_was_small(guard, before, delta, "remaining")
+    if delta / 4 <= guard:
+        assert not step_was_small(guard, before, delta, "level")
+
+
+def test_trou_bad_grow_rule_raises():
+    from unlearn.methods.trou import TROUConfig, TROUStepper
+
+    with pytest.raises(ValueError, match="grow_rule"):
+        TROUStepper([torch.nn.Parameter(torch.zeros(2))], TROUConfig(grow_rule="always"), None, {}, lr=1e-3)
+
+
 def test_iwap_influence_in_row_slices_equals_whole_batches():
     """rows_per_pass (the 4B tier's memory bound) gives the same atom scores and stopping-rule readings as whole
     batches: the slices' losses are weighted by their share of the batch's answer tokens."""

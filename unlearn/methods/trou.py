@@ -7,8 +7,10 @@ the step carries a retain repair (``retain_weight`` times the optimiser's update
 state and the same lr, of the unweighted mean of the k retain micro-batches' NLL gradients that the projection
 already computed; added after the projection and clipped to the radius with the forget part).
 Was: KL(pi_ref || pi_theta) on the probe, no repair. The KL charges every change, improvements included, so a
-repair spent the budget; the one-sided NLL bound charges only harm. Measurements in docs/methods.md;
-``guard="kl", retain_weight=0`` is the old method."""
+repair spent the budget; the one-sided NLL bound charges only harm. Measurements in docs/methods.md.
+Later the same day the radius's growth test became the step's own guard increase against the budget left
+(``grow_rule="remaining"``; was the cumulative guard under delta/4, which froze the radius once the guard passed it).
+``guard="kl", retain_weight=0, grow_rule="level"`` is the old method."""
 
 from __future__ import annotations
 
@@ -38,6 +40,11 @@ class TROUConfig:
     probe_size: int = 8  # retain rows in the fixed probe batch
     guard: str = "nll"  # "nll": retain NLL rise over pi_ref's <= delta; "kl": KL(pi_ref || pi_theta) <= delta
     retain_weight: float = 1.0  # weight of the unprojected repair: the optimiser's update of the mean retain gradient
+    # when an accepted step grows the radius (x grow, if the forget loss also fell): "remaining": the step used under
+    # a quarter of the budget left before it (guard - guard_before < (delta - guard_before) / 4; a step that lowers
+    # the guard always qualifies); "level": the guard itself is under delta / 4 (before 2026-11-30: once the
+    # cumulative guard passed delta / 4 the radius could only shrink, and froze after the first rejections)
+    grow_rule: str = "remaining"
 
 
 def flat_grad(loss: torch.Tensor, params: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -61,6 +68,15 @@ def split_batch(batch: dict[str, torch.Tensor], k: int) -> list[dict[str, torch.
     return [{key: v[bounds[i]:bounds[i + 1]] for key, v in batch.items()} for i in range(k)]
 
 
+def step_was_small(guard: float, guard_before: float, delta: float, rule: str) -> bool:
+    """Whether an accepted step may grow the radius. "remaining": it used under a quarter of the budget left before
+    it (a step that lowers the guard always qualifies); "level": the guard is under delta / 4. The two agree on a
+    first step (guard_before 0)."""
+    if rule == "level":
+        return guard < delta / 4
+    return guard - guard_before < (delta - guard_before) / 4
+
+
 class TROUStepper:
     """One TROU step per forget batch; the loop's own optimiser is not used (TROU keeps its Adam states: the forget
     update's and, with retain_weight > 0, the repair's; both commit only when the step is accepted)."""
@@ -69,9 +85,10 @@ class TROUStepper:
 
     def __init__(self, params, cfg: TROUConfig, ref, probe: dict, lr: float):
         if (cfg.forget_loss not in ("npo", "grad_ascent") or cfg.optimizer not in ("adam", "sgd")
-                or cfg.guard not in ("kl", "nll") or not 0 <= cfg.retain_weight < float("inf")):  # NaN fails too
-            raise ValueError(f"trou: forget_loss must be npo|grad_ascent, optimizer adam|sgd, guard kl|nll and "
-                             f"retain_weight finite >= 0, got {cfg}")
+                or cfg.guard not in ("kl", "nll") or cfg.grow_rule not in ("remaining", "level")
+                or not 0 <= cfg.retain_weight < float("inf")):  # NaN fails too
+            raise ValueError(f"trou: forget_loss must be npo|grad_ascent, optimizer adam|sgd, guard kl|nll, grow_rule "
+                             f"remaining|level and retain_weight finite >= 0, got {cfg}")
         self.params, self.cfg, self.ref, self.probe, self.lr = params, cfg, ref, probe, lr
         d = sum(p.numel() for p in params)
         dev = params[0].device
@@ -82,6 +99,7 @@ class TROUStepper:
         self.r_max = float("inf")
         self.recent: deque = deque(maxlen=cfg.buffer) if cfg.buffer else deque(maxlen=1)
         self.accepted = self.rejected = 0
+        self.guard_before = 0.0  # the guard at the last accepted parameters (pi_ref's: 0 for both guards)
         self._ref_probe_logits: torch.Tensor | None = None
         self._ref_batch, self._ref_logp = None, None
 
@@ -155,7 +173,9 @@ class TROUStepper:
         if self.retain_state is not None:
             self.retain_state = retain_state
         self.accepted += 1
-        if guard < self.cfg.delta / 4:
+        small = step_was_small(guard, self.guard_before, self.cfg.delta, self.cfg.grow_rule)
+        self.guard_before = guard
+        if small:
             with torch.no_grad():
                 after = self.forget_loss(model, batch.forget).item()
             if after < loss_f.item():
