@@ -220,6 +220,9 @@ def test_muse_in_the_main_job(tmp_path):
     assert [s["forget_texts"] for s in sust["metrics"]["steps"]] == [8, 8, 8, 8]  # four requests of 6 articles + 2 quizzes
     assert sust["metrics"]["steps"][-1]["metrics"] == {k: v for k, v in sust["metrics"].items() if k != "steps"}
     assert cells["news", "grad_ascent"]["dynamics"][0]["step"] == 0
+    # news-sust's first request is the news cell's run (the same forget set from the same target): shared, not re-run
+    assert sust["metrics"]["steps"][0]["metrics"] == cells["news", "grad_ascent"]["metrics"]
+    assert any("shared by news" in n for n in sust["notes"]), sust["notes"]
     assert all(s["metrics"]["privleak"] == 0.0 for s in cells["news-sust", "retrain"]["metrics"]["steps"])
     md, tex = (out / "results.md").read_text(), (out / "results_table.tex").read_text()
     assert "## muse news-sust" in md and "verbmem_f | knowmem_f | knowmem_r | privleak" in md
