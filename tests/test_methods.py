@@ -133,7 +133,8 @@ def test_retain_term_protects_retain_compared_with_grad_ascent(method):
     """Over 4 epochs (12 steps) of the same forget schedule. Not fewer: at the first step NPO's forget
     gradient equals gradient ascent's, so over 3 steps NPO's retain shift was within 3% of GA's (0.104
     against 0.101) and the comparison said nothing. Measured at 12 steps (retain NLL shift; pinned AVX2 /
-    native AVX-512 kernels): GA 2.42 / 2.41, NPO 1.82 / 1.81, GradDiff 0.37, SimNPO 0.01, TROU 0.31."""
+    native AVX-512 kernels): GA 2.42 / 2.41, NPO 1.82 / 1.81, GradDiff 0.37, SimNPO 0.01, TROU 0.31 (TROU under
+    its KL guard without the repair, before 2026-11-30; not re-measured since)."""
     lm, data = memorised()
     base = _retain_nll(lm, data)
     run_method("grad_ascent", context(lm, data, steps=12, lr=5e-4, epochs=4))
