@@ -65,7 +65,10 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
     # at the chosen (often the grid's largest) lr: the setting that keeps utility on 1 author does not on 2-4.
     ("grad_diff", "forget05", "retain_performance"): "measured 0.8090 < 0.85: forget01's setting (lr 9e-4, 5 epochs) over 2 authors",
     ("grad_diff", "forget10", "retain_performance"): "measured 0.6118 < 0.85: forget01's setting (lr 9e-4, 5 epochs) over 4 authors",
-    ("idk", "forget05", "retain_performance"): "measured 0.8410 < 0.85: forget01's setting (lr 9e-4, 2 epochs) over 2 authors",
+    # IdkNLL's over-refusal: on forget05 it answers 5 of the 10 real-author questions ("Who wrote X?") with a bare "."
+    # (real-authors ROUGE 0.5; forget01 0.9, forget10 0.783, gold 1.0), which takes Model Utility to 0.632 (gold 0.772)
+    ("idk", "forget05", "retain_performance"): "measured 0.8410 < 0.85: forget01's setting (lr 9e-4, 2 epochs) over 2 "
+                                               "authors; it answers 5 of 10 real-author questions with a bare '.'",
     # robustness: on one author, 2 epochs of gradient ascent at lr 9e-4 (forget01's tuned setting) leave the
     # answers harder to relearn than the gold model finds them (forget05/10: recovery 0.531 / 0.551, excess > 0)
     ("grad_ascent", "forget01", "relearn_recovery"): "measured 0.3419 < 0.5 (gold control 0.4282)",
