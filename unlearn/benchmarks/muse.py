@@ -469,8 +469,8 @@ class MuseBenchmark:
                     else:
                         lm = self.load(self.target_dir())
                     ctx = self.context(lm, forget, sched)
-                    # the probe runs on every first step, so a shared first step carries the news cell's curve
-                    probe = (lambda m, counter: self.dynamics_probe(m, counter)) if first or split == "news" else None
+                    # every first step (news is one) runs the probe, so a shared first step carries the news cell's curve
+                    probe = (lambda m, counter: self.dynamics_probe(m, counter)) if first else None
                     lm, run = run_method(method, cfg, ctx, probe, self.seed)
                     ev = self.evaluate(lm)
                     if first:
