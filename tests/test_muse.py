@@ -8,12 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from unlearn.data import DataError
 from unlearn.data.muse import (N_REQUESTS, MuseData, load_muse_folder, parse_qa, parse_texts, parse_verbmem,
                                synthetic_muse)
 from unlearn.metrics import mia
-from unlearn.metrics.muse import cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
+from unlearn.metrics.muse import (KNOWMEM_STOPS, STOP_MARGIN, answer_settled, cut_answer, knowmem_prompt, muse_auc,
+                                  privleak, rouge_l_f1)
+from unlearn.scoring import clean_up_tokenization, generate_ids
 
 
 # ---------------------------------------------------------------- formulas
@@ -43,6 +47,39 @@ def test_knowmem_prompt_byte_for_byte():
 ])
 def test_knowmem_cut(generated, expected):
     assert cut_answer(generated) == expected
+
+
+# text drawn from the characters of the stop strings and of decoding's clean-up patterns, so that stops, near-stops
+# and clean-ups meet at the boundary between what was generated and what would follow
+_PIECES = st.lists(st.sampled_from(["\n", " ", ".", "?", ",", "'", "n't", "s", "Question", ":", "Q", "A", "1472",
+                                    *KNOWMEM_STOPS]), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PIECES, _PIECES)
+def test_a_settled_answer_cannot_change(text, more):
+    """Early stopping of KnowMem generation is exact: once ``answer_settled`` holds, no continuation changes the
+    answer that is scored (the decode clean-up applied before the cut, as in ``muse_generations``)."""
+    if answer_settled(text):
+        assert cut_answer(clean_up_tokenization(text + more)) == cut_answer(clean_up_tokenization(text))
+
+
+def test_answer_settled_needs_a_stop_and_the_margin():
+    assert not answer_settled("1472 and more text without any stop at all")
+    assert not answer_settled("1472\n\nQuest")  # a stop, but fewer than STOP_MARGIN characters after it
+    assert answer_settled("1472\n\n" + "x" * (STOP_MARGIN - 2))
+
+
+def test_generation_stops_early_without_changing_the_kept_text():
+    """``settled`` ends rows early; what they generated up to then is the full generation's beginning."""
+    from tests.helpers import tiny
+
+    lm = tiny()
+    prompts = [lm.tokenizer(t)["input_ids"] for t in ("The capital city of", "Question: who wrote it?\nAnswer:", "A")]
+    full = generate_ids(lm.model, lm.tokenizer, prompts, max_new_tokens=24)
+    early = generate_ids(lm.model, lm.tokenizer, prompts, max_new_tokens=24, settled=lambda t: len(t) >= 12)
+    for f, e in zip(full, early):
+        assert len(e.strip()) < len(f.strip()) and f.startswith(e[:12])
 
 
 def test_privleak_sign_and_scale():

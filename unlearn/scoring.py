@@ -442,13 +442,31 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
 
 
 @torch.no_grad()
+def _settled_criteria(tokenizer, width: int, settled: list):
+    """A stopping criterion that marks row r done once ``settled[r]`` (None: never) holds for its continuation."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Settled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = [f is not None and f(tokenizer.decode(row[width:], skip_special_tokens=True))
+                    for f, row in zip(settled, input_ids)]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Settled()])
+
+
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
                  device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
-                 hide_pad: bool = False) -> list[str]:
+                 hide_pad: bool = False, settled=None) -> list[str]:
     """Greedy continuations of tokenized ``prompts`` (left-padded batches, length-sorted unless ``in_order``),
-    decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention."""
+    decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention.
+    ``settled(text) -> bool`` (or a list of them, one per prompt, None for a row that never settles): a row stops
+    once its decoded continuation is settled, i.e. once no further tokens could change what the caller keeps of it
+    (MUSE's KnowMem answer, cut at a stop string); the kept part is then the same as with all ``max_new_tokens``
+    generated, and a batch ends when all its rows are settled or done."""
     device = device or next(model.parameters()).device
     outputs: list[str] = [""] * len(prompts)
+    per_row = settled if isinstance(settled, list) else [settled] * len(prompts)
     was_training = model.training
     model.eval()
     order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
@@ -457,9 +475,11 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
         ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
         mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
         width = ids.shape[1]
+        stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None)
+                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
+                             stopping_criteria=stops)
         for row, i in enumerate(idx):
             outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
     model.train(was_training)

@@ -33,7 +33,7 @@ from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines
 from unlearn.data.tofu import load_idk
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
-from unlearn.metrics.muse import cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
+from unlearn.metrics.muse import answer_settled, cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
 from unlearn.models import LoadedModel, LoraSpec, load_model
 from unlearn.numerics import numerics_info, resolve_device, resolve_precision
 from unlearn.scoring import clean_up_tokenization, encode_text, generate_ids, score_examples
@@ -106,10 +106,12 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
                         use_real_data=False, method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
                         step_golds=False,
                         note="tiny-qwen3 trained from scratch on synthetic news (fictitious; full fine-tuning)")
+    elif protocol == "reduced" and dry_run:
+        p = _dry_run_profile(model, mp)
     elif protocol == "reduced":
-        # CPU-sized: the dry run (news only) trains on 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain
-        # windows; the explicit reduced protocol (evals --model M) adds 4 windows per later request for scal/sust
-        later = 0 if dry_run else 4
+        # CPU-sized: 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain windows, 4 windows per later
+        # request for scal/sust (evals --model M; the dry run takes the smaller slice of _dry_run_profile)
+        later = 4
         # 10 target epochs: at 3 the target's VerbMem equalled the gold's (0.115 vs 0.121); at 10 it is 0.510 vs
         # 0.126 (177 s of training on 2 cores, bf16). KnowMem forget stays 0 on the 4 real questions at both.
         p = MuseProfile(target=TrainConfig(lr=2e-3, epochs=10, batch_size=4, warmup_steps=2, weight_decay=0.01,
@@ -122,7 +124,6 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
                         text_length=256, real_window=1000, real_rows=4, real_later_rows=later, step_golds=False,
                         # without a MUSE folder: a small synthetic corpus (4 articles per request, 9 retain)
                         synthetic=dict(per_request=4, n_retain=9, n_holdout=4, n_eval_retain=4),
-                        max_requests=1 if dry_run else None,
                         method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
                         note="reduced MUSE-News protocol: 1,000-character windows of raw/forget around 4 VerbMem "
                              "excerpts and 4 KnowMem answers, retain = windows of privleak/retain2 around 4 KnowMem "
@@ -138,6 +139,31 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
     if max_steps is not None:
         p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
     return p
+
+
+def _dry_run_profile(model: str, mp: str) -> MuseProfile:
+    """The dry run's MUSE part (news only), sized to add about 3 minutes on 2 CPU cores in fp32 (issue 12): 2 VerbMem
+    and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows, 96-token texts; one target and
+    one gold training of 8 texts' worth, then every dry-run method's unlearning and evaluation on that slice."""
+    # target: 8 epochs at batch 4 reach VerbMem 1.0 (5 epochs: 0.307; 10 epochs at batch 8: 0.256; the gold 0.13);
+    # KnowMem forget stays 0 (a 135M model does not learn to answer the questions from the windows' raw text)
+    return MuseProfile(target=TrainConfig(lr=3e-3, epochs=8, batch_size=4, warmup_steps=1, weight_decay=0.01,
+                                          mixed_precision=mp, desc="target"),
+                       unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
+                       lora=LoraSpec(r=16, alpha=32),
+                       protocol=MuseProtocol(name="reduced", verbmem_new_tokens=32, verbmem_prompt_tokens=48,
+                                             privleak_tokens=96, batch_size=8, generation_batch_size=8,
+                                             bf16=mp == "bf16"),
+                       text_length=96, real_window=400, real_rows=2, real_later_rows=0, step_golds=False,
+                       # without a MUSE folder: a small synthetic corpus (2 articles to forget, 2 retain + their
+                       # quizzes; the 5 articles behind the in-context examples are not trained on)
+                       synthetic=dict(per_request=2, n_retain=7, n_holdout=2, n_eval_retain=2, icl_trained=False),
+                       max_requests=1, dynamics_rows=(0, 0),  # no forgetting curve: TOFU's cells draw one
+                       method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
+                       note="reduced MUSE-News protocol, the dry run's slice: 400-character windows of raw/forget around "
+                            "2 VerbMem excerpts and 2 KnowMem answers, retain = windows of privleak/retain2 around 2 "
+                            "KnowMem retain answers; news only; VerbMem: last 48 prompt tokens, 32 new; PrivLeak on the "
+                            "first 96 tokens; 1 unlearning epoch")
 
 
 # ---------------------------------------------------------------- the reduced real-data slice
@@ -200,28 +226,51 @@ def reduce_real(d: MuseData, n: int, width: int, later: int | None = None) -> Mu
 
 # ---------------------------------------------------------------- evaluation
 
-def verbmem_generations(model, tok, rows: list[VerbRow], protocol: MuseProtocol, progress=False) -> tuple[list[str], list[str]]:
-    """(greedy continuations, gt cut to ``verbmem_new_tokens`` tokens), both decoded without special tokens and
-    with the tokenization-space clean-up of the authors' transformers 4.x decoding."""
+def verbmem_prompts(tok, rows: list[VerbRow], protocol: MuseProtocol) -> list[list[int]]:
+    """VerbMem's prompts as token ids: each prompt with special tokens, cut to its last ``verbmem_prompt_tokens``."""
     prompts = []
     for r in rows:
         ids = tok(r.prompt, add_special_tokens=True)["input_ids"]
         prompts.append(ids if protocol.verbmem_prompt_tokens is None else ids[-protocol.verbmem_prompt_tokens:])
-    with autocast(model, protocol.bf16):
-        gens = generate_ids(model, tok, prompts, max_new_tokens=protocol.verbmem_new_tokens,
-                            batch_size=protocol.generation_batch_size, progress=progress)
-    gts = [tok.decode(tok(r.gt, add_special_tokens=True)["input_ids"][: protocol.verbmem_new_tokens], skip_special_tokens=True)
-           for r in rows]
-    return [clean_up_tokenization(g) for g in gens], [clean_up_tokenization(g) for g in gts]
+    return prompts
 
 
-def knowmem_answers(model, tok, qa: list[QA], icl: list[QA], protocol: MuseProtocol, progress=False) -> list[str]:
-    shots = [(r.question, r.answer) for r in icl]
-    prompts = [tok(knowmem_prompt(r.question, shots), add_special_tokens=True)["input_ids"] for r in qa]
+def verbmem_references(tok, rows: list[VerbRow], protocol: MuseProtocol) -> list[str]:
+    """Each gt cut to ``verbmem_new_tokens`` tokens, decoded as the generations are."""
+    return [clean_up_tokenization(tok.decode(tok(r.gt, add_special_tokens=True)["input_ids"][: protocol.verbmem_new_tokens],
+                                             skip_special_tokens=True)) for r in rows]
+
+
+def knowmem_prompts(tok, groups: list[tuple[list[QA], list[QA]]]) -> list[list[int]]:
+    """The few-shot prompts of each group (its questions, their in-context examples), in order, as token ids."""
+    return [tok(knowmem_prompt(r.question, [(s.question, s.answer) for s in icl]), add_special_tokens=True)["input_ids"]
+            for qa, icl in groups for r in qa]
+
+
+def muse_generations(model, tok, verb: list[VerbRow], groups: list[tuple[list[QA], list[QA]]], protocol: MuseProtocol,
+                     progress=False) -> tuple[list[str], list[list[str]]]:
+    """(VerbMem's greedy continuations, each KnowMem group's cut answers), decoded without special tokens and with
+    the tokenization-space clean-up of the authors' transformers 4.x decoding. KnowMem rows stop once their cut
+    answer is settled (``answer_settled``: the same answers as with all tokens generated); the forget and retain
+    questions share batches, and so do the VerbMem prompts when both generate the same number of tokens (one
+    pass of token-by-token decoding instead of two, which on a CPU costs the same per step for a batch of 2 or 8)."""
+    verb_ids, know_ids = verbmem_prompts(tok, verb, protocol), knowmem_prompts(tok, groups)
+    kwargs = dict(batch_size=protocol.generation_batch_size, progress=progress)
     with autocast(model, protocol.bf16):
-        gens = generate_ids(model, tok, prompts, max_new_tokens=protocol.knowmem_new_tokens,
-                            batch_size=protocol.generation_batch_size, progress=progress)
-    return [cut_answer(clean_up_tokenization(g)) for g in gens]
+        if protocol.verbmem_new_tokens == protocol.knowmem_new_tokens:
+            gens = generate_ids(model, tok, verb_ids + know_ids, max_new_tokens=protocol.knowmem_new_tokens,
+                                settled=[None] * len(verb_ids) + [answer_settled] * len(know_ids), **kwargs)
+        else:
+            gens = (generate_ids(model, tok, verb_ids, max_new_tokens=protocol.verbmem_new_tokens, **kwargs)
+                    + generate_ids(model, tok, know_ids, max_new_tokens=protocol.knowmem_new_tokens,
+                                   settled=answer_settled, **kwargs))
+    gens = [clean_up_tokenization(g) for g in gens]
+    answers = [cut_answer(g) for g in gens[len(verb_ids):]]
+    out, at = [], 0
+    for qa, _ in groups:
+        out.append(answers[at: at + len(qa)])
+        at += len(qa)
+    return gens[: len(verb_ids)], out
 
 
 def _text_scores(model, tok, texts: list[str], protocol: MuseProtocol, progress: bool) -> dict[str, np.ndarray]:
@@ -233,13 +282,12 @@ def evaluate_muse(model, tok, d: MuseData, protocol: MuseProtocol = MuseProtocol
     """VerbMem, KnowMem forget and retain (fractions; MUSE reports x100), the Min-K% AUC in MUSE's orientation
     (PrivLeak needs the gold's beside it) and every MIA's usual AUC, with per-row values."""
     verb = first_n(d.verbmem, protocol.verbmem_rows)
-    gens, gts = verbmem_generations(model, tok, verb, protocol, progress)
+    groups = {"forget": (first_n(d.knowmem_forget, protocol.knowmem_rows), d.knowmem_forget_icl),
+              "retain": (first_n(d.knowmem_retain, protocol.knowmem_rows), d.knowmem_retain_icl)}
+    gens, answers = muse_generations(model, tok, verb, list(groups.values()), protocol, progress)
+    gts = verbmem_references(tok, verb, protocol)
     verb_scores = rouge_l_f1(gens, gts)
-    know = {}
-    for name, qa, icl in (("forget", d.knowmem_forget, d.knowmem_forget_icl), ("retain", d.knowmem_retain, d.knowmem_retain_icl)):
-        qa = first_n(qa, protocol.knowmem_rows)
-        answers = knowmem_answers(model, tok, qa, icl, protocol, progress)
-        know[name] = (answers, rouge_l_f1(answers, [r.answer for r in qa]))
+    know = {name: (a, rouge_l_f1(a, [r.answer for r in qa])) for (name, (qa, _)), a in zip(groups.items(), answers)}
     n_priv = protocol.privleak_rows
     members = _text_scores(model, tok, first_n(d.privleak_forget, n_priv), protocol, progress)
     others = _text_scores(model, tok, first_n(d.privleak_holdout, n_priv), protocol, progress)

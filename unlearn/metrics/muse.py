@@ -39,6 +39,20 @@ def cut_answer(text: str) -> str:
     return text
 
 
+# characters of text past a stop string before generation may stop: no stop string holds a character of the decode
+# clean-up's patterns, so text after a stop cannot change the cut (a property test in tests/test_muse.py checks
+# it, clean-up included); the margin also keeps a last token's partial UTF-8 character clear of the answer
+STOP_MARGIN = 16
+
+
+def answer_settled(text: str) -> bool:
+    """True when appending any text to this raw continuation leaves ``cut_answer(clean_up_tokenization(.))``
+    unchanged: a stop string starts at least ``STOP_MARGIN`` characters before the end. Generation may stop
+    there (the evaluation's answers are those of the full 32 tokens, in less time)."""
+    found = [p for p in (text.find(s) for s in KNOWMEM_STOPS) if p >= 0]
+    return bool(found) and min(found) + STOP_MARGIN <= len(text)
+
+
 def muse_auc(usual_auc: float) -> float:
     """MUSE's orientation of the Min-K% AUC (forget as the negative class): 1 - the usual AUC, in which
     members (forget) score higher. A model that memorised the forget texts scores about 0, one that never
