@@ -169,6 +169,20 @@ def test_bad_arguments_fail_before_any_output(tmp_path):
         assert not (tmp_path / "o").exists()
 
 
+def test_default_benchmarks_follow_the_named_splits():
+    """The dry run covers TOFU and MUSE; ``--splits forget10`` alone narrows it to TOFU, and a split of no
+    benchmark is still an error naming the valid ones."""
+    from unlearn.bench import BenchArgs, resolve
+
+    assert resolve(BenchArgs(dry_run=True)).benchmarks == ["tofu", "muse"]
+    assert resolve(BenchArgs(dry_run=True, splits=["forget10"])).benchmarks == ["tofu"]
+    assert resolve(BenchArgs(splits=["news", "forget01"])).benchmarks == ["tofu", "muse"]
+    with pytest.raises(ValueError, match="valid"):
+        resolve(BenchArgs(dry_run=True, splits=["forget02"]))
+    with pytest.raises(ValueError, match="names no split of muse"):  # asked for explicitly: each needs a split
+        resolve(BenchArgs(benchmarks=["tofu", "muse"], splits=["forget01"]))
+
+
 def test_tables_show_robustness_columns_when_cells_have_them():
     def cell(method, rec):
         summary = {"forget_efficacy": 0.9, "retain_performance": 0.95, "mia_auc": 0.6}
