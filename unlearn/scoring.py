@@ -441,7 +441,6 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
     return [(clean_up_tokenization(t) if ou else t).strip() for t in texts]
 
 
-@torch.no_grad()
 def _settled_criteria(tokenizer, width: int, settled: list):
     """A stopping criterion that marks row r done once ``settled[r]`` (None: never) holds for its continuation."""
     from transformers import StoppingCriteria, StoppingCriteriaList
@@ -455,6 +454,7 @@ def _settled_criteria(tokenizer, width: int, settled: list):
     return StoppingCriteriaList([Settled()])
 
 
+@torch.no_grad()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
                  device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
                  hide_pad: bool = False, settled=None) -> list[str]:

@@ -321,8 +321,8 @@ def synthetic_muse(seed: int = 0, per_request: int = 6, n_retain: int = 13, n_ho
     retain articles, ``n_holdout`` never-trained articles. KnowMem forget = the QA of the forget articles;
     KnowMem retain = the QA of the first ``n_eval_retain`` retain articles; the ``n_icl`` in-context examples
     come from other retain articles (part of the retain training text unless ``icl_trained`` is False: the dry
-    run's small fallback keeps its retain set to the evaluated articles). VerbMem cuts each forget article after its first two sentences; PrivLeak is
-    forget vs holdout articles (retain articles beside them).
+    run's small fallback keeps its retain set to the evaluated articles). VerbMem cuts each forget article after
+    its first two sentences; PrivLeak is forget vs holdout articles (retain articles beside them).
 
     Each request's text (and the retain text) also holds ``shuffles`` sets of "news quiz" texts: its articles' QA in
     KnowMem's Question/Answer form, shuffled. A model trained from scratch (the tiny tier) has no reading
@@ -350,10 +350,11 @@ def synthetic_muse(seed: int = 0, per_request: int = 6, n_retain: int = 13, n_ho
         cut = text.index(". ", first) + 2  # after the body's first two sentences (one alone may be a stock phrase)
         verbmem.append(VerbRow(text[:cut], text[cut:]))
     forget_articles = [a[0] for a in groups[0]]
+    icl_articles = slice(n_eval_retain, n_eval_retain + n_icl_articles)
+    trained_retain = retain_arts if icl_trained else retain_arts[:icl_articles.start] + retain_arts[icl_articles.stop:]
     return MuseData(
         corpus="news", source=f"synthetic news (fictitious, seed {seed})",
-        forget=sust[0], retain=texts(retain_arts if icl_trained else retain_arts[:n_eval_retain]
-                                     + retain_arts[n_eval_retain + n_icl_articles:]), holdout=[a[0] for a in holdout_arts], verbmem=verbmem,
+        forget=sust[0], retain=texts(trained_retain), holdout=[a[0] for a in holdout_arts], verbmem=verbmem,
         knowmem_forget=[q for a in groups[0] for q in a[1]], knowmem_forget_icl=icl,
         knowmem_retain=[q for a in retain_arts[:n_eval_retain] for q in a[1]], knowmem_retain_icl=icl,
         privleak_forget=forget_articles, privleak_holdout=[a[0] for a in holdout_arts],
