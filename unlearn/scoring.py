@@ -3,6 +3,7 @@ generation. Prompt tokens and padding never carry loss."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -270,41 +271,116 @@ def _prompt_groups(examples: list[Example], batch_size: int) -> list[list[list[i
 
 def _cache_argument(body) -> str:
     """transformers renames ``past_key_values`` to ``cache`` (deprecated from 5.2x on some models)."""
-    import inspect
-
     return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
 
 
+PREFIX_MIN = 8  # a token prefix every prompt shares (a chat template's system prompt) is computed once from this length
+CHUNK_COST = 48  # answer sub-batches: the fixed cost of one more forward call, in padded answer tokens
+
+
+def common_prefix(prompts: list[tuple[int, ...]]) -> int:
+    """Length of the token prefix all ``prompts`` share, leaving at least one token of each prompt after it
+    (its last hidden state predicts the answer's first token); 0 when shorter than ``PREFIX_MIN``."""
+    first, n = prompts[0], min(len(q) for q in prompts) - 1
+    k = 0
+    while k < n and all(q[k] == first[k] for q in prompts):
+        k += 1
+    return k if k >= PREFIX_MIN else 0
+
+
+def _cache_rows(cache, index: torch.Tensor):
+    """A new KV cache holding rows ``index`` of ``cache`` (which is left as it is)."""
+    import copy
+
+    out = copy.copy(cache)
+    out.layers = [copy.copy(layer) for layer in cache.layers]
+    out.reorder_cache(index)
+    return out
+
+
+def answer_chunks(lengths: list[int], cost: int = CHUNK_COST) -> list[list[int]]:
+    """Positions of ``lengths`` (row answer lengths) split into sub-batches of similar length: rows sorted by
+    length, cut where the padding saved exceeds ``cost`` padded tokens per extra forward call (an exact
+    minimum over the sorted order: sum over chunks of rows x longest + cost per chunk)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    ls = [lengths[i] for i in order]
+    n = len(ls)
+    best, cut = [0] + [None] * n, [0] * (n + 1)
+    for j in range(1, n + 1):  # best[j]: cheapest split of the first j rows; a chunk i..j-1 pads to ls[i]
+        best[j], cut[j] = min((best[i] + (j - i) * ls[i] + cost, i) for i in range(j))
+    chunks, j = [], n
+    while j > 0:
+        chunks.append(order[cut[j]:j])
+        j = cut[j]
+    return chunks[::-1]
+
+
+def prefix_cache(model, prefix: tuple[int, ...], device, hide_token: int | None = None):
+    """(length, KV cache (batch 1), attention row) of a token prefix shared by every prompt, for
+    ``shared_prompt_logits``; ``hide_token`` as in ``collate``."""
+    body, _ = _body_and_head(model)
+    ids = torch.tensor([prefix], dtype=torch.long, device=device)
+    attend = attention_mask(ids, torch.ones_like(ids), hide_token)
+    out = body(input_ids=ids, attention_mask=attend, position_ids=torch.arange(len(prefix), device=device)[None],
+               use_cache=True)
+    return len(prefix), getattr(out, "cache", None) or out.past_key_values, attend
+
+
 def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]], pad_id: int, device,
-                         hide_token: int | None = None):
+                         hide_token: int | None = None, prefix=None, cost: int = CHUNK_COST):
     """``answer_logits`` for groups of examples that share a prompt: each prompt runs once (left-padded,
-    with its KV cache), the cache is repeated for the group's answers, and the answers run on top of it.
+    with its KV cache), the cache is repeated for the group's answers, and the answers run on top of it,
+    in sub-batches of similar length (``answer_chunks``) so that short answers do not pad to the longest.
+    ``prefix``: ``prefix_cache`` of a token prefix every prompt starts with; the prompts' rest then runs on top of
+    it, the padding sitting between the prefix and the rest (positions count real tokens only, as before).
 
     Returns (logits (N, V), targets (N,), row ids (N,), scored tokens per row, example index of each row):
-    rows follow the groups' order, and a row's positions are contiguous in the N dimension.
+    a row's positions are contiguous in the N dimension.
     Positions match the unshared layout exactly: the prompt's real tokens sit at 0..p-1 and its answer at
     p..p+a-1, so a row's score equals ``answer_logits`` on prompt+answer (up to float rounding).
     ``hide_token`` as in ``collate``: such tokens keep their positions but are masked out of attention.
     """
     body, head = _body_and_head(model)
-    prompts = [examples[g[0]].prompt_ids for g in groups]
+    skip = prefix[0] if prefix is not None else 0
+    prompts = [examples[g[0]].prompt_ids[skip:] for g in groups]
     order = [i for g in groups for i in g]
     owner = torch.tensor([k for k, g in enumerate(groups) for _ in g], device=device)
     ids, pmask = pad_sequences(prompts, pad_id, left=True, device=device)
     pattend = attention_mask(ids, pmask, hide_token)
-    out = body(input_ids=ids, attention_mask=pattend, position_ids=(pmask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
+    positions = (pmask.cumsum(-1) - 1).clamp_min(0) + skip
+    extra = {}
+    if prefix is not None:
+        ones = torch.ones(len(groups), skip, dtype=pmask.dtype, device=device)
+        pmask, pattend = torch.cat([ones, pmask], 1), torch.cat([prefix[2].expand(len(groups), -1).to(pattend.dtype), pattend], 1)
+        extra[_cache_argument(body)] = _cache_rows(prefix[1], torch.zeros(len(groups), dtype=torch.long, device=device))
+    out = body(input_ids=ids, attention_mask=pattend, position_ids=positions, use_cache=True, **extra)
     cache = getattr(out, "cache", None) or out.past_key_values
     last = out.last_hidden_state[:, -1]  # left padding: the last column is real
-    cache.reorder_cache(owner)  # (G, ...) -> one copy per answer row
-    aids, amask = pad_sequences([examples[i].answer_ids for i in order], pad_id, device=device)
-    aattend = attention_mask(aids, amask, hide_token)
-    positions = pmask.sum(-1)[owner][:, None] + torch.arange(aids.shape[1], device=device)
-    hidden = body(input_ids=aids, attention_mask=torch.cat([pattend[owner], aattend], 1), position_ids=positions,
-                  use_cache=True, **{_cache_argument(body): cache}).last_hidden_state
-    # answer token t is predicted by the hidden state before it: the prompt's last one for t = 0
-    pred = torch.cat([last[owner][:, None], hidden[:, :-1]], 1)
-    mask = amask.bool()
-    return head(pred[mask]).float(), aids[mask], mask.nonzero()[:, 0], mask.sum(-1), order
+    plen = pmask.sum(-1)
+    parts, rows_seen = [[], [], [], [], []], 0
+    chunks = answer_chunks([len(examples[i].answer_ids) for i in order], cost)
+    for chunk in chunks:
+        sel = torch.tensor(chunk, device=device)
+        own = owner[sel]
+        sub = _cache_rows(cache, own) if len(chunks) > 1 else cache
+        if len(chunks) == 1:
+            cache.reorder_cache(own)  # (G, ...) -> one copy per answer row
+        aids, amask = pad_sequences([examples[order[r]].answer_ids for r in chunk], pad_id, device=device)
+        aattend = attention_mask(aids, amask, hide_token)
+        apos = plen[own][:, None] + torch.arange(aids.shape[1], device=device)
+        hidden = body(input_ids=aids, attention_mask=torch.cat([pattend[own], aattend], 1), position_ids=apos,
+                      use_cache=True, **{_cache_argument(body): sub}).last_hidden_state
+        # answer token t is predicted by the hidden state before it: the prompt's last one for t = 0
+        pred = torch.cat([last[own][:, None], hidden[:, :-1]], 1)
+        mask = amask.bool()
+        parts[0].append(head(pred[mask]).float())
+        parts[1].append(aids[mask])
+        parts[2].append(mask.nonzero()[:, 0] + rows_seen)
+        parts[3].append(mask.sum(-1))
+        parts[4] += [order[r] for r in chunk]
+        rows_seen += len(chunk)
+        del sub, hidden, pred
+    return torch.cat(parts[0]), torch.cat(parts[1]), torch.cat(parts[2]), torch.cat(parts[3]), parts[4]
 
 
 def _chunked_token_stats(logits: torch.Tensor, targets: torch.Tensor, stats: bool):
@@ -341,7 +417,9 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     """Score many examples in batches; the logits live for one batch only.
 
     Examples that share a prompt (a question's answer, paraphrase and perturbed answers) are scored on one
-    computation of the prompt (``shared_prompt_logits``); otherwise batches are length-sorted rows.
+    computation of the prompt (``shared_prompt_logits``), and a token prefix all prompts share (``common_prefix``,
+    at least ``PREFIX_MIN`` tokens: a chat template's system prompt) on one computation for the whole call;
+    otherwise batches are length-sorted rows.
     ``token_stats`` (for all examples, or a flag per example) also keeps per-token log-probs, greedy hits
     and the next-token distribution's mean mu_t and std sigma_t of log p (Min-K%++). ``hide_token``: see
     ``collate`` (open-unlearning compatibility only).
@@ -359,12 +437,16 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     was_training = model.training
     model.eval()
     groups = _prompt_groups(examples, batch_size)
-    shared = share_prompts and _body_and_head(model) is not None and sum(map(len, groups)) < n  # some prompt repeats
+    # the prefix every prompt shares (a chat template's system prompt) runs once for the whole call
+    skip = common_prefix([examples[g[0]].prompt_ids for b in groups for g in b]) if n else 0
+    # some prompt repeats, or all begin alike
+    shared = share_prompts and _body_and_head(model) is not None and (sum(map(len, groups)) < n or skip > 0)
 
     def batches():
         if shared:
+            prefix = prefix_cache(model, examples[0].prompt_ids[:skip], device, hide_token) if skip else None
             for batch_groups in groups:
-                *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device, hide_token)
+                *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device, hide_token, prefix)
                 yield idx, out
         else:
             for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
@@ -426,8 +508,10 @@ def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> Score
 
 @torch.no_grad()
 def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
-             device: str | torch.device | None = None, progress: bool = False, style: str = "tofu") -> list[str]:
-    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each.
+             device: str | torch.device | None = None, progress: bool = False, style: str = "tofu",
+             engine: str = "fast") -> list[str]:
+    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each (``engine``:
+    see ``generate_ids``).
 
     ``open-unlearning`` style reproduces that tool's generation: batches in the given order (not sorted by
     length), every pad-id token masked out of attention (so with pad = EOS the template's EOS tokens too;
@@ -437,7 +521,7 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
     prompts = [_open_unlearning_prompt(tokenizer, q) if ou else _prompt_ids(tokenizer, format_prompt(tokenizer, q))
                for q in questions]
     texts = generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         device=device, progress=progress, in_order=ou, hide_pad=ou)
+                         device=device, progress=progress, in_order=ou, hide_pad=ou, engine=engine)
     return [(clean_up_tokenization(t) if ou else t).strip() for t in texts]
 
 
@@ -454,16 +538,64 @@ def _settled_criteria(tokenizer, width: int, settled: list):
     return StoppingCriteriaList([Settled()])
 
 
+def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int, pad_id: int,
+                 settled: list | None = None, decode=None) -> list[list[int]]:
+    """Greedy continuation of one left-padded batch, token for token what ``model.generate(do_sample=False)``
+    computes for each row, but a row leaves the batch as soon as it is finished (EOS, max_new_tokens, or
+    ``settled[r](decode(tokens))``), so later steps run only the rows still decoding. Returns each row's new
+    tokens up to and including its EOS.
+
+    Same computation as HF's greedy loop: position ids from the attention mask (cumsum - 1, 0 on padding), one
+    KV cache, the LM head on the last position only, argmax of the float32 logits. A row's logits do not depend
+    on the other rows of the batch (attention is per row), so dropping finished rows changes no row's tokens up
+    to the rounding of batched matrix products (tests hold the outputs equal to ``generate``)."""
+    n = ids.shape[0]
+    out: list[list[int]] = [[] for _ in range(n)]
+    alive = torch.arange(n, device=ids.device)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    step_out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+    cache = getattr(step_out, "cache", None) or step_out.past_key_values
+    cache_arg = _cache_argument(model)
+    last_pos = positions[:, -1:]
+    for t in range(max_new_tokens):
+        nxt = step_out.logits[:, -1].float().argmax(-1)
+        tokens = nxt.tolist()
+        keep = []
+        for row, tok_id in enumerate(tokens):
+            r = int(alive[row])
+            out[r].append(tok_id)
+            done = tok_id == eos_id or t + 1 == max_new_tokens
+            if not done and settled is not None and settled[r] is not None:
+                done = bool(settled[r](decode(out[r])))
+            if not done:
+                keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(tokens):
+            sel = torch.tensor(keep, device=ids.device)
+            alive, nxt, mask, last_pos = alive[sel], nxt[sel], mask[sel], last_pos[sel]
+            cache.reorder_cache(sel)
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
+        last_pos = last_pos + 1
+        step_out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last_pos, use_cache=True,
+                         **{cache_arg: cache}, **kwargs)
+    return out
+
+
 @torch.no_grad()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
                  device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
-                 hide_pad: bool = False, settled=None) -> list[str]:
+                 hide_pad: bool = False, settled=None, engine: str = "fast") -> list[str]:
     """Greedy continuations of tokenized ``prompts`` (left-padded batches, length-sorted unless ``in_order``),
     decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention.
     ``settled(text) -> bool`` (or a list of them, one per prompt, None for a row that never settles): a row stops
     once its decoded continuation is settled, i.e. once no further tokens could change what the caller keeps of it
     (MUSE's KnowMem answer, cut at a stop string); the kept part is then the same as with all ``max_new_tokens``
-    generated, and a batch ends when all its rows are settled or done."""
+    generated. ``engine``: ``fast`` (``greedy_batch``: finished rows leave the batch) or ``hf`` (transformers'
+    ``generate``, every row computed until the batch ends); both give the same texts."""
+    if engine not in ("fast", "hf"):
+        raise ValueError(f"unknown generation engine {engine!r}; valid: fast, hf")
     device = device or next(model.parameters()).device
     outputs: list[str] = [""] * len(prompts)
     per_row = settled if isinstance(settled, list) else [settled] * len(prompts)
@@ -471,9 +603,16 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
     model.eval()
     order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
              else _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
+    decode = lambda toks: tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
     for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
         ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
         mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
+        if engine == "fast":
+            rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
+                                pad_id=tokenizer.pad_token_id, settled=[per_row[i] for i in idx], decode=decode)
+            for row, i in enumerate(idx):
+                outputs[i] = decode(rows[row])
+            continue
         width = ids.shape[1]
         stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
         out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
@@ -481,6 +620,6 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
                              eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
                              stopping_criteria=stops)
         for row, i in enumerate(idx):
-            outputs[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True)
+            outputs[i] = decode(out[row, width:])
     model.train(was_training)
     return outputs

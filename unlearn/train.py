@@ -112,7 +112,8 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
     """Run the loop; returns per-optimiser-step metrics.
 
     ``probe`` (unlearning dynamics): called before the first step and then every ``probe.every`` optimiser
-    steps (0: once per epoch) and after the last, on the model in eval mode without gradients.
+    steps (0: once per epoch) and after the last (``final=True``: see ``Probe.defer_final``), on the model in
+    eval mode without gradients.
 
     Fine-tuning: ``forget`` is None and each step sees a retain batch. Unlearning: one epoch is one pass
     over ``forget``; each forget batch is paired with a random retain batch (when ``retain`` is given).
@@ -174,7 +175,7 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
                     ctx.step += 1
                     history.append(metrics)
                     if probe and (ctx.step % probe_every == 0 or micro == total_micro):
-                        probe(model, ctx.step)
+                        probe(model, ctx.step, final=micro == total_micro)
                     bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}")
                 bar.update(1)
     model.eval()
@@ -183,18 +184,49 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
 
 class Probe:
     """A cheap measure taken along an unlearning run: ``fn(model) -> {name: value}`` recorded with the step
-    (and the phase, for methods of several phases) in ``points``. The model is left in eval mode."""
+    (and the phase, for methods of several phases) in ``points``. The model is left in eval mode.
 
-    def __init__(self, fn: Callable[[object], dict[str, float]], every: int = 0):
+    ``start``: a dict shared by every run that starts from the same model (a benchmark split's target): the
+    first point of a run, taken at step 0 before the method changed anything, is measured once and reused
+    from there. A method that changes the model before its first probe call says so (``model_changed``).
+    ``defer_final``: the point at the training loop's last step is not measured but left ``deferred``, for the
+    caller to fill from the evaluation of the final model (``fill_deferred``); the evaluation scores the same
+    rows, so the point is the same up to float rounding. A probe call after a deferred point is an error."""
+
+    def __init__(self, fn: Callable[[object], dict[str, float]], every: int = 0, start: dict | None = None,
+                 defer_final: bool = False):
         self.fn, self.every, self.points, self.phase = fn, every, [], None
+        self.start, self.defer_final, self.changed = start, defer_final, False
 
-    def __call__(self, model, step: int) -> None:
+    def model_changed(self) -> None:
+        """The model differs from the run's starting model: the next first point is measured, not reused."""
+        self.changed = True
+
+    def __call__(self, model, step: int, final: bool = False) -> None:
+        if self.points and self.points[-1].get("deferred"):
+            raise RuntimeError("the probe was called after its deferred final point: only the last step of a run "
+                               "may be deferred (Probe(defer_final=True))")
+        point = {"step": step, **({"phase": self.phase} if self.phase else {})}
+        if final and self.defer_final:
+            self.points.append({**point, "deferred": True})
+            return
+        if not self.points and step == 0 and not self.changed and self.start is not None and "values" in self.start:
+            self.points.append({**point, **self.start["values"]})
+            return
         was_training = model.training
         model.eval()
         with torch.no_grad():
             values = self.fn(model)
-        self.points.append({"step": step, **({"phase": self.phase} if self.phase else {}), **values})
+        if not self.points and step == 0 and not self.changed and self.start is not None:
+            self.start["values"] = dict(values)
+        self.points.append({**point, **values})
         model.train(was_training)
+
+    def fill_deferred(self, values: dict[str, float]) -> None:
+        """Give the deferred final point (if any) its values, measured on the final model by the caller."""
+        for pt in self.points:
+            if pt.pop("deferred", False):
+                pt.update(values)
 
 
 def nll_loss(model, batch: StepBatch) -> LossOutput:

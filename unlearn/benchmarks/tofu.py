@@ -255,7 +255,7 @@ class Profile:
     target_eval: str = "full"
     # unlearning dynamics: forget and retain Prob measured before the first step, every epoch (IWAP: round) and
     # after the last; at most this many forget / retain-eval rows (0 turns it off)
-    dynamics_rows: tuple[int, int] = (40, 20)
+    dynamics_rows: tuple[int, int] = (40, 20)  # the reduced protocol: (40, 10), the rows its evaluation scores
     # relearning attack + regeneration leakage per cell (unlearn/robustness.py); None: off
     robustness: RobustnessConfig | None = None
 
@@ -292,7 +292,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     real_slice_retain=10, synthetic_authors=20,
                     # the dry-run tier's settings: `unlearn tune --dry_run --grid benchmarks/grids/dry_run.json`
                     method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
-                    target_eval="reference",
+                    target_eval="reference", dynamics_rows=(40, 10),
                     note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
                          "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
                          "dsu.forget_epochs=1")
@@ -356,6 +356,7 @@ class TofuBenchmark:
         self.progress = progress
         self._data: dict[str, TofuData] = {}
         self._evals: dict[str, dict] = {}
+        self._probe_starts: dict[str, dict] = {}  # split -> the dynamics probe's first point (Probe.start)
         self.notes: list[str] = [self.profile.note]
         passed_over = [t for t in self.data_tried if "=" in t.split(":")[0]]  # folders without TOFU files
         if passed_over and self.data_place is not None:
@@ -445,7 +446,10 @@ class TofuBenchmark:
 
     def dynamics_probe(self, split: str, lm: LoadedModel, counter: "TokenCounter | None" = None) -> Probe | None:
         """forget_prob / retain_prob (TOFU's Prob: mean over rows of exp(-answer NLL / tokens)) on the first
-        rows of the forget split and of the retain evaluation rows: a cheap subset of the metrics."""
+        rows of the forget split and of the retain evaluation rows: a cheap subset of the metrics, scored at the
+        evaluation's precision. The first point (the target, before any step) is measured once per split and
+        shared by every method; the last step's point is taken from the cell's evaluation when that scores the
+        probe's rows (``probe_values``)."""
         n_forget, n_retain = self.profile.dynamics_rows
         if not n_forget or not n_retain:
             return None
@@ -453,19 +457,29 @@ class TofuBenchmark:
         forget = [encode_qa(tok, r.question, r.answer) for r in d.forget[:n_forget]]
         retain = [encode_qa(tok, r.question, r.answer) for r in d.retain_eval[:n_retain]]
         device = next(lm.model.parameters()).device
+        evaluated = _protocol_splits(d, self.profile.protocol)
+        covered = len(forget) <= len(evaluated["forget"]) and len(retain) <= len(evaluated["retain"])
 
         def measure(model):
             if counter is not None:  # the probe's forward passes are not the method's work
                 counter.paused = True
             try:
-                f = score_examples(model, forget, tok.pad_token_id, share_prompts=False, device=device)
-                r = score_examples(model, retain, tok.pad_token_id, share_prompts=False, device=device)
+                with autocast(model, self.profile.protocol.score_bf16):
+                    res = score_examples(model, forget + retain, tok.pad_token_id, device=device)
             finally:
                 if counter is not None:
                     counter.paused = False
+            f, r = res.take(0, len(forget)), res.take(len(forget), len(forget) + len(retain))
             return {"forget_prob": float(np.exp(-f.mean_nll).mean()), "retain_prob": float(np.exp(-r.mean_nll).mean())}
 
-        return Probe(measure)
+        return Probe(measure, start=self._probe_starts.setdefault(split, {}), defer_final=covered)
+
+    def probe_values(self, evaluation: dict) -> dict[str, float]:
+        """The dynamics probe's measure read from an evaluation's per-question logs (its first rows)."""
+        n_forget, n_retain = self.profile.dynamics_rows
+        logs = evaluation["logs"]
+        prob = lambda split, n: float(np.exp(-self._row_values(logs[split], "avg_gt_loss")[:n]).mean())  # noqa: E731
+        return {"forget_prob": prob("forget", n_forget), "retain_prob": prob("retain", n_retain)}
 
     # -------------------------------------------------------------- robustness (issue 14)
     def _forget_rows_and_parts(self, split: str):
@@ -549,6 +563,8 @@ class TofuBenchmark:
             ctx = self.context(split, self.load(self.target_dir(split)), sched)
             lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(split, m, counter), self.seed)
             result = self.evaluate(lm, split)
+            if ctx.probe is not None:  # the last step's point: the evaluation scored the probe's rows
+                ctx.probe.fill_deferred(self.probe_values(result))
             if self.profile.robustness is not None:
                 robust = self.robustness(lm, split, result)
             if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)

@@ -91,8 +91,10 @@ def get_method(name: str) -> MethodSpec:
 
 
 def method_names() -> list[str]:
+    """Registered methods in ``MODULES`` order (whatever module a caller happened to import first)."""
     _load_all()
-    return METHODS.names()
+    rank = {m: i for i, m in enumerate(MODULES)}
+    return sorted(METHODS.names(), key=lambda n: rank.get(n, len(MODULES)))
 
 
 def _coerce(value: str, hint, where: str):

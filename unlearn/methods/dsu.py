@@ -130,6 +130,7 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     repair = []
     if ctx.probe is not None:  # dynamics of the unlearned model: from the negation on (the forget phase fits, not forgets)
         ctx.probe.phase = "repair"
+        ctx.probe.model_changed()  # its first point is the negated model's, not the target's
     if cfg.retain_training:
         retain_cfg = dataclasses.replace(ctx.schedule, epochs=1e9, max_steps=len(history), desc="dsu:retain-adapter")
         repair = train(model, tok.pad_token_id, retain_cfg, retain=ctx.retain, loss_fn=nll_loss, probe=ctx.probe)
