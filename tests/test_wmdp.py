@@ -170,13 +170,6 @@ def test_conformance_with_lm_eval_on_the_tiny_model(tmp_path):
     assert np.abs(loglik - ours.loglik).max() < 1e-4
 
 
-@pytest.fixture(scope="module")
-def wmdp_data_dir(data_dir):
-    if not data_dir or not (Path(data_dir) / "wmdp" / "bio_questions.json").is_file():
-        pytest.skip("real WMDP questions not found: pass --data-dir or set UNLEARN_DATA_DIR to a folder with wmdp/")
-    return Path(data_dir)
-
-
 @pytest.mark.real_data
 def test_real_questions_load_with_the_card_counts(wmdp_data_dir):
     counts = {s: len(load_wmdp(s, wmdp_data_dir)[0]) for s in SUBJECTS}
@@ -184,26 +177,6 @@ def test_real_questions_load_with_the_card_counts(wmdp_data_dir):
     mmlu = load_mmlu_folder(wmdp_data_dir / "mmlu")
     assert len(mmlu) == 14042 and len({q.subject for q in mmlu}) == 57 and "high school biology" in {q.subject for q in mmlu}
     assert len(load_mmlu_folder(wmdp_data_dir / "mmlu", per_subject=2)) == 114
-
-
-@pytest.mark.real_data
-@pytest.mark.slow
-def test_conformance_with_lm_eval_on_smollm2_real_questions(wmdp_data_dir, tmp_path):
-    """The embedded SmolLM2 on the first 10 questions of each subject shorter than 1,000 characters (cyber's longest
-    hold code and hex dumps of thousands of tokens: minutes on 2 cores) and 10 of MMLU anatomy: identical predictions."""
-    from unlearn.models import load_model, smollm2_dir
-
-    lm = load_model("smollm2-135m")
-    report = {}
-    sets = {s: [q for q in load_wmdp(s, wmdp_data_dir)[0] if len(mcq_prompt(q)) < 1000][:10] for s in SUBJECTS}
-    sets["mmlu_anatomy"] = load_mmlu_folder(wmdp_data_dir / "mmlu", ["anatomy"], per_subject=10)
-    for name, qs in sets.items():
-        ours = score_mcq(lm.model, lm.tokenizer, qs, batch_size=8)
-        acc, loglik = run_lm_eval(smollm2_dir(), qs, tmp_path / name, task=f"conf_{name}")
-        report[name] = (ours.acc, acc, float(np.abs(loglik - ours.loglik).max()))
-        assert np.array_equal(loglik.argmax(-1), ours.pred), name
-        assert acc == ours.acc and np.abs(loglik - ours.loglik).max() < 1e-3, name
-    print("accuracy (ours, lm_eval) and the largest log-likelihood difference:", report)
 
 
 # ---------------------------------------------------------------- the memorised protocol on a generated data folder
@@ -288,57 +261,6 @@ def test_wmdp_profiles_differ_by_protocol():
 
 # ---------------------------------------------------------------- `unlearn export` and `unlearn eval --benchmark wmdp`
 
-def _tiny_profile():
-    from unlearn.benchmarks.wmdp import WmdpProfile, WmdpProtocol
-    from unlearn.train import TrainConfig
-
-    return WmdpProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
-                       unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
-                       protocol=WmdpProtocol(name="synthetic-test", batch_size=16), text_length=128,
-                       synthetic=dict(n_agents=4, n_general=4), dynamics_rows=0)
-
-
-def test_export_writes_a_folder_lm_eval_runs_on_unchanged(tmp_path, monkeypatch):
-    """An unlearned tiny model exported as a plain folder: lm_eval (offline, local task) loads it and scores what
-    our scorer scores on the same folder, and the record says how it was made."""
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
-    from unlearn.export import EXPORT_FILE, export_cell
-    from unlearn.models import load_model
-
-    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
-    bench = WmdpBenchmark("tiny-qwen3", profile=_tiny_profile(), progress=False)
-    out = tmp_path / "exported"
-    record = export_cell(bench, "grad_ascent", "synthetic", out)
-    assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
-    assert not (tmp_path / "exported.partial").exists()
-    made = json.loads((out / EXPORT_FILE).read_text())
-    assert made["method"] == "grad_ascent" and made["summary"] == record["summary"] and made["unlearn_schedule"]["max_steps"] == 2
-    lm = load_model(str(out))
-    d = bench.data("synthetic")
-    ours = score_mcq(lm.model, lm.tokenizer, d.forget)
-    assert ours.acc == made["metrics"]["hazard_acc_a"]  # the folder holds the model the cell evaluated
-    acc, loglik = run_lm_eval(out, d.forget, tmp_path / "task")
-    assert acc == ours.acc and np.array_equal(loglik.argmax(-1), ours.pred)
-    with pytest.raises(FileExistsError, match="not empty"):
-        export_cell(bench, "grad_ascent", "synthetic", out)
-
-
-def test_export_keeps_iwap_pruning_in_the_plain_weights(tmp_path, monkeypatch):
-    """IWAP's pruned neurons are zero in the exported weights, and the folder evaluates as the masked model did."""
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
-    from unlearn.export import export_cell
-    from unlearn.models import load_model
-
-    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
-    bench = WmdpBenchmark("tiny-qwen3", profile=_tiny_profile(), progress=False)
-    record = export_cell(bench, "iwap", "synthetic", tmp_path / "iwap", {"iwap": {"p": "0.05", "retain_tol": "inf", "target_log_odds": "-1000", "rounds": "1"}})
-
-    lm = load_model(str(tmp_path / "iwap"))
-    zero_rows = sum(int((layer.mlp.gate_proj.weight.abs().sum(-1) == 0).sum()) for layer in lm.model.model.layers)
-    assert zero_rows > 0
-    assert score_mcq(lm.model, lm.tokenizer, bench.data("synthetic").forget).acc == record["metrics"]["hazard_acc_a"]
-
-
 def test_export_replays_a_cell_file(tmp_path, monkeypatch):
     from unlearn.benchmarks.wmdp import WmdpBenchmark
     from unlearn.export import replay_overrides
@@ -369,3 +291,20 @@ def test_eval_command_prints_subject_and_mmlu_accuracy(tmp_path, capsys, monkeyp
     assert main(["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--data-dir", str(folder), "--json",
                  "--subjects", "physics"]) == 2
     assert "valid: bio, chem, cyber" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def wmdp_data_dir(data_dir):
+    if not data_dir or not (Path(data_dir) / "wmdp" / "bio_questions.json").is_file():
+        pytest.skip("real WMDP questions not found: pass --data-dir or set UNLEARN_DATA_DIR to a folder with wmdp/")
+    return Path(data_dir)
+
+
+def _tiny_profile():
+    from unlearn.benchmarks.wmdp import WmdpProfile, WmdpProtocol
+    from unlearn.train import TrainConfig
+
+    return WmdpProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
+                       unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
+                       protocol=WmdpProtocol(name="synthetic-test", batch_size=16), text_length=128,
+                       synthetic=dict(n_agents=4, n_general=4), dynamics_rows=0)

@@ -274,6 +274,7 @@ def _cache_argument(body) -> str:
     return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
 
 
+ENGINE = "fast"  # greedy generation: ``fast`` (greedy_batch) or ``hf`` (transformers' generate); see generate_ids
 PREFIX_MIN = 8  # a token prefix every prompt shares (a chat template's system prompt) is computed once from this length
 CHUNK_COST = 48  # answer sub-batches: the fixed cost of one more forward call, in padded answer tokens
 
@@ -298,10 +299,11 @@ def _cache_rows(cache, index: torch.Tensor):
     return out
 
 
-def answer_chunks(lengths: list[int], cost: int = CHUNK_COST) -> list[list[int]]:
+def answer_chunks(lengths: list[int], cost: int | None = None) -> list[list[int]]:
     """Positions of ``lengths`` (row answer lengths) split into sub-batches of similar length: rows sorted by
     length, cut where the padding saved exceeds ``cost`` padded tokens per extra forward call (an exact
-    minimum over the sorted order: sum over chunks of rows x longest + cost per chunk)."""
+    minimum over the sorted order: sum over chunks of rows x longest + cost per chunk; None: ``CHUNK_COST``)."""
+    cost = CHUNK_COST if cost is None else cost
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     ls = [lengths[i] for i in order]
     n = len(ls)
@@ -327,7 +329,7 @@ def prefix_cache(model, prefix: tuple[int, ...], device, hide_token: int | None 
 
 
 def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]], pad_id: int, device,
-                         hide_token: int | None = None, prefix=None, cost: int = CHUNK_COST):
+                         hide_token: int | None = None, prefix=None, cost: int | None = None):
     """``answer_logits`` for groups of examples that share a prompt: each prompt runs once (left-padded,
     with its KV cache), the cache is repeated for the group's answers, and the answers run on top of it,
     in sub-batches of similar length (``answer_chunks``) so that short answers do not pad to the longest.
@@ -362,8 +364,10 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     for chunk in chunks:
         sel = torch.tensor(chunk, device=device)
         own = owner[sel]
-        sub = _cache_rows(cache, own) if len(chunks) > 1 else cache
-        if len(chunks) == 1:
+        if len(chunks) > 1:
+            sub = _cache_rows(cache, own)
+        else:
+            sub = cache
             cache.reorder_cache(own)  # (G, ...) -> one copy per answer row
         aids, amask = pad_sequences([examples[order[r]].answer_ids for r in chunk], pad_id, device=device)
         aattend = attention_mask(aids, amask, hide_token)
@@ -509,7 +513,7 @@ def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> Score
 @torch.no_grad()
 def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
              device: str | torch.device | None = None, progress: bool = False, style: str = "tofu",
-             engine: str = "fast") -> list[str]:
+             engine: str | None = None) -> list[str]:
     """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each (``engine``:
     see ``generate_ids``).
 
@@ -586,14 +590,15 @@ def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens
 @torch.no_grad()
 def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
                  device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
-                 hide_pad: bool = False, settled=None, engine: str = "fast") -> list[str]:
+                 hide_pad: bool = False, settled=None, engine: str | None = None) -> list[str]:
     """Greedy continuations of tokenized ``prompts`` (left-padded batches, length-sorted unless ``in_order``),
     decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention.
     ``settled(text) -> bool`` (or a list of them, one per prompt, None for a row that never settles): a row stops
     once its decoded continuation is settled, i.e. once no further tokens could change what the caller keeps of it
     (MUSE's KnowMem answer, cut at a stop string); the kept part is then the same as with all ``max_new_tokens``
     generated. ``engine``: ``fast`` (``greedy_batch``: finished rows leave the batch) or ``hf`` (transformers'
-    ``generate``, every row computed until the batch ends); both give the same texts."""
+    ``generate``, every row computed until the batch ends); both give the same texts. None: ``ENGINE``."""
+    engine = engine or ENGINE
     if engine not in ("fast", "hf"):
         raise ValueError(f"unknown generation engine {engine!r}; valid: fast, hf")
     device = device or next(model.parameters()).device

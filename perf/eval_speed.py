@@ -1,0 +1,95 @@
+"""Old and new TOFU evaluator, A/B/A/B in one process on the same model: median wall ratio and whether every
+output is the same.
+
+"old" is the evaluator without this suite's exact shortcuts: transformers' ``generate`` (every row decoded
+until its batch ends), no shared prompt prefix, answers padded to the longest of their batch. "new" is the
+default: ``greedy_batch`` (finished rows leave the batch), the prompts' common prefix (a chat template's system
+prompt) computed once per call, answers in length-matched sub-batches. Greedy texts must be equal; scores are
+compared per question (largest absolute difference of every per-question log value).
+
+Run: python perf/eval_speed.py --data-dir ../shared/data [--protocol reduced|full] [--model PATH] [--rounds 2]
+Absolute times on shared machines are noise; the ratio within one process is the figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+
+from unlearn.numerics import pin_numerics, set_threads
+
+pin_numerics()
+set_threads()
+
+import unlearn.scoring as scoring  # noqa: E402
+from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset  # noqa: E402
+from unlearn.data.tofu import load_tofu  # noqa: E402
+from unlearn.models import load_model  # noqa: E402
+
+
+@contextlib.contextmanager
+def old_evaluator():
+    saved = scoring.ENGINE, scoring.PREFIX_MIN, scoring.CHUNK_COST
+    scoring.ENGINE, scoring.PREFIX_MIN, scoring.CHUNK_COST = "hf", 1 << 30, 1 << 30
+    try:
+        yield
+    finally:
+        scoring.ENGINE, scoring.PREFIX_MIN, scoring.CHUNK_COST = saved
+
+
+def compare(a: dict, b: dict) -> dict:
+    """Generated texts equal? Largest per-question difference of every numeric log value."""
+    texts_equal, worst = True, 0.0
+    for split, log in a["logs"].items():
+        for key, rows in log.items():
+            for i, v in rows.items():
+                w = b["logs"][split][key][i]
+                if key == "generated_text":
+                    texts_equal &= v == w
+                else:
+                    worst = max(worst, float(np.max(np.abs(np.asarray(v, float) - np.asarray(w, float)))))
+    mia = max(abs(np.asarray(a["per_question"]["mia_forget"][k]) - np.asarray(b["per_question"]["mia_forget"][k])).max()
+              for k in a["per_question"]["mia_forget"])
+    return {"texts_equal": texts_equal, "max_abs_diff_logs": worst, "max_abs_diff_mia_scores": float(mia)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None, help="TOFU folder (default: the embedded copy)")
+    ap.add_argument("--model", default="smollm2-135m", help="preset or folder (e.g. a cached dry-run target)")
+    ap.add_argument("--protocol", default="reduced", choices=["reduced", "full"])
+    ap.add_argument("--compat", default="tofu", choices=["tofu", "open-unlearning"])
+    ap.add_argument("--split", default="forget01")
+    ap.add_argument("--rounds", type=int, default=2, help="A/B pairs (median over them)")
+    args = ap.parse_args()
+    data = load_tofu(args.split, Path(args.data_dir) if args.data_dir else None)
+    lm = load_model(args.model)
+    protocol = protocol_preset(args.protocol, args.compat)
+    times: dict[str, list[float]] = {"old": [], "new": []}
+    results = {}
+    for _ in range(args.rounds):
+        for name in ("old", "new"):
+            ctx = old_evaluator() if name == "old" else contextlib.nullcontext()
+            with ctx:
+                t0 = time.perf_counter()
+                results[name] = evaluate_tofu(lm.model, lm.tokenizer, data, protocol, progress=False)
+                times[name].append(time.perf_counter() - t0)
+            print(f"{name}: {times[name][-1]:.1f} s", flush=True)
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model_name = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(json.dumps({"model": args.model, "protocol": protocol.describe(), "cpu": model_name,
+                      "old_s": times["old"], "new_s": times["new"], "median_old_s": round(med["old"], 1),
+                      "median_new_s": round(med["new"], 1), "ratio_old_over_new": round(med["old"] / med["new"], 2),
+                      **compare(results["old"], results["new"])}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
