@@ -45,10 +45,19 @@ def test_every_unlearning_method_feeds_the_dynamics_probe(method):
     from unlearn.train import Probe
 
     lm, data = memorised()
+    ex = examples(lm, data.forget)
+
+    def measure(model):
+        return {"nll": float(score_examples(model, ex, lm.tokenizer.pad_token_id).mean_nll.mean())}
+
+    untouched = measure(lm.model)
     ctx = context(lm, data, steps=2)
-    ctx.probe = Probe(lambda model: {"calls": 1.0})
+    ctx.probe = Probe(measure)
     run_method(method, ctx)
     assert len(ctx.probe.points) >= 2 and ctx.probe.points[0]["step"] == 0, ctx.probe.points
+    # the first point is shared by every method (Probe.start) unless the method says it changed the model first
+    if not ctx.probe.changed:
+        assert ctx.probe.points[0]["nll"] == pytest.approx(untouched["nll"], abs=1e-5)
 
 
 def test_documented_defaults():

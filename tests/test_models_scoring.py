@@ -5,6 +5,8 @@ import importlib.util
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from tests.helpers import tiny
@@ -356,3 +358,71 @@ def test_fast_generation_with_settled_rows_equals_hf_generate():
     kw = dict(max_new_tokens=30, batch_size=4, settled=settled)
     assert (generate_ids(lm.model, lm.tokenizer, prompts, engine="fast", **kw)
             == generate_ids(lm.model, lm.tokenizer, prompts, engine="hf", **kw))
+
+
+def _with_system_prefix(lm, pairs, hide=False):
+    """Examples whose prompts all begin with the same 12 tokens, as a chat template's system prompt makes them
+    (the tiny tokenizer has no template): the shared-prefix path is taken."""
+    from unlearn.scoring import Example
+
+    prefix = tuple(lm.tokenizer("System: you answer questions about authors. Be brief.",
+                                add_special_tokens=False)["input_ids"][:12])
+    eos = lm.tokenizer.eos_token_id
+    out = []
+    for q, a in pairs:
+        e = encode_qa(lm.tokenizer, q, a)
+        # with ``hide``: an EOS inside the prefix, masked out of attention as open-unlearning's collator does
+        head = prefix[:5] + (eos,) + prefix[6:] if hide else prefix
+        out.append(Example(head + e.prompt_ids, e.answer_ids))
+    return out
+
+
+@pytest.mark.parametrize("hide", [False, True])
+def test_shared_system_prefix_scores_equal_whole_rows(hide):
+    """The common prefix is computed once (batch 1) and the prompts' rest runs on top of it with the padding in
+    between: every answer's scores equal prompt+answer rows scored whole."""
+    from unlearn.scoring import common_prefix
+
+    lm = tiny()
+    pairs = [(q, x) for q, a in QA + [("Who?", "Amara Arvelo.")] for x in (a, a[: len(a) // 2] or a, "No idea.")]
+    ex = _with_system_prefix(lm, pairs, hide)
+    assert common_prefix([e.prompt_ids for e in ex]) >= 12
+    hide_token = lm.tokenizer.eos_token_id if hide else None
+    stats = [i % 2 == 0 for i in range(len(ex))]
+    for bs in (2, 5, 64):
+        shared = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=bs, token_stats=stats,
+                                hide_token=hide_token)
+        whole = score_examples(lm.model, ex, lm.tokenizer.pad_token_id, batch_size=bs, token_stats=stats,
+                               share_prompts=False, hide_token=hide_token)
+        assert shared.n_tokens.tolist() == whole.n_tokens.tolist()
+        np.testing.assert_allclose(shared.mean_nll, whole.mean_nll, atol=1e-5, rtol=0)
+        for i in range(len(ex)):
+            if stats[i]:
+                np.testing.assert_allclose(shared.token_logprobs[i], whole.token_logprobs[i], atol=1e-4, rtol=0)
+                np.testing.assert_allclose(shared.token_sigma[i], whole.token_sigma[i], atol=1e-4, rtol=0)
+
+
+def test_common_prefix_leaves_each_prompt_a_token_and_ignores_short_ones():
+    from unlearn.scoring import PREFIX_MIN, common_prefix
+
+    base = tuple(range(100, 100 + PREFIX_MIN + 4))
+    assert common_prefix([base + (1, 2), base + (3,)]) == len(base)
+    assert common_prefix([base, base + (5,)]) == len(base) - 1  # the shortest keeps its last token
+    assert common_prefix([base[:PREFIX_MIN - 1] + (1, 2, 3, 4, 5, 6), base[:PREFIX_MIN - 1] + (7, 8, 9, 10, 11)]) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=9), st.integers(0, 60))
+def test_answer_chunks_partition_the_rows_at_the_least_cost(lengths, cost):
+    """Every row in exactly one chunk; no split of the length-sorted rows into runs costs less."""
+    import itertools
+
+    from unlearn.scoring import answer_chunks
+
+    chunks = answer_chunks(lengths, cost)
+    assert sorted(i for c in chunks for i in c) == list(range(len(lengths)))
+    price = lambda cs: sum(len(c) * max(lengths[i] for i in c) + cost for c in cs)  # noqa: E731
+    ranked = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    best = min(price([ranked[a:b] for a, b in zip((0,) + cut, cut + (len(ranked),))])
+               for k in range(len(ranked)) for cut in itertools.combinations(range(1, len(ranked)), k))
+    assert price(chunks) == best

@@ -103,3 +103,55 @@ def test_float32_and_bf16_runs_share_one_process():
     with pytest.raises(ValueError, match="mixed_precision"):
         train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(mixed_precision="fp8", progress=False), retain=ex,
               loss_fn=nll_loss)
+
+
+def test_probe_start_is_measured_once_and_reused_until_the_model_changed():
+    """Runs from the same model share their first point (``start``); a method that changed the model first
+    (``model_changed``) measures its own; a deferred last point is filled by the caller, and a call after it
+    is refused."""
+    from unlearn.train import Probe
+
+    calls = []
+
+    def fn(model):
+        calls.append(1)
+        return {"x": float(len(calls))}
+
+    start: dict = {}
+    a, b, c = Probe(fn, start=start), Probe(fn, start=start), Probe(fn, start=start)
+    a(torch.nn.Linear(1, 1), 0)
+    b(torch.nn.Linear(1, 1), 0)
+    assert a.points == b.points == [{"step": 0, "x": 1.0}] and len(calls) == 1
+    c.model_changed()
+    c(torch.nn.Linear(1, 1), 0)
+    assert c.points == [{"step": 0, "x": 2.0}] and start["values"] == {"x": 1.0}
+    d = Probe(fn, defer_final=True)
+    d(torch.nn.Linear(1, 1), 3, final=True)
+    assert d.points == [{"step": 3, "deferred": True}] and len(calls) == 2
+    with pytest.raises(RuntimeError, match="deferred"):
+        d(torch.nn.Linear(1, 1), 4)
+    d.fill_deferred({"x": 9.0})
+    assert d.points == [{"step": 3, "x": 9.0}]
+
+
+def test_deferred_final_point_of_a_tofu_cell_equals_a_measurement_of_the_final_model(tmp_path, monkeypatch):
+    """The last dynamics point is read from the cell's evaluation; measured with the probe itself on the model the
+    cell evaluated, it is the same (the evaluation scores the same rows; merged vs unmerged weights round)."""
+    from unlearn.benchmarks import Profile
+    from unlearn.benchmarks.tofu import EvalProtocol, TofuBenchmark
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    profile = Profile(target=TrainConfig(lr=3e-3, epochs=4, batch_size=16, progress=False),
+                      unlearn=TrainConfig(lr=1e-3, epochs=2, batch_size=4, progress=False), lora=None,
+                      protocol=EvalProtocol(max_new_tokens=4), synthetic_authors=4, use_real_data=False)
+    bench = TofuBenchmark("tiny-qwen3", profile=profile, progress=False)
+    measured = []
+    bench.model_sink = lambda lm: measured.append(bench.dynamics_probe("forget10", lm).fn(lm.model))
+    cell = bench.run_cell("grad_ascent", "forget10")
+    points = cell["dynamics"]
+    assert len(points) >= 3 and not any("deferred" in p for p in points)
+    for key in ("forget_prob", "retain_prob"):
+        assert points[-1][key] == pytest.approx(measured[0][key], abs=1e-5)
+    assert points[0]["forget_prob"] > points[-1]["forget_prob"]  # gradient ascent lowered it
+    again = bench.run_cell("npo", "forget10")  # the first point is the split's, measured once
+    assert again["dynamics"][0] == points[0]
