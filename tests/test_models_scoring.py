@@ -426,3 +426,17 @@ def test_answer_chunks_partition_the_rows_at_the_least_cost(lengths, cost):
     best = min(price([ranked[a:b] for a, b in zip((0,) + cut, cut + (len(ranked),))])
                for k in range(len(ranked)) for cut in itertools.combinations(range(1, len(ranked)), k))
     assert price(chunks) == best
+
+
+@pytest.mark.parametrize("quant", [None, "4bit"])
+def test_fast_generation_equals_hf_generate_on_an_unmerged_lora_model(quant):
+    """Through a PEFT wrapper (and a 4-bit base): the wrapped model's arguments are used, the texts are HF's."""
+    lm = tiny(lora=LoraSpec(r=4, alpha=8), quant=quant)
+    with torch.no_grad():
+        for name, p in lm.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    questions = _generation_questions(5)
+    kw = dict(max_new_tokens=12, batch_size=4)
+    assert (generate(lm.model, lm.tokenizer, questions, engine="fast", **kw)
+            == generate(lm.model, lm.tokenizer, questions, engine="hf", **kw))

@@ -557,10 +557,12 @@ def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens
     out: list[list[int]] = [[] for _ in range(n)]
     alive = torch.arange(n, device=ids.device)
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    # a PEFT wrapper passes keyword arguments through: what the wrapped model takes decides
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
     step_out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
     cache = getattr(step_out, "cache", None) or step_out.past_key_values
-    cache_arg = _cache_argument(model)
+    cache_arg = _cache_argument(inner)
     last_pos = positions[:, -1:]
     for t in range(max_new_tokens):
         nxt = step_out.logits[:, -1].float().argmax(-1)
