@@ -3,6 +3,7 @@ generation. Prompt tokens and padding never carry loss."""
 
 from __future__ import annotations
 
+import copy
 import inspect
 from dataclasses import dataclass, field
 
@@ -291,8 +292,6 @@ def common_prefix(prompts: list[tuple[int, ...]]) -> int:
 
 def _cache_rows(cache, index: torch.Tensor):
     """A new KV cache holding rows ``index`` of ``cache`` (which is left as it is)."""
-    import copy
-
     out = copy.copy(cache)
     out.layers = [copy.copy(layer) for layer in cache.layers]
     out.reorder_cache(index)
@@ -542,7 +541,7 @@ def _settled_criteria(tokenizer, width: int, settled: list):
     return StoppingCriteriaList([Settled()])
 
 
-def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int, pad_id: int,
+def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int,
                  settled: list | None = None, decode=None) -> list[list[int]]:
     """Greedy continuation of one left-padded batch, token for token what ``model.generate(do_sample=False)``
     computes for each row, but a row leaves the batch as soon as it is finished (EOS, max_new_tokens, or
@@ -616,7 +615,7 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
         mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
         if engine == "fast":
             rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
-                                pad_id=tokenizer.pad_token_id, settled=[per_row[i] for i in idx], decode=decode)
+                                settled=[per_row[i] for i in idx], decode=decode)
             for row, i in enumerate(idx):
                 outputs[i] = decode(rows[row])
             continue
