@@ -28,7 +28,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    # Same thread count everywhere: CPU kernels can reduce in a different order with more threads.
+    # A fixed thread count: 2, or 1 per worker under `pytest -n 2` (unlearn.numerics.worker_threads).
     set_threads()
 
 
@@ -51,3 +51,13 @@ def real_data_dir(data_dir):
     if not data_dir or not (Path(data_dir) / "tofu" / "full.json").is_file():
         pytest.skip("real TOFU data not found: pass --data-dir or set UNLEARN_DATA_DIR to a folder with tofu/")
     return Path(data_dir)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup``: the tests that read one benchmark cell share a worker (evals/scheduling.py)."""
+    if config.getvalue("dist") == "loadgroup":
+        from evals.scheduling import CellScheduling
+
+        return CellScheduling(config, log)
+    return None

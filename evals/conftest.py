@@ -1,6 +1,19 @@
-"""evals/: cells on the default tiny tier run everywhere; any other --model is slow and reads real data."""
+"""evals/: cells on the default tiny tier run everywhere; any other --model is slow and reads real data.
+
+Under pytest-xdist (``pytest -n 2 --dist loadgroup``, what ``.ci/run`` runs) the tests that read one cell go to
+one worker (``evals/scheduling.py``), so each cell still unlearns and evaluates once. Trained models and
+reference evaluations are shared between workers through the on-disk cache (file locks), and each worker starts by building the session's models that no other worker has claimed yet
+(``_prebuild``), so the two workers train different targets and golds at the same time instead of one
+waiting for the other's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
+
+BENCH_MARKS = ("tofu", "muse", "wmdp")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -10,3 +23,91 @@ def pytest_collection_modifyitems(config, items):
         if "evals" in str(item.fspath):
             item.add_marker(pytest.mark.slow)
             item.add_marker(pytest.mark.real_data)
+
+
+def pytest_collection_finish(session):
+    """The benchmarks whose cells this session runs (after -k / -m): what ``_prebuild`` may build."""
+    session.config.stash[SESSION_BENCHES] = sorted({m for item in session.items for m in BENCH_MARKS
+                                                     if item.get_closest_marker(m)})
+
+
+SESSION_BENCHES = pytest.StashKey[list]()
+
+
+def _bench_kwargs(request, data_dir) -> dict:
+    opt = request.config.getoption
+    model = opt("--model")
+    return dict(data_dir=data_dir if model != "tiny-qwen3" else None, device=opt("--device"), precision=opt("--precision"),
+                max_steps=opt("--max-steps"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def tofu_bench(request, data_dir):
+    from unlearn.benchmarks import TofuBenchmark
+
+    # any model but tiny-qwen3 runs on real TOFU (embedded copy by default); test_target_is_far_from_gold reads
+    # the target's forget logs, so the target gets the full evaluation
+    return TofuBenchmark(request.config.getoption("--model"), target_eval="full", **_bench_kwargs(request, data_dir))
+
+
+@pytest.fixture(scope="session")
+def muse_bench(request, data_dir):
+    from unlearn.benchmarks.muse import MuseBenchmark
+
+    model = request.config.getoption("--model")  # real News on the CPU-sized protocol for any other model
+    return MuseBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
+
+
+@pytest.fixture(scope="session")
+def wmdp_bench(request, data_dir):
+    from unlearn.benchmarks.wmdp import WmdpBenchmark
+
+    model = request.config.getoption("--model")  # real questions on the CPU-sized protocol for any other model
+    return WmdpBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
+
+
+def prebuild_tasks(name: str, bench) -> list[tuple[str, object]]:
+    """(task name, thunk) for one benchmark's shared work, the trainings first: its target, its golds, then
+    the reference evaluations every cell reads."""
+    if name == "tofu":
+        splits = bench.splits
+        return ([("tofu-target", lambda: bench.target_dir(splits[0]))]
+                + [(f"tofu-gold-{s}", lambda s=s: bench.gold_dir(s)) for s in splits]
+                + [(f"tofu-eval-{k}-{s}", lambda k=k, s=s: bench.reference_eval(k, s)) for s in splits for k in ("target", "gold")])
+    if name == "muse":
+        return [("muse-target", bench.target_dir), ("muse-gold", lambda: bench.gold_dir(1)),
+                ("muse-eval-target", lambda: bench.reference_eval("target")), ("muse-eval-gold", lambda: bench.reference_eval("gold"))]
+    splits = ("synthetic",)
+    return ([(f"wmdp-target-{s}", lambda s=s: bench.target_dir(s)) for s in splits]
+            + [(f"wmdp-gold-{s}", lambda s=s: bench.gold_dir(s)) for s in splits]
+            + [(f"wmdp-eval-{k}-{s}", lambda k=k, s=s: bench.reference_eval(k, s)) for s in splits for k in ("target", "gold")])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prebuild(request):
+    """Under xdist on the tiny tier: build the session's shared models and reference evaluations, each by the
+    first worker to claim it (a non-blocking file lock), in a fixed order with the trainings first. A task
+    another worker holds is skipped here; a test that needs it later waits on the cache's own lock. Serial
+    runs build everything on first use, as before."""
+    if not os.environ.get("PYTEST_XDIST_WORKER") or request.config.getoption("--model") != "tiny-qwen3":
+        return
+    from filelock import FileLock, Timeout
+
+    from unlearn.cache import cache_root
+
+    claims = Path(cache_root()) / "prebuild-claims"
+    claims.mkdir(parents=True, exist_ok=True)
+    tasks = []
+    for name in request.config.stash.get(SESSION_BENCHES, []):
+        tasks += prebuild_tasks(name, request.getfixturevalue(f"{name}_bench"))
+    tasks.sort(key=lambda t: "eval" in t[0])  # every benchmark's trainings before any evaluation
+    for task, build in tasks:
+        lock = FileLock(str(claims / f"{task}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # the other worker is on it
+        try:
+            build()
+        finally:
+            lock.release()

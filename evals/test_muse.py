@@ -19,15 +19,6 @@ pytestmark = pytest.mark.muse
 
 
 @pytest.fixture(scope="session")
-def muse_bench(request, data_dir):
-    model = request.config.getoption("--model")
-    return MuseBenchmark(model, data_dir=data_dir if model != "tiny-qwen3" else None,
-                         device=request.config.getoption("--device"), precision=request.config.getoption("--precision"),
-                         max_steps=request.config.getoption("--max-steps"), progress=False,
-                         protocol="reduced" if model != "tiny-qwen3" else None)  # real News on CPU
-
-
-@pytest.fixture(scope="session")
 def muse_cells():
     yield from session_cells()
 

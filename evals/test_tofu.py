@@ -26,15 +26,6 @@ class TopLevelSnapshots(AmberSnapshotExtension):
 
 
 @pytest.fixture(scope="session")
-def tofu_bench(request, data_dir):
-    model = request.config.getoption("--model")  # any model but tiny-qwen3 runs on real TOFU (embedded copy by default)
-    return TofuBenchmark(model, data_dir=data_dir if model != "tiny-qwen3" else None,
-                         device=request.config.getoption("--device"), precision=request.config.getoption("--precision"),
-                         max_steps=request.config.getoption("--max-steps"), progress=False,
-                         target_eval="full")  # test_target_is_far_from_gold reads the target's forget logs
-
-
-@pytest.fixture(scope="session")
 def cell_cache():
     return {}
 

@@ -10,7 +10,7 @@ import pytest
 from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
-from unlearn.benchmarks.wmdp import CHANCE, WmdpBenchmark, metric_snapshot
+from unlearn.benchmarks.wmdp import CHANCE, metric_snapshot
 from unlearn.data.wmdp import SUBJECTS
 from unlearn.methods import method_names
 
@@ -33,15 +33,6 @@ def pytest_generate_tests(metafunc):  # the grid depends on --model: synthetic o
         methods = ["retrain"] if "gold_only" in metafunc.fixturenames else method_names()
         metafunc.parametrize("wmdp_cell", [pytest.param((m, s), id=f"{m}-{s}") for s in splits for m in methods],
                              indirect=True)
-
-
-@pytest.fixture(scope="session")
-def wmdp_bench(request, data_dir):
-    model = request.config.getoption("--model")
-    return WmdpBenchmark(model, data_dir=data_dir if model != "tiny-qwen3" else None,
-                         device=request.config.getoption("--device"), precision=request.config.getoption("--precision"),
-                         max_steps=request.config.getoption("--max-steps"), progress=False,
-                         protocol="reduced" if model != "tiny-qwen3" else None)  # real questions, CPU-sized
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,8 @@ ex = [encode_qa(lm.tokenizer, r.question, r.answer) for r in rows]
 train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
       retain=ex, loss_fn=nll_loss)
 blob = b"".join(p.detach().numpy().tobytes() for p in lm.model.parameters())
-print(json.dumps({"aten": torch.backends.cpu.get_cpu_capability(), "weights": hashlib.sha256(blob).hexdigest()[:16]}))
+print(json.dumps({"aten": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+                  "weights": hashlib.sha256(blob).hexdigest()[:16]}))
 """
 
 

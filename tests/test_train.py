@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.helpers import tiny
-from unlearn.cache import cached_artefact
+from unlearn.cache import cached_artefact, cached_json
 from unlearn.scoring import encode_qa
 from unlearn.train import LossOutput, NonFiniteLossError, TrainConfig, nll_loss, train
 
@@ -72,6 +72,26 @@ def test_cache_builds_once_under_the_lock(tmp_path):
     assert paths[0] == paths[1]
     assert counter.read_text() == "x"  # two workers, one build
     assert _build_slowly(tmp_path / "c", counter) == paths[0] and counter.read_text() == "x"  # reused
+
+
+def _evaluate_slowly(path, counter):
+    def compute():
+        with open(counter, "a") as f:
+            f.write("x")
+        time.sleep(0.5)
+        return {"rouge": 0.5}
+
+    return cached_json(path, compute)
+
+
+def test_cached_json_computes_once_for_concurrent_workers(tmp_path):
+    """Two workers asking for one reference evaluation: one computes, the other reads its file."""
+    counter, path = tmp_path / "count", tmp_path / "eval-x.json"
+    with mp.get_context("spawn").Pool(2) as pool:
+        results = pool.starmap(_evaluate_slowly, [(path, counter)] * 2)
+    assert results == [{"rouge": 0.5}] * 2 and counter.read_text() == "x"
+    assert _evaluate_slowly(path, counter) == {"rouge": 0.5} and counter.read_text() == "x"  # read back
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 
 
 def test_failed_build_leaves_nothing_finished(tmp_path):

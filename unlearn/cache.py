@@ -55,3 +55,23 @@ def cached_artefact(kind: str, recipe: dict, build: Callable[[Path], None], root
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def cached_json(path: Path, compute: Callable[[], object]) -> object:
+    """The JSON stored at ``path``, else ``compute()``, written there atomically. The computation runs under a
+    file lock beside ``path``, so concurrent workers asking for the same result (a target's or gold's
+    reference evaluation) compute it once and the others read it. A folder that cannot be written to (a
+    read-only model folder) gets no file and no lock: the result is computed and returned."""
+    path = Path(path)
+    if path.is_file():
+        return json.loads(path.read_text())
+    if not os.access(path.parent, os.W_OK):
+        return compute()
+    with FileLock(str(path.with_suffix(".lock"))):
+        if path.is_file():  # another worker wrote it while we waited
+            return json.loads(path.read_text())
+        result = compute()
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(path)
+    return result

@@ -5,7 +5,7 @@ of a kernel grows into a different model. CPUs of this project's machines come i
 with AVX-512/AMX, AMD EPYC with AVX2 only), and torch picks different code for each: ATen's vectorised
 kernels dispatch on the CPU capability and MKL's BLAS on the instruction set. :data:`PINS` makes both
 take their AVX2 code paths, which every x86-64 machine of the project has, and fixes the thread count
-(reductions split their work by thread). The variables are read once, when torch (ATen) and MKL
+(:func:`worker_threads`). The variables are read once, when torch (ATen) and MKL
 initialise, so :func:`pin_numerics` must run before ``import torch``: the root ``conftest.py`` calls it
 first thing, and the CLI calls it for the tiny tier before it imports anything that imports torch.
 
@@ -25,13 +25,27 @@ from __future__ import annotations
 import os
 import sys
 
+CORES = 2  # the project's machines: 2 cores, shared by the pytest-xdist workers when there are several
+
+
+def worker_threads() -> int:
+    """Torch threads per process: :data:`CORES` in one process, split between pytest-xdist workers
+    (``pytest -n 2``: 1 each; xdist sets ``PYTEST_XDIST_WORKER_COUNT`` before any conftest is imported).
+    Under the pins the tiny tier trains bit-identical weights and scores at 1 and 2 threads (the same
+    fingerprint too; ``evals/test_numerics_training.py`` checks a training run), so the count is a
+    matter of speed: on 2 cores two 1-thread workers do about 1.4-1.6x the work of one 2-thread process
+    (``perf/threads_vs_workers.py``), while two 2-thread workers oversubscribe the cores (6x slower)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    return max(1, CORES // max(1, workers))
+
+
+THREADS = worker_threads()
 PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised kernels: the AVX2 build on every CPU
     "MKL_CBWR": "AVX2",  # MKL conditional numerical reproducibility: its AVX2 code path
-    "OMP_NUM_THREADS": "2",  # the thread count the snapshots were recorded with
-    "MKL_NUM_THREADS": "2",
+    "OMP_NUM_THREADS": str(THREADS),  # a fixed thread count (see worker_threads)
+    "MKL_NUM_THREADS": str(THREADS),
 }
-THREADS = 2
 # numerics_fingerprint.py's hashes for the pinned AVX2 paths (torch 2.13.0+cpu), measured on both CPU kinds
 REFERENCE_FINGERPRINT = {"torch": "2.13.0+cpu", "gemm": "edf43b6a7622", "elementwise": "922dcc4b5ab7",
                          "attention": "15d07d617373", "training": "f5df9d0a03be"}

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unlearn.cache import cached_json
 from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, autocast, digest, first_n,
                                      fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
                                      schedule_record, summary_columns, text_membership_scores, tier_settings)
@@ -424,15 +424,8 @@ class MuseBenchmark:
             ident = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant)
             data_id = self.identity()
             ident += data_id["hash"] + data_id["eval_hash"] + f"v{CELL_CODE_VERSION}"
-            cache = path / f"eval-muse-{digest(ident)}.json"
-            if cache.is_file():
-                self._evals[kind] = json.loads(cache.read_text())
-            else:
-                result = self.evaluate(self.load(path, adapters=False))
-                tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(result))
-                tmp.replace(cache)
-                self._evals[kind] = result
+            self._evals[kind] = cached_json(path / f"eval-muse-{digest(ident)}.json",
+                                            lambda: self.evaluate(self.load(path, adapters=False)))
         return self._evals[kind]
 
     # -------------------------------------------------------------- one cell

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow, find_tofu_source, lo
 from unlearn.metrics import mia
 from unlearn.metrics.tofu import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
+from unlearn.cache import cached_json
 from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, TokenCounter,
                                      digest, method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
@@ -422,15 +422,8 @@ class TofuBenchmark:
             reference_only = kind == "target" and self.profile.target_eval == "reference"
             ident = proto + str(self.quant) + self.identity(split)["hash"] + f"v{CELL_CODE_VERSION}"
             ident += "|reference" if reference_only else ""
-            cache = path / f"eval-{split}-{digest(ident)}.json"
-            if cache.is_file():
-                self._evals[key] = json.loads(cache.read_text())
-            else:
-                result = self.evaluate(self.load(path, adapters=False), split, reference_only)
-                tmp = cache.with_suffix(f".{os.getpid()}.tmp")  # xdist workers never share a temp file
-                tmp.write_text(json.dumps(result))
-                tmp.replace(cache)
-                self._evals[key] = result
+            self._evals[key] = cached_json(path / f"eval-{split}-{digest(ident)}.json",
+                                           lambda: self.evaluate(self.load(path, adapters=False), split, reference_only))
         return self._evals[key]
 
     # -------------------------------------------------------------- one cell

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from unlearn.cache import cached_json
 from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, digest, first_n,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      text_membership_scores, tier_settings)
@@ -340,16 +340,8 @@ class WmdpBenchmark:
             data_id = self.identity(split)
             ident = (json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant) + split
                      + data_id["hash"] + data_id["eval_hash"] + f"v{CELL_CODE_VERSION}.{EVAL_VERSION}")
-            cache = path / f"eval-wmdp-{digest(ident)}.json"
-            if cache.is_file():
-                result = json.loads(cache.read_text())
-            else:
-                result = self.evaluate(self.load(path, adapters=False), split)
-                if os.access(path, os.W_OK):
-                    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-                    tmp.write_text(json.dumps(result))
-                    tmp.replace(cache)
-            self._evals[kind, split] = result
+            self._evals[kind, split] = cached_json(path / f"eval-wmdp-{digest(ident)}.json",
+                                                   lambda: self.evaluate(self.load(path, adapters=False), split))
         return self._evals[kind, split]
 
     # -------------------------------------------------------------- one cell

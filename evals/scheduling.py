@@ -1,0 +1,40 @@
+"""Which tests must share a pytest-xdist worker: those that read one cell, so each cell unlearns and is
+evaluated once per run. ``pytest -n 2 --dist loadgroup`` schedules by :func:`cell_group` (the root
+``conftest.py`` installs :class:`CellScheduling`): a TOFU or WMDP cell (method, split) is one group; MUSE
+groups by method, because a method's first step is shared by its news, news-scal and news-sust cells. The
+group is read from the test id (``test_x[method-split...]``), which the controller has without collecting;
+xdist's own ``xdist_group`` marker cannot carry it under pytest 9 (xdist 3.8 renames node ids through an
+attribute pytest 9 no longer reads). Larger groups are sent first (xdist's default reordering), tests that
+read no cell are scheduled one by one."""
+
+from __future__ import annotations
+
+from xdist.scheduler import LoadScopeScheduling
+
+BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp"}
+
+
+def cell_group(nodeid: str) -> str | None:
+    """``tofu:method:split``, ``wmdp:method:split`` or ``muse:method`` for a test that reads a cell, else None."""
+    from unlearn.methods import method_names
+
+    path, _, name = nodeid.partition("::")
+    bench = BENCH_FILES.get(path)
+    if bench is None or not name.endswith("]") or "[" not in name:
+        return None
+    parts = name[name.index("[") + 1: -1].split("-")
+    if parts[0] not in method_names() or len(parts) < 2:  # e.g. test_target_is_far_from_gold[forget01]
+        return None
+    if bench == "muse":
+        return f"muse:{parts[0]}"
+    return f"{bench}:{parts[0]}:{parts[1]}"
+
+
+class CellScheduling(LoadScopeScheduling):
+    """xdist's scope scheduling with :func:`cell_group` as the scope (a node id with xdist's ``@group`` suffix
+    keeps that group)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        if "@" in nodeid:
+            return nodeid.rsplit("@", 1)[-1]
+        return cell_group(nodeid) or nodeid

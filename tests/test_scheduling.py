@@ -1,0 +1,36 @@
+"""`pytest -n 2 --dist loadgroup`: the tests that read one cell are one xdist scope (evals/scheduling.py)."""
+
+from evals import test_muse, test_tofu
+from evals.scheduling import CellScheduling, cell_group
+
+
+def test_cell_tests_share_their_cells_group():
+    assert cell_group("evals/test_tofu.py::test_tofu_expectations[grad_ascent-forget05-forget_efficacy]") == "tofu:grad_ascent:forget05"
+    assert cell_group("evals/test_tofu.py::test_tofu_snapshot[grad_ascent-forget05]") == "tofu:grad_ascent:forget05"
+    assert cell_group("evals/test_tofu.py::test_tofu_robustness[grad_ascent-forget05-relearn_excess]") == "tofu:grad_ascent:forget05"
+    # MUSE: a method's news, news-scal and news-sust cells share its first step
+    assert cell_group("evals/test_muse.py::test_muse_expectations[npo-news-scal-forget_efficacy]") == "muse:npo"
+    assert cell_group("evals/test_muse.py::test_muse_snapshot[npo-news]") == "muse:npo"
+    assert cell_group("evals/test_muse.py::test_gold_row_privleak_is_zero[retrain-news-sust]") == "muse:retrain"
+    assert cell_group("evals/test_wmdp.py::test_wmdp_snapshot[rmu-synthetic]") == "wmdp:rmu:synthetic"
+    assert cell_group("evals/test_wmdp.py::test_gold_row_is_the_gold_model[retrain-synthetic]") == "wmdp:retrain:synthetic"
+
+
+def test_tests_that_read_no_cell_are_scheduled_alone():
+    for nodeid in ("evals/test_tofu.py::test_target_is_far_from_gold[forget01]",
+                   "evals/test_tofu.py::test_relearning_control_learns_some_but_not_all[forget10]",
+                   "evals/test_muse.py::test_target_memorised_what_gold_never_saw[privleak]",
+                   "evals/test_main_job.py::test_killed_run_resumes_to_identical_results",
+                   "tests/test_bench.py::test_like_a_cell[dsu-forget01]"):
+        assert cell_group(nodeid) is None
+        assert CellScheduling._split_scope(None, nodeid) == nodeid
+    assert CellScheduling._split_scope(None, "evals/x.py::t[a]@mygroup") == "mygroup"  # xdist's own marker
+
+
+def test_every_grid_id_maps_to_its_cell():
+    for p in test_tofu._threshold_grid() + test_tofu._grid() + test_tofu._robust_grid():
+        method, split = p.values[0]
+        assert cell_group(f"evals/test_tofu.py::test_tofu_expectations[{p.id}]") == f"tofu:{method}:{split}"
+    for p in test_muse._threshold_grid():
+        method, _ = p.values[0]
+        assert cell_group(f"evals/test_muse.py::test_muse_expectations[{p.id}]") == f"muse:{method}"
