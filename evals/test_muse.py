@@ -50,7 +50,7 @@ def test_target_memorised_what_gold_never_saw(muse_bench, check_name, request):
     """Sanity (issue 12): the target's PrivLeak is strongly negative (<= -50), its VerbMem well above the
     gold's (by >= 0.3), and it knows the forget facts better than the gold; otherwise nothing can be unlearned."""
     if ("target", "news", check_name) in MUSE_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=MUSE_KNOWN_FAILURES["target", "news", check_name]))
+        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=MUSE_KNOWN_FAILURES["target", "news", check_name]))
     target, gold = muse_bench.reference_eval("target"), muse_bench.reference_eval("gold")
     if check_name == "privleak":
         leak = privleak(target["privleak_auc"], gold["privleak_auc"])

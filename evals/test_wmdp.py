@@ -66,7 +66,7 @@ def test_target_memorised_what_gold_never_saw(wmdp_bench, check_name, request):
     not leak into other questions); otherwise there is nothing to unlearn or the split is not clean."""
     for split in _splits(request.config):
         if ("target", split, check_name) in WMDP_KNOWN_FAILURES:
-            request.applymarker(pytest.mark.xfail(strict=True, reason=WMDP_KNOWN_FAILURES["target", split, check_name]))
+            request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=WMDP_KNOWN_FAILURES["target", split, check_name]))
         target, gold = wmdp_bench.reference_eval("target", split), wmdp_bench.reference_eval("gold", split)
         if check_name == "target_knows_a":
             assert target["hazard_acc_a"] >= 0.75, (split, target["hazard_acc_a"])

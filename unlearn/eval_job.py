@@ -235,10 +235,12 @@ def diff_open_unlearning(ours: dict, reference: dict) -> dict:
                 common = [k for k in rows if k in theirs.get(value, {})]
                 if not common:
                     continue
-                worst = max(common, key=lambda k: abs(rows[k] - theirs[value][k]))
-                scaled = max(abs(rows[k] - theirs[value][k]) / max(1.0, abs(theirs[value][k])) for k in common)
-                report["values"][f"{name}.{value}"] = {"max_abs_diff": abs(rows[worst] - theirs[value][worst]),
-                                                       "max_scaled_diff": scaled, "row": worst, "rows": len(common)}
+                diffs = {k: abs(rows[k] - theirs[value][k]) for k in common}
+                nan = [k for k, d in diffs.items() if d != d]  # a NaN on either side is the worst difference
+                worst = nan[0] if nan else max(common, key=diffs.__getitem__)
+                scaled = float("nan") if nan else max(diffs[k] / max(1.0, abs(theirs[value][k])) for k in common)
+                report["values"][f"{name}.{value}"] = {"max_abs_diff": diffs[worst], "max_scaled_diff": scaled,
+                                                       "row": worst, "rows": len(common)}
             if name.endswith("_ROUGE"):
                 for row, v in e["value_by_index"].items():
                     other = r["value_by_index"].get(row)
