@@ -42,3 +42,16 @@ def test_tables_show_robustness_columns_when_cells_have_them():
     assert "| npo | 0.900 | 0.950 | 0.600 | 0.250 | 0.400 | 0.700 |" in md
     assert "| grad_ascent | 0.900 | 0.950 | 0.600 | -- | 0.400 | 0.700 |" in md  # undefined recovery: nothing removed
     assert r"\begin{tabular}{lrrrrrr}" in tex and "npo & 0.900 & 0.950 & 0.600 & 0.250 & 0.400 & 0.700" in tex
+
+
+def test_run_info_names_the_installed_distribution():
+    """Results record this project's version under the name pip installed it as (pyproject's name)."""
+    import tomllib
+    from importlib import metadata
+    from pathlib import Path
+
+    from unlearn.bench import DISTRIBUTION
+
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    assert DISTRIBUTION == project["name"] != "unlearn"
+    assert metadata.version(DISTRIBUTION) == project["version"]

@@ -27,6 +27,8 @@ DRY_RUN_MODEL = "smollm2-135m"
 # opt-in (--benchmarks tofu,muse,wmdp)
 DRY_RUN_BENCHMARKS = ("tofu", "muse")
 
+DISTRIBUTION = "unlearn-eval"  # the name pip knows this project by (the import package is unlearn)
+
 
 @dataclass
 class BenchArgs:
@@ -147,7 +149,7 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
             "numerics": numerics_info(first.device), "protocol": protocol, "git_commit": commit,
             "data": {b: bench.data_sources() for b, bench in benches.items()},
             "python": platform.python_version(), "packages": {p: version(p) for p in
-                                                              ("unlearn", "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
+                                                              (DISTRIBUTION, "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
 
 
 def run_bench(args: BenchArgs, log=print) -> dict:
