@@ -57,7 +57,19 @@ class BenchArgs:
 
 
 def resolve(args: BenchArgs) -> BenchArgs:
-    """Fill dry-run defaults and validate every name before any work starts (nothing half-written)."""
+    """Fill dry-run defaults and validate every name and number before any work starts (nothing half-written)."""
+    if args.max_steps is not None and args.max_steps < 1:
+        raise ValueError(f"--max_steps {args.max_steps}: must be a positive number of optimiser steps")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed}: must be a non-negative integer")
+    for flag, names in (("--benchmarks", args.benchmarks), ("--methods", args.methods), ("--splits", args.splits)):
+        if names is None:
+            continue
+        if not names:
+            raise ValueError(f"{flag} names nothing; give a comma-separated list (or leave it out for the default)")
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{flag} names {', '.join(twice)} more than once")
     if not args.benchmarks:  # the dry run: TOFU and MUSE's small slice (WMDP on SmolLM2 takes 19 minutes more)
         args.benchmarks = list(DRY_RUN_BENCHMARKS) if args.dry_run else BENCHMARKS.names()
         if args.splits:  # benchmarks left to the default: those whose splits --splits names (--splits forget10: TOFU)

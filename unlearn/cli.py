@@ -80,7 +80,7 @@ def cmd_bench(args) -> int:
     from unlearn.bench import BenchArgs, run_bench
     from unlearn.methods import parse_overrides
 
-    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
+    split = lambda s: None if s is None else [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731  ("": names nothing)
     run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
                         model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                         output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,

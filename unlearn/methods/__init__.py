@@ -134,6 +134,28 @@ def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
 SCHEDULE_FIELDS: dict[str, type] = {"lr": float, "epochs": float}
 
 
+# The values a field may take, by name, wherever it appears (a method's config or the shared schedule); None
+# (where a field allows it) means "the default" and is not checked.
+_POSITIVE = (lambda v: v > 0, "> 0")
+_COUNT = (lambda v: v >= 1, ">= 1")
+FIELD_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": _POSITIVE, "forget_lr": _POSITIVE, "epochs": _POSITIVE, "forget_epochs": _POSITIVE,
+    "beta": _POSITIVE,  # an inverse temperature (NPO, SimNPO, TROU) or RMU's scale
+    "alpha": (lambda v: v >= 0, ">= 0"), "delta": _POSITIVE,
+    "p": (lambda v: 0 < v < 1, "in (0, 1)"), "p_heads": (lambda v: 0 < v < 1, "in (0, 1)"),
+    "grow": (lambda v: v > 1, "> 1"),
+    "rank": _COUNT, "rounds": _COUNT, "probe_size": _COUNT, "k_retain": _COUNT, "n_update_layers": _COUNT,
+}
+
+
+def check_range(label: str, key: str, value):
+    """``value`` if FIELD_RULES allows it for ``key``; else a ValueError naming ``label`` and the valid range."""
+    rule = FIELD_RULES.get(key)
+    if rule is not None and value is not None and not isinstance(value, (str, bool)) and not rule[0](value):
+        raise ValueError(f"{label}={value}: must be {rule[1]}")
+    return value
+
+
 def _config_fields(name: str) -> dict:
     return {f.name: f for f in dataclasses.fields(get_method(name).config_cls)}
 
@@ -141,8 +163,8 @@ def _config_fields(name: str) -> dict:
 def schedule_overrides(name: str, overrides: dict[str, dict[str, str]] | None = None) -> dict[str, float]:
     """The shared-schedule changes ``overrides[name]`` asks for (``lr``, ``epochs``), typed."""
     own = _config_fields(name)
-    return {k: _coerce(v, SCHEDULE_FIELDS[k], f"{name}.{k}") for k, v in (overrides or {}).get(name, {}).items()
-            if k in SCHEDULE_FIELDS and k not in own}
+    return {k: check_range(f"{name}.{k}", k, _coerce(v, SCHEDULE_FIELDS[k], f"{name}.{k}"))
+            for k, v in (overrides or {}).get(name, {}).items() if k in SCHEDULE_FIELDS and k not in own}
 
 
 def validate_overrides(overrides: dict[str, dict[str, str]]) -> None:
@@ -164,7 +186,7 @@ def make_config(name: str, overrides: dict[str, dict[str, str]] | None = None):
         if key not in fields:
             valid = ", ".join(list(fields) + [f"{k} (the shared schedule's)" for k in SCHEDULE_FIELDS if k not in fields])
             raise KeyError(f"unknown field {key!r} for method {name!r}; valid fields: {valid}")
-        changes[key] = _coerce(value, hints[key], f"{name}.{key}")
+        changes[key] = check_range(f"{name}.{key}", key, _coerce(value, hints[key], f"{name}.{key}"))
     return dataclasses.replace(spec.config_cls(), **changes)
 
 
