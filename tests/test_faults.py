@@ -65,3 +65,39 @@ def test_garbage_set_items_never_escape_as_a_traceback(items):
         validate_overrides(parse_overrides(items))
     except (ValueError, KeyError):
         pass
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('{"methods": {"npo": ', "not valid JSON"),
+    ('[1, 2]', "not an `unlearn tune` output"),
+    ('{"methods": {"nomethod": {"chosen": {"lr": "1e-3"}}}}', "'nomethod' that are not registered"),
+    ('{"methods": {"npo": {"chosen": {"beta": "-1"}}}}', "npo.beta=-1.0: must be > 0"),
+], ids=["truncated", "not-an-object", "unknown-method", "out-of-range"])
+def test_bad_tuned_file_is_one_line_naming_it(text, expected, capsys, tmp_path):
+    bad = tmp_path / "tuned.json"
+    bad.write_text(text)
+    assert main(["bench", "--tuned", str(bad), "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and expected in err, err
+    if expected != "npo.beta=-1.0: must be > 0":
+        assert str(bad) in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_data_file_names_file_and_row(capsys, tmp_path, real_data_dir):
+    """A TOFU folder whose forget01 file was cut short: the file and row, not a fallback to the embedded copy."""
+    folder = tmp_path / "data" / "tofu"
+    folder.mkdir(parents=True)
+    for f in (real_data_dir / "tofu").glob("*.json"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    cut = folder / "forget01_perturbed.json"
+    cut.write_bytes(cut.read_bytes()[:3000])
+    assert main(["eval", "--model", "tiny-qwen3", "--data-dir", str(tmp_path / "data"), "--max-rows", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "forget01_perturbed.json, row 3: malformed JSON" in err, err
+
+
+def test_model_folder_without_weights_is_named(capsys, tmp_path):
+    (tmp_path / "m").mkdir()
+    assert main(["eval", "--model", str(tmp_path / "m"), "--max-rows", "1"]) == 2
+    assert f"model folder '{tmp_path / 'm'}' has no config.json" in capsys.readouterr().err

@@ -136,9 +136,19 @@ def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", g
 
 def tuned_overrides(path: str | Path) -> dict[str, dict[str, str]]:
     """``{method: settings}`` chosen in a tuning file (methods without a setting that met the bound: omitted)."""
-    data = json.loads(Path(path).read_text())
-    if "methods" not in data:
+    from unlearn.methods import method_names
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+                         "an `unlearn tune` output is a JSON object") from None
+    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise ValueError(f"{path}: not an `unlearn tune` output (no 'methods')")
+    unknown = [m for m in data["methods"] if m not in method_names()]
+    if unknown:
+        raise ValueError(f"{path}: names method(s) {', '.join(map(repr, unknown))} that are not registered; "
+                         f"valid: {', '.join(method_names())}")
     return {m: dict(e["chosen"]) for m, e in data["methods"].items() if e.get("chosen")}
 
 
