@@ -94,6 +94,30 @@ def test_cached_json_computes_once_for_concurrent_workers(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 
 
+@pytest.mark.parametrize("damage", ["truncate", "flip_a_byte", "delete"])
+def test_damaged_artefact_is_rebuilt_not_loaded(tmp_path, damage):
+    """A cached model whose weight file was cut short, corrupted in place or removed is built again."""
+    builds = []
+
+    def build(out):
+        builds.append(1)
+        (out / "weights.bin").write_bytes(bytes(range(256)) * 64)
+
+    first = cached_artefact("m", {"a": 3}, build, root=tmp_path)
+    assert cached_artefact("m", {"a": 3}, build, root=tmp_path) == first and len(builds) == 1  # reused
+    weights = first / "weights.bin"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:1000])
+    elif damage == "flip_a_byte":
+        data = bytearray(weights.read_bytes())
+        data[5] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    else:
+        weights.unlink()
+    assert cached_artefact("m", {"a": 3}, build, root=tmp_path) == first and len(builds) == 2
+    assert weights.read_bytes() == bytes(range(256)) * 64
+
+
 def test_failed_build_leaves_nothing_finished(tmp_path):
     def broken(out):
         (out / "half").write_text("partial")

@@ -29,26 +29,71 @@ def recipe_hash(recipe: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+MANIFEST = "manifest.json"  # {file: [size, sha256]} of a finished artefact, checked before it is reused
+_VERIFIED: dict[str, tuple] = {}  # folder -> the (file, size, mtime) state whose hashes matched in this process
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in (DONE, MANIFEST))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    manifest = {str(p.relative_to(folder)): [p.stat().st_size, _sha256(p)] for p in _files(folder)}
+    (folder / MANIFEST).write_text(json.dumps(manifest, sort_keys=True, indent=1))
+
+
+def intact(folder: Path) -> bool:
+    """A finished artefact whose files are the ones its build wrote (sizes, then hashes once per process and
+    file state). A folder finished before manifests existed has none and is taken as it is."""
+    if not (folder / DONE).is_file():
+        return False
+    if not (folder / MANIFEST).is_file():
+        return True
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        state = tuple((name, (folder / name).stat().st_size, (folder / name).stat().st_mtime_ns) for name in sorted(manifest))
+    except (OSError, ValueError):
+        return False
+    if any(size != manifest[name][0] for name, size, _ in state):
+        return False
+    if _VERIFIED.get(str(folder)) == state:
+        return True
+    if any(_sha256(folder / name) != manifest[name][1] for name in manifest):
+        return False
+    _VERIFIED[str(folder)] = state
+    return True
+
+
 def cached_artefact(kind: str, recipe: dict, build: Callable[[Path], None], root: Path | None = None) -> Path:
     """Return the folder of the artefact for ``recipe``, calling ``build(tmp_dir)`` once if it is absent.
 
     The build writes into a temporary sibling folder that is renamed into place only when complete,
-    so an interrupted build leaves nothing that looks finished.
+    so an interrupted build leaves nothing that looks finished. A finished folder whose files no longer
+    match its manifest (a truncated or corrupted weight file) is built again, not loaded.
     """
     root = Path(root) if root is not None else cache_root()
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{kind}-{recipe_hash(recipe)}"
-    if (final / DONE).is_file():
+    if intact(final):
         return final
     with FileLock(str(final) + ".lock"):
-        if (final / DONE).is_file():  # another worker finished it while we waited
+        if intact(final):  # another worker finished it while we waited
             return final
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=root))
         try:
             build(tmp)
             (tmp / "recipe.json").write_text(json.dumps(recipe, sort_keys=True, indent=1, default=repr))
+            write_manifest(tmp)
             (tmp / DONE).write_text("ok\n")
-            if final.exists():  # a stale, unfinished folder from a killed run
+            if final.exists():  # a stale folder: unfinished (a killed run) or no longer intact
                 shutil.rmtree(final)
             os.replace(tmp, final)
         finally:
