@@ -39,7 +39,13 @@ BAD_BENCH = [
 
 
 @pytest.mark.parametrize("argv,expected", BAD_BENCH, ids=[" ".join(a) for a, _ in BAD_BENCH])
-def test_bad_bench_input_is_one_clear_line(argv, expected, capsys, tmp_path):
+def test_bad_bench_input_is_one_clear_line(argv, expected, capsys, tmp_path, monkeypatch):
+    import unlearn.bench
+
+    def started(*_):  # a check that lets the input through fails here, not after a whole run
+        raise RuntimeError(f"bench {' '.join(argv)} got past validation")
+
+    monkeypatch.setattr(unlearn.bench, "splits_for", started)
     out = tmp_path / "out"
     assert main(["bench", "--output_dir", str(out), *argv]) == 2
     err = capsys.readouterr().err.strip()
@@ -73,7 +79,10 @@ def test_garbage_set_items_never_escape_as_a_traceback(items):
     ('{"methods": {"nomethod": {"chosen": {"lr": "1e-3"}}}}', "'nomethod' that are not registered"),
     ('{"methods": {"npo": {"chosen": {"beta": "-1"}}}}', "npo.beta=-1.0: must be > 0"),
 ], ids=["truncated", "not-an-object", "unknown-method", "out-of-range"])
-def test_bad_tuned_file_is_one_line_naming_it(text, expected, capsys, tmp_path):
+def test_bad_tuned_file_is_one_line_naming_it(text, expected, capsys, tmp_path, monkeypatch):
+    import unlearn.bench
+
+    monkeypatch.setattr(unlearn.bench, "splits_for", lambda *_: (_ for _ in ()).throw(RuntimeError("got past validation")))
     bad = tmp_path / "tuned.json"
     bad.write_text(text)
     assert main(["bench", "--tuned", str(bad), "--output_dir", str(tmp_path / "out")]) == 2
