@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 BENCH_MARKS = ("tofu", "muse", "wmdp")
+SESSION_BENCHES = pytest.StashKey[list]()  # the benchmarks whose cells the session runs
 
 
 def pytest_collection_modifyitems(config, items):
@@ -29,9 +30,6 @@ def pytest_collection_finish(session):
     """The benchmarks whose cells this session runs (after -k / -m): what ``_prebuild`` may build."""
     session.config.stash[SESSION_BENCHES] = sorted({m for item in session.items for m in BENCH_MARKS
                                                      if item.get_closest_marker(m)})
-
-
-SESSION_BENCHES = pytest.StashKey[list]()
 
 
 def _bench_kwargs(request, data_dir) -> dict:
