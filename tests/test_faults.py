@@ -75,10 +75,11 @@ def test_garbage_set_items_never_escape_as_a_traceback(items):
 
 @pytest.mark.parametrize("text,expected", [
     ('{"methods": {"npo": ', "not valid JSON"),
+    ('{"methods": {"npo": 5}}', "methods.npo must be an object"),
     ('[1, 2]', "not an `unlearn tune` output"),
     ('{"methods": {"nomethod": {"chosen": {"lr": "1e-3"}}}}', "'nomethod' that are not registered"),
     ('{"methods": {"npo": {"chosen": {"beta": "-1"}}}}', "npo.beta=-1.0: must be > 0"),
-], ids=["truncated", "not-an-object", "unknown-method", "out-of-range"])
+], ids=["truncated", "method-not-an-object", "not-an-object", "unknown-method", "out-of-range"])
 def test_bad_tuned_file_is_one_line_naming_it(text, expected, capsys, tmp_path, monkeypatch):
     import unlearn.bench
 
@@ -110,3 +111,104 @@ def test_model_folder_without_weights_is_named(capsys, tmp_path):
     (tmp_path / "m").mkdir()
     assert main(["eval", "--model", str(tmp_path / "m"), "--max-rows", "1"]) == 2
     assert f"model folder '{tmp_path / 'm'}' has no config.json" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- generated garbage
+BENCH_FLAGS = ["--methods", "--splits", "--benchmarks", "--max_steps", "--seed", "--set", "--tuned", "--precision",
+               "--data", "--protocol", "--compat", "--quant", "--model", "--dry_run", "--robustness", "--no-robustness",
+               "--force", "--device"]
+VALUES = ["", ".", "/", "0", "-1", "1", "1e9", "nan", "npo", "npo,npo", "tofu", "forget01", "news", "npo.lr=0",
+          "npo.beta=nan", "iwap.p=inf", "x=1", "no-such-file.json", "auto", "full", "standard", "4bit", "cuda:9"]
+
+
+class _Validated(Exception):
+    """Raised where a real run would start: the input got through validation."""
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(BENCH_FLAGS),
+                          st.one_of(st.sampled_from(VALUES), st.text(alphabet=st.characters(blacklist_categories=("Cs",)),
+                                                                      max_size=8))), max_size=4).map(
+    lambda pairs: [x for pair in pairs for x in pair]))
+def test_generated_bench_command_lines_end_in_a_named_error_or_a_run(argv):
+    """Any command line: argparse's usage error, one `unlearn: error:` line (exit 2), or a run that starts;
+    never a traceback."""
+    import contextlib
+    import io
+    import tempfile
+
+    import unlearn.bench
+
+    def started(*_):
+        raise _Validated
+
+    err = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(unlearn.bench, "check_output_dir", started)
+        with contextlib.redirect_stderr(err):
+            try:
+                code = main(["bench", "--output_dir", tmp + "/out", *argv])
+            except _Validated:
+                return
+            except SystemExit as exc:  # argparse: usage error (2) or --help (0)
+                assert exc.code in (0, 2)
+                return
+    assert code == 2
+    assert err.getvalue().startswith("unlearn: error: ") and err.getvalue().count("\n") == 1, err.getvalue()
+
+
+JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                           st.sampled_from(["question", "answer", "perturbed_answer", "paraphrased_answer", "text",
+                                            "prompt", "gt", "choices", "x"]), inner, max_size=5),
+                       max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(JSONISH.map(lambda v: __import__("json").dumps(v)),
+                 st.text(alphabet='[]{}",:0123456789.-eE nulltrueNaN\nabc', max_size=60)))
+def test_generated_data_files_give_data_errors_only(text):
+    """Every data parser, fed generated JSON (NaN included) or JSON-looking garbage: rows, or a DataError
+    naming the file; nothing else escapes."""
+    import json
+    from pathlib import Path
+
+    from unlearn.data import DataError
+    from unlearn.data import muse, tofu, wmdp
+
+    path = Path("garbage.json")
+
+    def tofu_rows():
+        rows = tofu.parse_json_text(path, text)
+        return tofu.parse_rows(path, rows, perturbed=True, paraphrased=True)
+
+    def wmdp_rows():
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return wmdp.parse_mcq_rows(path, rows, "bio")
+
+    parsers = [tofu_rows, lambda: tofu._idk_lines(path, text), wmdp_rows,
+               lambda: wmdp.parse_mmlu_csv(path, text, "anatomy")]
+    parsers += [lambda p=p: p(path, muse._load_json_array(path, text)) for p in (muse.parse_texts, muse.parse_qa,
+                                                                                muse.parse_verbmem)]
+    for parse in parsers:
+        try:
+            parse()
+        except DataError as err:
+            assert str(path) in str(err)
+
+
+@pytest.mark.parametrize("field,value", [("answer", float("nan")), ("question", None), ("perturbed_answer", [1.5])])
+def test_non_text_in_a_data_field_names_file_row_and_field(tmp_path, field, value):
+    import json
+
+    from unlearn.data import DataError
+    from unlearn.data.tofu import parse_json_text, parse_rows
+
+    row = {"question": "Q?", "answer": "A.", "paraphrased_answer": "A", "perturbed_answer": ["B"], field: value}
+    path = tmp_path / "forget01_perturbed.json"
+    path.write_text(json.dumps([row, row]))  # Python's json writes and reads NaN
+    with pytest.raises(DataError, match=rf"forget01_perturbed.json, row 0, field '{field}'"):
+        parse_rows(path, parse_json_text(path, path.read_text()), perturbed=True, paraphrased=True)

@@ -4,22 +4,28 @@ written as soon as the cell finishes, so an interrupted run resumes where it sto
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
+import os
 import platform
+import shutil
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from filelock import FileLock
 from tqdm.auto import tqdm
 
 from unlearn.benchmarks import BENCHMARKS
 from unlearn.methods import method_names, validate_overrides
 from unlearn.metrics.tofu import write_log_dir
 from unlearn.numerics import numerics_info
-from unlearn.report import atomic_write, to_markdown, write_outputs
+from unlearn.report import SCHEMA_VERSION, atomic_write, to_markdown, write_outputs
+from unlearn.train import NonFiniteLossError
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
 DRY_RUN_MODEL = "smollm2-135m"
@@ -28,6 +34,9 @@ DRY_RUN_MODEL = "smollm2-135m"
 DRY_RUN_BENCHMARKS = ("tofu", "muse")
 
 DISTRIBUTION = "unlearn-eval"  # the name pip knows this project by (the import package is unlearn)
+# an output folder with less free space than this is refused before any training: a full TOFU cell file with its
+# per-question logs is a few MB, the plots and tables less
+MIN_FREE_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -113,6 +122,51 @@ def resolve(args: BenchArgs) -> BenchArgs:
     return args
 
 
+def check_output_dir(out: Path) -> None:
+    """Fail before any model is loaded when ``out`` cannot take the run's files: not a folder, read-only, or
+    (nearly) full. A probe file is written, flushed to disk and removed."""
+    where = f"output folder '{out}'"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{where} is a file, not a folder; choose another with --output_dir")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".unlearn-write-probe-{uuid.uuid4().hex}"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+        free = shutil.disk_usage(out).free
+    except OSError as err:
+        why = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}.get(err.errno, err.strerror)
+        raise ValueError(f"{where} cannot be written ({why}); nothing was run. Free it or choose another with "
+                         "--output_dir") from None
+    if free < MIN_FREE_BYTES:
+        raise ValueError(f"{where} has {free / 2**20:.1f} MiB free, under the {MIN_FREE_BYTES // 2**20} MiB a run needs "
+                         "for its cells, tables and plots; nothing was run. Free space or choose another with --output_dir")
+
+
+def data_hash(runner, split: str) -> str:
+    """Content hash of everything a cell of ``split`` reads from its data (training, forget and evaluation rows):
+    a data file edited between two runs gives its cells another key, so they are recomputed, not reused."""
+    return hashlib.sha256(repr(runner.data(split)).encode()).hexdigest()[:16]
+
+
+def read_cell(path: Path) -> tuple[dict | None, str | None]:
+    """A finished cell file, or (None, why it cannot be reused): unreadable JSON or another schema version."""
+    try:
+        cell = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"unreadable ({type(err).__name__}: {err})"
+    if not isinstance(cell, dict) or cell.get("schema_version") != SCHEMA_VERSION:
+        got = cell.get("schema_version") if isinstance(cell, dict) else type(cell).__name__
+        return None, f"written by schema version {got}, this version writes {SCHEMA_VERSION}"
+    return cell, None
+
+
 def profile_of(profile, bench: str):
     """A caller's profile for ``bench``: from a {benchmark: profile} dict, or a bare profile (TOFU's)."""
     if isinstance(profile, dict):
@@ -132,7 +186,7 @@ def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> st
     that ``auto`` resolved to, so a rerun on other hardware never reuses cells computed another way."""
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
-             "overrides": args.overrides.get(method, {}), "data": args.data,
+             "overrides": args.overrides.get(method, {}), "data": args.data, "data_hash": data_hash(runner, split),
              "precision": runner.precision, "device": runner.device,
              "protocol": runner.profile.protocol.name, "compat": getattr(runner.profile.protocol, "compat", None),
              "robustness": (dataclasses.asdict(runner.profile.robustness)
@@ -165,10 +219,13 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
 
 
 def run_bench(args: BenchArgs, log=print) -> dict:
+    """Run the grid. A cell whose loss turns NaN or inf is recorded under ``run.failed`` (with the step, in the
+    error) and the other cells go on; its file is not written, so a rerun tries it again."""
     args = resolve(args)
     out = Path(args.output_dir)
+    check_output_dir(out)
     cell_dir = out / "cells"
-    cells, start, protocol = [], time.time(), ""
+    cells, failed, start, protocol = [], [], time.time(), ""
     grid = []
     benches = {}
     for b in args.benchmarks:
@@ -183,20 +240,38 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     with tqdm(total=len(grid), desc="cells", disable=not args.progress) as bar:
         for b, s, m in grid:
             path = cell_dir / f"{cell_key(args, b, s, m, benches[b])}.json"
-            if path.is_file() and not args.force:
+            cell, why = read_cell(path) if path.is_file() and not args.force else (None, None)
+            if cell is not None:
                 log(f"skip {b}/{s}/{m}: finished earlier ({path}); --force recomputes")
-                cells.append(json.loads(path.read_text()))
+                cells.append(cell)
             else:
                 bar.set_postfix_str(f"{b}/{s}/{m}")
-                cell = benches[b].run_cell(m, s, args.overrides)
-                if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
-                    write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
-                atomic_write(path, json.dumps(cell, allow_nan=True))
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # another `unlearn bench` on this folder computing the same cell holds the lock: wait, then reuse
+                with FileLock(str(path) + ".lock"):
+                    cell, _ = read_cell(path) if path.is_file() and why is None and not args.force else (None, None)
+                    if cell is not None:
+                        log(f"reuse {b}/{s}/{m}: another run finished it meanwhile ({path})")
+                    else:
+                        if why:
+                            log(f"recompute {b}/{s}/{m}: {path} is {why}")
+                        try:
+                            cell = benches[b].run_cell(m, s, args.overrides)
+                        except NonFiniteLossError as err:
+                            failed.append({"benchmark": b, "split": s, "method": m, "error": str(err)})
+                            log(f"FAILED {b}/{s}/{m}: {err}; the other cells go on")
+                            bar.update(1)
+                            continue
+                        cell["schema_version"] = SCHEMA_VERSION
+                        if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
+                            write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
+                        atomic_write(path, json.dumps(cell, allow_nan=True))
                 cells.append(cell)
             bar.update(1)
     info = run_info(args, protocol, benches)
     info["wall_s"] = round(time.time() - start, 1)
     info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})
+    info["failed"] = failed
     if args.tuned:
         tuning = json.loads(Path(args.tuned).read_text())
         info["tuning"] = {"file": str(args.tuned), "rule": tuning.get("rule"), "identity": tuning.get("identity"),
@@ -204,6 +279,7 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     info["method_overrides"] = {b: bench.profile.method_overrides for b, bench in benches.items()}
     paths = write_outputs(cells, out, info)
     log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
-                            "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)}))
+                            "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)},
+                    failed))
     log("wrote " + ", ".join(str(p) for p in paths.values()))
-    return {"cells": cells, "paths": paths, "run": info}
+    return {"cells": cells, "failed": failed, "paths": paths, "run": info}

@@ -81,12 +81,17 @@ def cmd_bench(args) -> int:
     from unlearn.methods import parse_overrides
 
     split = lambda s: None if s is None else [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731  ("": names nothing)
-    run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
-                        model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
-                        output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
-                        force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
-                        data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
-                        robustness=args.robustness))
+    result = run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
+                                 model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
+                                 output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
+                                 force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
+                                 data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
+                                 robustness=args.robustness))
+    if result["failed"]:  # the other cells finished and are in the outputs; exit 1 says the grid is incomplete
+        print(f"unlearn: {len(result['failed'])} cell(s) stopped: "
+              + "; ".join(f"{f['benchmark']}/{f['split']}/{f['method']}" for f in result["failed"])
+              + " (see run.failed in benchmark_results.json); rerun the same command to retry them", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -28,9 +28,21 @@ def load_for_eval(model: str, *, adapter: str | None = None, quant: str | None =
     if adapter:
         from peft import PeftModel
 
-        if not (Path(adapter) / "adapter_config.json").is_file():
+        config = Path(adapter) / "adapter_config.json"
+        if not config.is_file():
             raise FileNotFoundError(f"--adapter {adapter}: no adapter_config.json there (a PEFT LoRA folder is expected)")
-        lm.model = PeftModel.from_pretrained(lm.model, adapter)
+        try:
+            base = json.loads(config.read_text()).get("base_model_name_or_path")
+        except (json.JSONDecodeError, AttributeError):
+            raise ValueError(f"--adapter {adapter}: {config.name} is not a JSON object") from None
+        try:
+            lm.model = PeftModel.from_pretrained(lm.model, adapter)
+        except (RuntimeError, ValueError, KeyError) as err:  # size mismatch, target modules absent from this model
+            first = str(err).strip().splitlines()
+            reason = next((x.strip() for x in first if "size mismatch" in x or "not found" in x), first[0] if first else "")
+            made_for = f"made for base model {base!r}" if base else "made for another base model"
+            raise ValueError(f"--adapter {adapter}: {made_for}, it does not fit {model!r} ({reason[:400]}); "
+                             "give the model it was trained on with --model") from None
         lm = merged_for_evaluation(lm)
     return lm
 

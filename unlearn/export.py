@@ -116,7 +116,12 @@ def export_from_args(spec: str, out: str, *, model: str | None = None, data_dir:
         path = Path(spec)
         if not path.is_file():
             raise FileNotFoundError(f"cell file {spec} not found")
-        recorded = json.loads(path.read_text())
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{spec}: not a readable cell file ({err}); rerun `unlearn bench` to rewrite it") from None
+        if not isinstance(recorded, dict):
+            raise ValueError(f"{spec}: not a cell file written by `unlearn bench` (a JSON object is expected)")
         for key in ("benchmark", "method", "split", "model", "method_config"):
             if key not in recorded:
                 raise ValueError(f"{spec}: field {key!r} missing: not a cell file written by `unlearn bench`")

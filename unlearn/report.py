@@ -8,7 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 
-SCHEMA_VERSION = 2  # 2: run.precision, run.numerics, run.data; cells carry precision, device, numerics, data.kind
+# 2: run.precision, run.numerics, run.data; cells carry precision, device, numerics, data.kind
+# 3: every cell carries schema_version (a cell file of another version is recomputed, not reused); run.failed lists
+#    the cells that stopped on a non-finite loss
+SCHEMA_VERSION = 3
 SUMMARY = [("forget_efficacy", "Forget efficacy"), ("retain_performance", "Retain perf."), ("mia_auc", "MIA AUC")]
 # robustness columns (issue 14), shown when a group's cells have them: recovery after a relearning attack
 # (clipped to [0, 1]), the same attack on the gold model, worst-case regeneration leakage
@@ -87,10 +90,13 @@ def to_latex(cells: list[dict]) -> str:
     return "\n".join(parts)
 
 
-def to_markdown(cells: list[dict], header: dict | None = None) -> str:
+def to_markdown(cells: list[dict], header: dict | None = None, failed: list[dict] | None = None) -> str:
     lines = ["# unlearn benchmark results", ""]
     if header:
         lines += [f"- {k}: {v}" for k, v in header.items()] + [""]
+    if failed:
+        lines += ["## Cells that stopped (not in the tables; a rerun tries them again)", ""]
+        lines += [f"- {f['benchmark']}/{f['split']}/{f['method']}: {f['error']}" for f in failed] + [""]
     for (bench, split), rows in _groups(cells).items():
         native, cols = NATIVE.get(bench, []), summary_columns(rows)
         lines += [f"## {bench} {split}", "", "| method | " + " | ".join(h for _, h in cols) + " | " + " | ".join(native) + " |",
@@ -201,6 +207,40 @@ def plot_robustness(cells: list[dict], path: Path) -> bool:
     return True
 
 
+class ResultsError(ValueError):
+    """A results JSON that cannot be read as this version's; the message names the file."""
+
+
+def read_results(path: Path) -> dict:
+    """``benchmark_results.json`` (or the folder holding it) as written by this version of ``unlearn bench``."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "benchmark_results.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file (a folder written by `unlearn bench` holds "
+                           "benchmark_results.json)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ResultsError(f"{path}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}); the run may have been cut "
+                           "short: rerun `unlearn bench` on the same folder to rewrite it") from None
+    if not isinstance(doc, dict) or "schema_version" not in doc:
+        raise ResultsError(f"{path}: not an `unlearn bench` results file (no schema_version)")
+    if doc["schema_version"] != SCHEMA_VERSION:
+        raise ResultsError(f"{path}: schema version {doc['schema_version']!r}, this version of unlearn reads "
+                           f"{SCHEMA_VERSION}; rerun `unlearn bench` with this version on the same folder (finished "
+                           "cells of the same version are reused)")
+    if not isinstance(doc.get("cells"), list) or not isinstance(doc.get("run"), dict):
+        raise ResultsError(f"{path}: 'cells' must be a list and 'run' an object")
+    for i, c in enumerate(doc["cells"]):
+        missing = [k for k in ("benchmark", "split", "method", "summary") if not isinstance(c, dict) or k not in c]
+        if missing:
+            raise ResultsError(f"{path}: cells[{i}] lacks {', '.join(missing)}")
+    return doc
+
+
 def write_outputs(cells: list[dict], out_dir: Path, run_info: dict) -> dict[str, Path]:
     out_dir = Path(out_dir)
     doc = {"schema_version": SCHEMA_VERSION, "run": run_info, "cells": cells}
@@ -211,7 +251,7 @@ def write_outputs(cells: list[dict], out_dir: Path, run_info: dict) -> dict[str,
     header = {k: run_info[k] for k in ("model", "protocol", "precision", "dry_run") if k in run_info}
     if "data" in run_info:
         header["data"] = "; ".join(s for v in run_info["data"].values() for s in v)
-    atomic_write(paths["md"], to_markdown(cells, header))
+    atomic_write(paths["md"], to_markdown(cells, header, run_info.get("failed")))
     plot(cells, paths["png"])
     if plot_dynamics(cells, out_dir / "dynamics.png"):
         paths["dynamics"] = out_dir / "dynamics.png"

@@ -139,16 +139,21 @@ def tuned_overrides(path: str | Path) -> dict[str, dict[str, str]]:
     from unlearn.methods import method_names
 
     try:
-        data = json.loads(Path(path).read_text())
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
                          "an `unlearn tune` output is a JSON object") from None
+    except (OSError, UnicodeDecodeError) as err:  # a folder, unreadable, not text
+        raise ValueError(f"--tuned {path}: cannot be read as a tuning file ({getattr(err, 'strerror', None) or err})") from None
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise ValueError(f"{path}: not an `unlearn tune` output (no 'methods')")
     unknown = [m for m in data["methods"] if m not in method_names()]
     if unknown:
         raise ValueError(f"{path}: names method(s) {', '.join(map(repr, unknown))} that are not registered; "
                          f"valid: {', '.join(method_names())}")
+    for m, e in data["methods"].items():
+        if not isinstance(e, dict) or not isinstance(e.get("chosen") or {}, dict):
+            raise ValueError(f"{path}: methods.{m} must be an object whose 'chosen' is an object of settings")
     return {m: dict(e["chosen"]) for m, e in data["methods"].items() if e.get("chosen")}
 
 
