@@ -21,6 +21,8 @@ def test_eval_command_prints_metrics_and_writes_logs(capsys, tmp_path):
     again = json.loads(capsys.readouterr().out)
     assert again["model_utility"] == pytest.approx(out["metrics"]["model_utility"], rel=1e-12)
     assert not (tmp_path / "tofu" / "TOFU_EVAL.json").exists()
+    page = (tmp_path / "tofu" / "report.html").read_text()  # the evaluated model's page: metrics and its answers
+    assert page.count('<details class="drill"') == 1 and "TOFU forget01 / evaluated model (3 rows" in page
     assert main([*common, "--compat", "open-unlearning", "--logs", str(tmp_path / "ou")]) == 0
     ou = json.loads((tmp_path / "ou" / "TOFU_EVAL.json").read_text())
     assert len(ou["forget_Q_A_Prob"]["value_by_index"]) == 3 and "mia_min_k" in ou

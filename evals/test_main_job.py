@@ -93,6 +93,13 @@ def test_results_schema_and_outputs(uninterrupted):
     assert refs["gold"]["forget_rouge"] == cells[2]["metrics"]["forget_rouge"]
     assert refs["gold"]["forget_rouge"] < refs["target"]["forget_rouge"] - 0.1, refs
     assert all(c["references"] == refs for c in cells)
+    # the page: every cell's drill-down, with the target's answers beside the gold's and the method's
+    page = (out / "report.html").read_text()
+    assert page.count('<details class="drill"') == 3
+    drill = json.loads(page.split('<script type="application/json" id="drill-data">')[1].split("</script>")[0])
+    shared = drill["shared"]["tofu-forget10"]
+    assert len(shared) == len(cells[0]["per_question"]["logs"]["forget"]["avg_gt_loss"])
+    assert all(row[2] is not None and row[3] is not None for row in shared)  # target's and gold's answers
     png = (out / "forget_vs_retain.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "dynamics.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,4 +1,4 @@
-"""Command line: ``unlearn {models,methods,eval,bench,tune,export,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
+"""Command line: ``unlearn {models,methods,eval,bench,report,tune,export,tofu-aggregate,score}`` (also ``python -m unlearn``)."""
 
 from __future__ import annotations
 
@@ -92,6 +92,14 @@ def cmd_bench(args) -> int:
               + "; ".join(f"{f['benchmark']}/{f['split']}/{f['method']}" for f in result["failed"])
               + " (see run.failed in benchmark_results.json); rerun the same command to retry them", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_report(args) -> int:
+    from unlearn.html_report import report_runs
+
+    path = report_runs(args.run_dirs, args.out)
+    print(f"wrote {path}")
     return 0
 
 
@@ -231,6 +239,10 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(fn=cmd_export)
 
+    r = sub.add_parser("report", help="rebuild report.html from results (no model needed); several runs: compared cell by cell")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="an output folder of `unlearn bench` (or its benchmark_results.json)")
+    r.add_argument("--out", help="the page to write (default: RUN_DIR/report.html for one run, ./report.html for several)")
+    r.set_defaults(fn=cmd_report)
     t = sub.add_parser("tune", help="tune every method the same declared way on one split (forget01)",
                        description="Runs a small grid per method (lr x epochs where they matter, plus the method's "
                                    "main knob: NPO/SimNPO beta, GradDiff alpha, RMU lr and beta, DSU forget_lr, lambda "

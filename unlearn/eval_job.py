@@ -136,12 +136,14 @@ def run_wmdp_eval(model: str = "smollm2-135m", *, adapter: str | None = None, su
 
 
 def write_eval(result: dict, folder: str | Path) -> list[Path]:
-    """TOFU-format logs + a summary; with open-unlearning conventions also that tool's two files."""
+    """TOFU-format logs + a summary and ``report.html``; with open-unlearning conventions also that tool's two files."""
+    from unlearn.html_report import eval_doc, write_report
+
     folder = Path(folder)
     if result["logs"] is None:  # WMDP: per-question log-likelihoods and predictions beside the summary
         folder.mkdir(parents=True, exist_ok=True)
         (folder / SUMMARY_FILE).write_text(json.dumps({k: v for k, v in result.items() if k != "logs"}, indent=1))
-        return [folder / SUMMARY_FILE]
+        return [folder / SUMMARY_FILE, write_report(eval_doc(result), folder / "report.html", title=result["model"])]
     write_log_dir(result["logs"], folder)
     summary = {k: v for k, v in result.items() if k not in ("logs", "per_question")}
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
@@ -151,7 +153,7 @@ def write_eval(result: dict, folder: str | Path) -> list[Path]:
         (folder / OU_EVAL_FILE).write_text(json.dumps(per_q, indent=1))
         (folder / OU_SUMMARY_FILE).write_text(json.dumps(agg, indent=1))
         paths += [folder / OU_EVAL_FILE, folder / OU_SUMMARY_FILE]
-    return paths
+    return paths + [write_report(eval_doc(result), folder / "report.html", title=result["model"])]
 
 
 def _col(log: dict, key: str) -> list:

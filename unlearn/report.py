@@ -1,4 +1,5 @@
-"""Outputs of the main job: versioned JSON, booktabs LaTeX, Markdown and a forget-vs-retain plot."""
+"""Outputs of the main job: versioned JSON, booktabs LaTeX, Markdown, plots and the HTML report
+(``unlearn.html_report``)."""
 
 from __future__ import annotations
 
@@ -257,4 +258,7 @@ def write_outputs(cells: list[dict], out_dir: Path, run_info: dict) -> dict[str,
         paths["dynamics"] = out_dir / "dynamics.png"
     if plot_robustness(cells, out_dir / "robustness.png"):
         paths["robustness"] = out_dir / "robustness.png"
+    from unlearn.html_report import write_report
+
+    paths["html"] = write_report(doc, out_dir / "report.html", title=f"{run_info.get('model')} ({out_dir})")
     return paths

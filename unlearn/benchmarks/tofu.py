@@ -204,8 +204,19 @@ def reference_aggregates(model, tok, data: TofuData, protocol: EvalProtocol, pro
                                            progress)
     forget_rouge = rouge_l_recall(gens[: len(splits["forget"])], [rouge_reference(tok, r, protocol) for r in splits["forget"]])
     return {"logs": logs, "aggregates": {**aggregate(logs), "forget_rouge": float(np.mean(forget_rouge))},
-            "forget_rouge_rows": [float(x) for x in forget_rouge],
+            "forget_rouge_rows": [float(x) for x in forget_rouge], "forget_generated": gens[: len(splits["forget"])],
             "reference_only": True}
+
+
+def target_answers(ev: dict) -> dict:
+    """The target's forget answers and their ROUGE-L recall, per question (for the report's drill-down), from a
+    full or a reference-only evaluation; None where the evaluation did not keep them."""
+    if ev.get("reference_only"):
+        return {"generated_text": ev.get("forget_generated"), "rougeL_recall": ev.get("forget_rouge_rows")}
+    forget = ev["logs"].get("forget", {})
+    texts, rouge = forget.get("generated_text") or {}, forget.get("rougeL_recall") or {}
+    return {"generated_text": [texts[k][1] for k in sorted(texts, key=int)] or None,
+            "rougeL_recall": [rouge[k] for k in sorted(rouge, key=int)] or None}
 
 
 def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress: bool) -> dict:
@@ -580,7 +591,8 @@ class TofuBenchmark:
                             "relearn_control": clip(robust["relearn_control"]), "regen_leak": robust["regen_leak"]})
         return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "metrics": metrics,
                 "references": references,
-                "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"], "per_question": {**result["per_question"], "logs": result["logs"]},
+                "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"], "per_question": {**result["per_question"], "logs": result["logs"],
+                                                                                         "target_forget": target_answers(target)},
                 "model": {"name": self.model, "quant": self.quant, "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
                           "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
                 "data": self.identity(split), "protocol": self.profile.protocol.describe(),

@@ -1,0 +1,154 @@
+"""``report.html`` and ``unlearn report``: built from results documents (no model), then loaded in headless
+Chromium from a file URL as a user would open it: tables and their row counts, a drill-down opened, no console
+error, no request leaving the file, a screenshot taken."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from unlearn.cli import main
+from unlearn.html_report import PAGE_ROWS, bootstrap_diff, render, synthetic_results, write_report
+from unlearn.report import SCHEMA_VERSION
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found (Debian: apt-get install "
+                                                             "chromium; .ci/run installs it)")
+
+
+def small_doc(seed: int = 0, **kw) -> dict:
+    return synthetic_results(methods=3, splits=(("forget01", 12), ("forget05", 250)), seed=seed, **kw)
+
+
+def browse(tmp_path, page, fragment: str = "", screenshot: bool = False) -> tuple[str, list[str]]:
+    """(the DOM after the page's scripts ran, console lines). Name resolution is mapped to nowhere, so a request
+    that tried to leave the file would fail and be logged."""
+    url = page.resolve().as_uri() + fragment
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+              f"--user-data-dir={tmp_path / 'profile'}", "--host-resolver-rules=MAP * ~NOTFOUND",
+              "--virtual-time-budget=5000"]
+    res = subprocess.run(common + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    if screenshot:
+        shot = subprocess.run(common + [f"--screenshot={tmp_path / 'shot.png'}", "--window-size=1280,2000", url],
+                              capture_output=True, text=True, timeout=120)
+        assert shot.returncode == 0, shot.stderr[-2000:]
+    return res.stdout, console
+
+
+def table_rows(dom: str, group: str) -> list[str]:
+    table = re.search(rf'<table class="summary sortable" data-group="{group}">(.*?)</table>', dom, re.S).group(1)
+    return re.findall(r"<tr[ >].*?</tr>", table.split("<tbody>")[1], re.S)
+
+
+def drill_rows(dom: str, cell: str) -> list[list[str]]:
+    box = re.search(rf'<details class="drill" id="drill-{cell}"[^>]*>(.*?)</details>', dom, re.S).group(1)
+    body = box.split("<tbody>")[1].split("</tbody>")[0] if "<tbody>" in box else ""
+    return [re.findall(r"<td>(.*?)</td>", r, re.S) for r in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
+@needs_chromium
+def test_page_as_a_user_sees_it(tmp_path):
+    doc = small_doc()
+    nasty = doc["cells"][1]  # an answer that tries to close the data block and run a script
+    nasty["per_question"]["logs"]["forget"]["generated_text"]["0"][1] = "</script><img src=x onerror=alert(1)>"
+    nasty["summary"]["retain_performance"] = float("nan")
+    page = write_report(doc, tmp_path / "report.html", title="small")
+    text = page.read_text()
+    assert not re.search(r'(src|href)=["\']?(https?:)?//', text)  # nothing to fetch
+    dom, console = browse(tmp_path, page, "#open=tofu-forget05-method_01", screenshot=True)
+    assert console == []
+    assert (tmp_path / "shot.png").stat().st_size > 10_000
+    for group in ("tofu-forget01", "tofu-forget05"):
+        rows = table_rows(dom, group)
+        assert len(rows) == 4 and 'class="gold"' in rows[-1] and "gold</span>" in rows[-1]
+    assert dom.count('<details class="drill"') == 8
+    opened = drill_rows(dom, "tofu-forget05-method_01")
+    assert len(opened) == min(PAGE_ROWS, 250) and len(opened[0]) == 10
+    rouge = [float(r[6]) for r in opened]
+    assert rouge == sorted(rouge, reverse=True)  # what still leaks first
+    assert opened[0][1].startswith("What is fact ") and opened[0][3].startswith("target says")
+    assert "show 200 more" in dom and "200 of 250 rows shown" in dom
+    assert drill_rows(dom, "tofu-forget01-method_00") == []  # closed: not rendered
+    assert "onerror" not in re.sub(r"&lt;img src=x onerror=alert\(1\)&gt;", "", dom.split('id="drill-data"')[0])
+
+
+@needs_chromium
+def test_full_size_grid_stays_usable(tmp_path):
+    """11 methods + gold on forget01/05/10 with their real forget-set sizes (40/200/400 rows)."""
+    page = write_report(synthetic_results(), tmp_path / "report.html")
+    assert page.stat().st_size < 2_000_000
+    dom, console = browse(tmp_path, page, "#open=tofu-forget10-method_10")
+    assert console == []
+    assert dom.count('<details class="drill"') == 36
+    assert [len(table_rows(dom, f"tofu-{s}")) for s in ("forget01", "forget05", "forget10")] == [12, 12, 12]
+    assert len(drill_rows(dom, "tofu-forget10-method_10")) == PAGE_ROWS
+
+
+def test_summary_cells_carry_sortable_values_and_undefined_is_blank():
+    doc = small_doc()
+    doc["cells"][0]["summary"]["mia_auc"] = float("nan")
+    text = render([("t", doc)])
+    first = re.search(r'<tr class="" data-method="method_00">(.*?)</tr>', text).group(1)
+    assert '<td data-v="">--</td>' in first  # NaN: shown as --, sorted last
+    assert f'data-v="{doc["cells"][0]["summary"]["forget_efficacy"]}"' in first
+
+
+def test_report_command_rebuilds_the_page_from_results(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "benchmark_results.json").write_text(json.dumps(small_doc()))
+    assert main(["report", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {run / 'report.html'}"
+    assert (run / "report.html").read_text().count('<details class="drill"') == 8
+
+
+def test_two_runs_compared_cell_by_cell(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, seed in ((a, 0), (b, 1)):
+        d.mkdir()
+        (d / "benchmark_results.json").write_text(json.dumps(small_doc(seed)))
+    out = tmp_path / "cmp.html"
+    assert main(["report", str(a), str(b), "--out", str(out)]) == 0
+    text = out.read_text()
+    table = text.split('<table class="compare">')[1].split("</table>")[0]
+    assert table.count("<tr><td>tofu ") == 8  # every cell of both runs
+    assert "95% bootstrap" in text and re.search(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", table)
+    assert main(["report", str(a), str(a), "--out", str(out)]) == 0  # a run against itself: no difference
+    table = out.read_text().split('<table class="compare">')[1]
+    assert table.count("+0.000 [+0.000, +0.000]") == 8
+
+
+@pytest.mark.parametrize("change,expected", [
+    (lambda d: d["run"].update(protocol="another protocol"), "differ in protocol"),
+    (lambda d: d["run"].update(model="another-model"), "differ in model"),
+    (lambda d: d["run"].update(data={"tofu": ["another folder"]}), "read different data for tofu"),
+    (lambda d: d["cells"][0]["data"].update(hash="edited"), "tofu/forget01 read different data"),
+    (lambda d: d.update(schema_version=SCHEMA_VERSION - 1), "schema version"),
+], ids=["protocol", "model", "data-source", "data-hash", "schema"])
+def test_runs_that_measured_different_things_refuse_to_be_compared(change, expected, tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+    (a / "benchmark_results.json").write_text(json.dumps(small_doc()))
+    other = small_doc(1)
+    change(other)
+    (b / "benchmark_results.json").write_text(json.dumps(other))
+    assert main(["report", str(a), str(b), "--out", str(tmp_path / "cmp.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("unlearn: error: ") and expected in err and "\n" not in err, err
+    assert not (tmp_path / "cmp.html").exists()
+
+
+def test_bootstrap_difference_by_hand():
+    d, lo, hi = bootstrap_diff([0.1, 0.2, 0.3], [0.3, 0.4, 0.5])  # paired, a constant shift: no spread
+    assert (round(d, 12), round(lo, 12), round(hi, 12)) == (0.2, 0.2, 0.2)
+    d, lo, hi = bootstrap_diff([0.0] * 50 + [1.0] * 50, [0.0] * 50 + [1.0] * 50)
+    assert d == 0 and lo == hi == 0  # the same values on the same questions
+    d, lo, hi = bootstrap_diff([0.0, 1.0] * 20, [0.5] * 10)  # unpaired: lengths differ
+    assert d == 0 and lo < 0 < hi
