@@ -280,3 +280,27 @@ def test_two_runs_on_one_folder_compute_each_cell_once(fake, monkeypatch):
     assert sorted(FakeBench.ran) == ["grad_ascent", "npo", "retrain"]
     assert results[0]["cells"] == results[1]["cells"]
     assert len(read_results(fake.out)["cells"]) == 3
+
+
+def test_code_version_follows_the_source_that_decides_numbers(tmp_path, fake, monkeypatch):
+    """Editing a module that computes (or a tuned settings file) changes the version; editing the report or the
+    CLI does not. A new version recomputes every cell."""
+    from unlearn.bench import code_version
+
+    root = tmp_path / "pkg"
+    (root / "data" / "tuned").mkdir(parents=True)
+    for name, text in (("train.py", "lr = 1\n"), ("report.py", "x = 1\n"), ("cli.py", "y = 1\n"),
+                       ("data/tuned/tiny.json", "{}")):
+        (root / name).write_text(text)
+    versions = [code_version(root)]
+    for name, text in (("report.py", "x = 2\n"), ("cli.py", "y = 2\n"), ("train.py", "lr = 2\n"),
+                       ("data/tuned/tiny.json", '{"npo": 1}')):
+        (root / name).write_text(text)
+        unlearn.bench._CODE_VERSIONS.clear()
+        versions.append(code_version(root))
+    assert versions[0] == versions[1] == versions[2] != versions[3] != versions[4]
+    run_bench(fake.args(), log=_quiet)
+    FakeBench.ran = []
+    monkeypatch.setattr(unlearn.bench, "code_version", lambda: "other code")
+    run_bench(fake.args(), log=_quiet)
+    assert FakeBench.ran == ["grad_ascent", "npo", "retrain"]

@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from unlearn.benchmarks import BENCHMARKS
 from unlearn.methods import method_names, validate_overrides
 from unlearn.metrics.tofu import write_log_dir
-from unlearn.numerics import numerics_info
+from unlearn.numerics import numerics_info, numerics_tag
 from unlearn.report import SCHEMA_VERSION, atomic_write, to_markdown, write_outputs
 from unlearn.train import NonFiniteLossError
 
@@ -149,6 +149,31 @@ def check_output_dir(out: Path) -> None:
                          "for its cells, tables and plots; nothing was run. Free space or choose another with --output_dir")
 
 
+# modules that only present or route results: editing them leaves every cell's numbers as they were
+PRESENTATION = ("__main__.py", "cli.py", "export.py", "html_report.py", "report.py")
+
+
+def code_version(root: Path | None = None) -> str:
+    """Hash of the source that decides a cell's numbers: every module of the package but the presentation ones,
+    and the tiers' tuned settings (``data/tuned/*.json``). Part of the cell key, so results computed by other
+    code are recomputed, not reused; derived from the files, never bumped by hand."""
+    root = Path(root) if root else Path(__file__).resolve().parent
+    if root in _CODE_VERSIONS:
+        return _CODE_VERSIONS[root]
+    h = hashlib.sha256()
+    files = sorted([*root.rglob("*.py"), *root.glob("data/tuned/*.json")])
+    for f in files:
+        rel = f.relative_to(root).as_posix()
+        if rel in PRESENTATION or "__pycache__" in rel:
+            continue
+        h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+    _CODE_VERSIONS[root] = h.hexdigest()[:16]
+    return _CODE_VERSIONS[root]
+
+
+_CODE_VERSIONS: dict[Path, str] = {}
+
+
 def data_hash(runner, split: str) -> str:
     """Content hash of everything a cell of ``split`` reads from its data (training, forget and evaluation rows):
     a data file edited between two runs gives its cells another key, so they are recomputed, not reused."""
@@ -182,19 +207,31 @@ def splits_for(args: BenchArgs, bench) -> list[str]:
 
 
 def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> str:
-    """Identity of a finished cell file; ``runner`` (the benchmark object) gives the precision and device
-    that ``auto`` resolved to, so a rerun on other hardware never reuses cells computed another way."""
+    """Identity of a finished cell file: everything that decides its numbers. ``runner`` (the benchmark object)
+    gives the precision and device that ``auto`` resolved to and the data the cell reads; with the kernels'
+    numerics tag and the code version, a rerun on other hardware, other data or other code never reuses cells
+    computed another way."""
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
              "overrides": args.overrides.get(method, {}), "data": args.data, "data_hash": data_hash(runner, split),
+             "code": code_version(), "numerics": numerics_tag(runner.device),
              "precision": runner.precision, "device": runner.device,
              "protocol": runner.profile.protocol.name, "compat": getattr(runner.profile.protocol, "compat", None),
              "robustness": (dataclasses.asdict(runner.profile.robustness)
                             if getattr(runner.profile, "robustness", None) else None)}
-    if bench != "tofu":  # TOFU's keys stay as they were; the others have no conventions switch
+    if bench != "tofu":  # only TOFU has a conventions switch
         ident.pop("compat")
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
     return f"{bench}-{split}-{method}-{digest}"
+
+
+def run_info_commit() -> str | None:
+    """The git commit this code runs from, where it runs from a clone."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
@@ -204,11 +241,7 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
         except metadata.PackageNotFoundError:
             return None
 
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                                cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    commit = run_info_commit()
     first = next(iter(benches.values()))
     return {"model": args.model, "quant": args.quant, "dry_run": args.dry_run, "max_steps": args.max_steps,
             "seed": args.seed, "device": first.device, "precision": first.precision,
