@@ -138,8 +138,9 @@ def scatter_svg(rows: list[dict]) -> str:
         x = _scale(v, xlo, xhi, m + 8, w - 24)
         parts.append(f'<text x="{x:.1f}" y="{h - m + 16}" text-anchor="middle" class="tick">{v:g}</text>')
     if not pts:
-        parts.append(f'<text x="{w / 2}" y="{h / 2}" text-anchor="middle" class="tick">no point: retain performance '
-                     'or efficacy undefined (a target utility of 0, or no forget gap)</text>')
+        parts.append(f'<text x="{w / 2 + 20}" y="{h / 2}" text-anchor="middle" class="tick">no point: retain performance or'
+                     f'</text><text x="{w / 2 + 20}" y="{h / 2 + 14}" text-anchor="middle" class="tick">efficacy undefined '
+                     '(target utility 0, or no forget gap)</text>')
     for c, x, y in pts:
         cx, cy = _scale(x, xlo, xhi, m + 8, w - 24), _scale(min(max(y, 0), 1), 0, 1, h - m, 14)
         gold = c["method"] == "retrain"
@@ -307,7 +308,7 @@ tr.gold{background:#fff8e1}.badge{background:#f0b400;color:#fff;border-radius:3p
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{width:420px;height:300px;border:1px solid #eee}
 .chart text{font-size:11px}.chart .tick{fill:#666}.dot{fill:#1f77b4;stroke:#000}.dot.gold{fill:#f0b400}
 .identity th{text-align:left}.failed{color:#b00020}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
-table.drill td{max-width:260px;overflow-wrap:anywhere;font-size:12px}td.delta{font-weight:600}td.real{background:#e8f5e9}
+table.drill td{max-width:260px;overflow-wrap:anywhere;font-size:12px}table.drill td:first-child{white-space:nowrap}td.delta{font-weight:600}td.real{background:#e8f5e9}
 button.more{margin:4px 0}
 """
 
