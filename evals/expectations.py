@@ -7,6 +7,9 @@ that must be acknowledged by removing the entry.
 """
 
 AT_LEAST, AT_MOST = ">=", "<="
+# A method without a row of its own (a new module, a plugin) is held to the baselines' bar: it must forget
+# something and keep most of the target's utility. Give it a row once its measured behaviour is known.
+DEFAULT_EXPECTATIONS = [("forget_efficacy", AT_LEAST, 0.3), ("retain_performance", AT_LEAST, 0.85)]
 
 # method -> [(summary or metric name, direction, threshold)]
 TOFU_EXPECTATIONS = {

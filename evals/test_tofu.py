@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.amber import AmberSnapshotExtension
 
-from evals.expectations import KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
+from evals.expectations import DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
 from unlearn.methods import method_names, parse_overrides
 
@@ -53,7 +53,7 @@ def _threshold_grid():
     """One test per (method, split, threshold): a known failure of one threshold is a strict xfail of that
     threshold alone; the cell's other thresholds are still asserted."""
     return [pytest.param((method, split), (name, d, t), id=f"{method}-{split}-{name}")
-            for split in SPLITS for method in method_names() for name, d, t in TOFU_EXPECTATIONS[method]]
+            for split in SPLITS for method in method_names() for name, d, t in TOFU_EXPECTATIONS.get(method, DEFAULT_EXPECTATIONS)]
 
 
 def _value(cell, name):

@@ -16,7 +16,7 @@ from unlearn.models import LoraSpec, decoder_layers
 from unlearn.scoring import collate, encode_qa, score_examples
 from unlearn.train import TrainConfig
 
-ALL = ["retrain", "finetune", "grad_ascent", "grad_diff", "npo", "simnpo", "idk", "rmu", "dsu", "iwap", "trou"]
+ALL = method_names()  # every registered method: a new module or plugin is tested without editing this file
 
 
 def context(lm, data, steps=3, lr=1e-3, gold=None, **sched):
@@ -31,7 +31,9 @@ def forget_nll(lm, data):
 
 
 def test_all_methods_registered_with_descriptions():
-    assert method_names() == ALL
+    from unlearn.methods import ORDER
+
+    assert ALL[: len(ORDER)] == ORDER  # the built-ins found by the package scan, in their table order
     for name in ALL:
         spec = get_method(name)
         assert spec.description and dataclasses.is_dataclass(spec.config_cls)

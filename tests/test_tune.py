@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from unlearn.tune import DEFAULT_GRIDS, NOT_TUNED, choose, grid_settings, load_grids, run_tune, tuned_overrides
+from unlearn.tune import NOT_TUNED, default_grids, choose, grid_settings, load_grids, run_tune, tuned_overrides
 
 
 def trial(eff, ret, tokens, **settings):
@@ -39,8 +39,8 @@ def test_grid_resolves_multiples_of_the_tier_lr_in_declared_order():
 def test_every_default_grid_names_real_fields_and_covers_every_tunable_method():
     from unlearn.methods import method_names
 
-    assert set(DEFAULT_GRIDS) == set(method_names()) - set(NOT_TUNED)
-    for method, grid in DEFAULT_GRIDS.items():
+    assert set(default_grids()) == set(method_names()) - set(NOT_TUNED)
+    for method, grid in default_grids().items():
         for s in grid_settings(grid, 1e-3):
             from unlearn.methods import make_config, schedule_overrides
 

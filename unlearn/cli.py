@@ -290,11 +290,12 @@ def main(argv: list[str] | None = None) -> int:
 
         pin_numerics(strict=False)  # before anything imports torch: same numbers as pytest evals
         set_threads()
+    from unlearn.methods import MethodPluginError
     from unlearn.models import ModelUnavailable
 
     try:
         return args.fn(args)
-    except ModelUnavailable as err:
+    except (ModelUnavailable, MethodPluginError) as err:
         print(f"unlearn: error: {err}", file=sys.stderr)
         return 2
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError, NotImplementedError) as err:

@@ -26,23 +26,19 @@ from unlearn.report import atomic_write
 
 RULE = ("highest forget efficacy (3 decimals) with retain performance >= {retain_min}; ties: fewer unlearning "
         "tokens, then higher retain performance, then grid order; none meets the bound: the method's defaults")
-# Values are strings as on the command line (--set method.field=value). ``lr`` and ``epochs`` are the shared
-# schedule's unless the method has its own field of that name. "{lr}x" values are multiples of the tier's
-# shared unlearning lr, so one grid serves every tier.
-DEFAULT_GRIDS: dict[str, dict[str, list[str]]] = {
-    "grad_ascent": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"]},
-    "grad_diff": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "alpha": ["1", "5"]},
-    "npo": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "beta": ["0.1", "0.5"]},
-    "simnpo": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "beta": ["2.5", "4.5"]},
-    "idk": {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"]},
-    "rmu": {"lr": ["10x", "30x", "100x"], "beta": ["5", "20"]},
-    # retain_tol from the most conservative: on ties (same efficacy, tokens and retain) grid order picks it
-    "dsu": {"forget_lr": ["10x", "30x"], "lam": ["2", "3"], "retain_tol": ["0.1", "0.15", "0.2"]},
-    "iwap": {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]},
-    "trou": {"lr": ["1x", "3x", "10x"], "delta": ["0.02", "0.05", "0.1"], "retain_weight": ["1", "2"]},
-}
 # finetune is the "must not forget" baseline and retrain the gold model: tuning them for forgetting is meaningless
 NOT_TUNED = ("finetune", "retrain")
+
+
+def default_grids() -> dict[str, dict[str, list[str]]]:
+    """Each registered method's grid, declared beside its config (``tune_grid``), so a method added in another
+    file or package brings its own. Values are strings as on the command line (--set method.field=value);
+    ``lr`` and ``epochs`` are the shared schedule's unless the method has its own field of that name; "{k}x"
+    values are multiples of the tier's shared unlearning lr, so one grid serves every tier."""
+    from unlearn.methods import get_method, method_names
+
+    grids = {m: getattr(get_method(m).config_cls, "tune_grid", None) for m in method_names() if m not in NOT_TUNED}
+    return {m: dict(g) for m, g in grids.items() if g}
 
 
 def grid_settings(grid: dict[str, list[str]], base_lr: float) -> list[dict[str, str]]:
@@ -65,9 +61,9 @@ def choose(trials: list[dict], retain_min: float = 0.9) -> dict | None:
 
 
 def load_grids(path: str | None) -> dict[str, dict[str, list[str]]]:
-    """DEFAULT_GRIDS, or a JSON file {method: {field: [values]}} (every method and field checked)."""
+    """default_grids(), or a JSON file {method: {field: [values]}} (every method and field checked)."""
     if path is None:
-        return DEFAULT_GRIDS
+        return default_grids()
     try:
         grids = json.loads(Path(path).read_text())
     except json.JSONDecodeError as err:
@@ -89,7 +85,7 @@ def load_grids(path: str | None) -> dict[str, dict[str, list[str]]]:
 def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", grids: dict | None = None,
              retain_min: float = 0.9, out: str | Path = "outputs/tuning.json", log=print) -> dict:
     """Run every method's grid on ``split`` of ``bench`` (a benchmark object) and write ``out``."""
-    grids = grids or DEFAULT_GRIDS
+    grids = grids or default_grids()
     methods = methods or [m for m in method_names() if m not in NOT_TUNED and m in grids]  # a --grid file: its methods
     for m in methods:
         if m not in grids:

@@ -18,7 +18,13 @@ from unlearn.registry import Registry
 from unlearn.train import LossOutput, StepBatch, TrainConfig, train
 
 METHODS: Registry = Registry("method")
-MODULES = ["retrain", "finetune", "grad_ascent", "grad_diff", "npo", "simnpo", "idk", "rmu", "dsu", "iwap", "trou"]
+# The order tables list the built-in methods in; every other method (a new module here, or a plugin) follows,
+# alphabetically. Adding a method does not need this list.
+ORDER = ["retrain", "finetune", "grad_ascent", "grad_diff", "npo", "simnpo", "idk", "rmu", "dsu", "iwap", "trou"]
+# Other packages register methods through this entry-point group: a module whose import registers them, e.g.
+# [project.entry-points."unlearn.methods"] my_method = "my_package.my_method"
+ENTRY_POINTS = "unlearn.methods"
+NOT_METHODS = {"losses"}  # modules of this package that hold shared code, not a method
 
 
 @dataclass
@@ -80,9 +86,32 @@ def procedure(name: str, config_cls: type, description: str):
     return deco
 
 
+_LOADED = False
+
+
+class MethodPluginError(RuntimeError):
+    """A method module or plugin that fails to import; the message names it (a broken plugin is not skipped)."""
+
+
 def _load_all() -> None:
-    for mod in MODULES:
-        importlib.import_module(f"unlearn.methods.{mod}")
+    """Import every method module of this package (found by scanning it) and every module named in the
+    ``unlearn.methods`` entry-point group; importing one registers its methods."""
+    global _LOADED
+    if _LOADED:
+        return
+    import pkgutil
+    from importlib import metadata
+
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in NOT_METHODS and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+    for ep in metadata.entry_points(group=ENTRY_POINTS):
+        try:
+            ep.load()
+        except Exception as err:  # noqa: BLE001  (any failure of a third party's import is reported by name)
+            raise MethodPluginError(f"method plugin {ep.name!r} ({ep.value}, entry point group {ENTRY_POINTS!r}) "
+                                    f"failed to load: {type(err).__name__}: {err}") from err
+    _LOADED = True
 
 
 def get_method(name: str) -> MethodSpec:
@@ -91,10 +120,10 @@ def get_method(name: str) -> MethodSpec:
 
 
 def method_names() -> list[str]:
-    """Registered methods in ``MODULES`` order (whatever module a caller happened to import first)."""
+    """Registered methods: the built-ins in ``ORDER``, then any other alphabetically."""
     _load_all()
-    rank = {m: i for i, m in enumerate(MODULES)}
-    return sorted(METHODS.names(), key=lambda n: rank.get(n, len(MODULES)))
+    rank = {m: i for i, m in enumerate(ORDER)}
+    return sorted(METHODS.names(), key=lambda n: (rank.get(n, len(ORDER)), n))
 
 
 def _coerce(value: str, hint, where: str):

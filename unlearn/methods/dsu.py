@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, ClassVar
 
 import torch
 
@@ -21,6 +21,8 @@ FORGET, RETAIN = "dsu_forget", "dsu_retain"
 
 @dataclass(frozen=True)
 class DSUConfig:
+    # retain_tol from the most conservative: on ties (same efficacy, tokens and retain) grid order picks it
+    tune_grid: ClassVar[dict] = {"forget_lr": ["10x", "30x"], "lam": ["2", "3"], "retain_tol": ["0.1", "0.15", "0.2"]}  # `unlearn tune`'s grid
     lam: float = 1.0  # lambda: weight of the negated forget adapter (task-vector work uses up to 5)
     rank: int = 16  # LoRA rank of both adapters
     alpha: int = 32  # LoRA alpha of both adapters

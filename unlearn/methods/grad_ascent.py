@@ -1,6 +1,7 @@
 """Gradient ascent on the forget split (Jang et al. 2023, "Knowledge Unlearning", arXiv:2210.01504)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from unlearn.methods import loss_method
 from unlearn.methods.losses import grad_ascent_loss
@@ -10,7 +11,8 @@ from unlearn.train import LossOutput
 
 @dataclass(frozen=True)
 class GradAscentConfig:
-    pass  # no hyperparameters beyond the shared schedule
+    # no hyperparameters beyond the shared schedule
+    tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"]}  # `unlearn tune`'s grid
 
 
 @loss_method("grad_ascent", GradAscentConfig, "gradient ascent on forget: -NLL(f)")

@@ -1,6 +1,7 @@
 """Gradient difference: ascend on forget, descend on retain (Liu et al. 2022, arXiv:2203.12817)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from unlearn.methods import loss_method
 from unlearn.methods.losses import grad_diff_loss
@@ -10,6 +11,7 @@ from unlearn.train import LossOutput
 
 @dataclass(frozen=True)
 class GradDiffConfig:
+    tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "alpha": ["1", "5"]}  # `unlearn tune`'s grid
     alpha: float = 1.0  # weight of the retain NLL
 
 

@@ -2,6 +2,7 @@
 
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 from unlearn.methods import UnlearnContext, procedure
 from unlearn.scoring import encode_qa, mean_nll
@@ -10,6 +11,7 @@ from unlearn.train import LossOutput, train
 
 @dataclass(frozen=True)
 class IdkConfig:
+    tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"]}  # `unlearn tune`'s grid
     alpha: float = 1.0  # weight of the retain NLL
 
 

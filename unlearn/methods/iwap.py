@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +27,7 @@ from unlearn.train import nll_loss, train
 
 @dataclass(frozen=True)
 class IWAPConfig:
+    tune_grid: ClassVar[dict] = {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]}  # `unlearn tune`'s grid
     # p and retain_tol tuned on the tiny tier's forget01 only (docs/methods.md, 2026-11-30): p {0.01, 0.02} x
     # retain_tol {0.03, 0.05, 0.1}; all reach efficacy 1.0 but tol 0.1 / p 0.01 (retain 0.899); the cheapest
     # (fewest rounds: 5) is p 0.02, tol 0.03 (retain 0.965)

@@ -1,6 +1,7 @@
 """Negative Preference Optimization (Zhang et al. 2024, arXiv:2404.05868)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from unlearn.methods import loss_method
 from unlearn.methods.losses import npo_loss, token_mean_nll
@@ -10,6 +11,7 @@ from unlearn.train import LossOutput
 
 @dataclass(frozen=True)
 class NPOConfig:
+    tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "beta": ["0.1", "0.5"]}  # `unlearn tune`'s grid
     beta: float = 0.1  # inverse temperature of the preference loss
     alpha: float = 1.0  # weight of the retain NLL
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -13,6 +14,7 @@ from unlearn.train import LossOutput, train
 
 @dataclass(frozen=True)
 class RMUConfig:
+    tune_grid: ClassVar[dict] = {"lr": ["10x", "30x", "100x"], "beta": ["5", "20"]}  # `unlearn tune`'s grid
     # Steering coefficient. None (default): adaptive RMU (Dang et al. 2024, arXiv:2408.06223): each forget
     # token's target is beta * ||h_frozen(x_t)|| * u, so the push scales with the hooked layer's own
     # activation norm and works at any model size. A number: the fixed coefficient of the original RMU

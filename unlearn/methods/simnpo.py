@@ -1,6 +1,7 @@
 """SimNPO: reference-free, length-normalised NPO (Fan et al. 2024, arXiv:2410.07163)."""
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from unlearn.methods import loss_method
 from unlearn.methods.losses import simnpo_loss, token_mean_nll
@@ -10,6 +11,7 @@ from unlearn.train import LossOutput
 
 @dataclass(frozen=True)
 class SimNPOConfig:
+    tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "beta": ["2.5", "4.5"]}  # `unlearn tune`'s grid
     beta: float = 4.5  # inverse temperature
     gamma: float = 0.0  # reward margin
     alpha: float = 1.0  # weight of the retain NLL

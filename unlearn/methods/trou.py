@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -29,6 +30,7 @@ from unlearn.train import StepBatch, train
 
 @dataclass(frozen=True)
 class TROUConfig:
+    tune_grid: ClassVar[dict] = {"lr": ["1x", "3x", "10x"], "delta": ["0.02", "0.05", "0.1"], "retain_weight": ["1", "2"]}  # `unlearn tune`'s grid
     forget_loss: str = "npo"  # "npo" or "grad_ascent"
     beta: float = 0.1  # NPO beta when forget_loss = "npo"
     optimizer: str = "adam"  # "adam" (bias-corrected m/(sqrt(v)+eps) * lr) or "sgd" (lr * g)
