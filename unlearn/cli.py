@@ -155,7 +155,7 @@ def add_protocol_args(p, default: str | None) -> None:
                         + ("" if default else "; default: reduced for --dry_run, full otherwise"))
     p.add_argument("--compat", choices=["tofu", "open-unlearning"], default="tofu",
                    help="metric conventions: tofu (TOFU's definitions; default) or open-unlearning (its scored span, "
-                        "attention mask, rows, ES and Min-K details; README: comparing with other tools)")
+                        "attention mask, rows, ES and Min-K details; docs/guide.md: comparing with other tools)")
 
 
 def parser() -> argparse.ArgumentParser:

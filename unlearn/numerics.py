@@ -9,7 +9,7 @@ take their AVX2 code paths, which every x86-64 machine of the project has, and f
 initialise, so :func:`pin_numerics` must run before ``import torch``: the root ``conftest.py`` calls it
 first thing, and the CLI calls it for the tiny tier before it imports anything that imports torch.
 
-Measured with ``../shared/tools/numerics_fingerprint.py`` (torch 2.13.0+cpu): under these pins an AMD
+Measured with :func:`fingerprint` (torch 2.13.0+cpu): under these pins an AMD
 EPYC with AVX-512 prints the same hashes for GEMM, elementwise, attention and a short training run as
 an AMD EPYC with AVX2 only (gemm edf43b6a7622, elementwise 922dcc4b5ab7, attention 15d07d617373,
 training f5df9d0a03be), and different ones without them. ``tests/test_numerics.py`` checks that those
@@ -170,7 +170,7 @@ def resolve_device(device: str | None) -> str:
 # ---------------------------------------------------------------- fingerprint
 def fingerprint() -> dict[str, str]:
     """One short hash per kernel family (GEMM, elementwise, attention, a 20-step training run), computed
-    exactly as ``../shared/tools/numerics_fingerprint.py`` does, so two machines (or two code paths) that
+    with the same recipe as the development team's standalone fingerprint script, so two machines (or two code paths) that
     print the same hashes compute those kernels bit for bit alike. Uses :data:`THREADS` threads."""
     import hashlib
 

@@ -65,8 +65,8 @@ class EvalProtocol:
 def protocol_preset(name: str = "full", compat: str = "tofu", bf16: bool = False) -> EvalProtocol:
     """``full``: the published protocol (300 rows, 200 tokens; bf16 only for generation, scores in float32,
     within 1e-3 of fp32 on Prob and truth ratio). ``reduced``: the CPU dry run (40 forget, 10 retain,
-    10 real-author, 10 world-fact rows, 48 tokens; bf16 autocast everywhere where native, deviation in the
-    README). ``compat="open-unlearning"`` takes that tool's conventions and, under ``full``, its rows (all
+    10 real-author, 10 world-fact rows, 48 tokens; bf16 autocast everywhere where native, deviation in
+    docs/guide.md). ``compat="open-unlearning"`` takes that tool's conventions and, under ``full``, its rows (all
     of every split: 400 retain, 100 real-author, 117 world-fact), batches of 32 and Min-K k = 0.4."""
     if compat not in COMPATS:
         raise ValueError(f"unknown compatibility mode {compat!r}; valid: {', '.join(COMPATS)}")
@@ -273,7 +273,7 @@ class Profile:
 
 def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32", protocol: str | None = None,
                 compat: str = "tofu") -> Profile:
-    """Recipes per model; documented in the README. ``protocol``: ``reduced`` (the dry run's default) or
+    """Recipes per model; documented in docs/guide.md ("Recipes"). ``protocol``: ``reduced`` (the dry run's default) or
     ``full`` (the published one; the default otherwise) for real models; the tiny tier has its own.
     ``max_steps`` caps unlearning steps; ``precision`` (fp32 or bf16, already resolved from the hardware)
     sets autocast for training and evaluation of the real-model profiles (full protocol: scores stay
@@ -293,7 +293,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     robustness=RobustnessConfig(lr=1e-3, steps=10),
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif protocol == "reduced":
-        # Sized for about 5 minutes on 2 CPU cores (README): the target must still visibly know the
+        # Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the
         # forget authors (measured: forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s).
         p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01,
                                        mixed_precision=mp, desc="target"),

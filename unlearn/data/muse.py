@@ -168,7 +168,7 @@ def corpus_dir(data_dir: Path, corpus: str) -> Path | None:
 
 
 def load_muse_folder(folder: Path, corpus: str = "news") -> MuseData:
-    """Every MUSE file under ``folder`` (a corpus folder such as ``../shared/data/muse/news``)."""
+    """Every MUSE file under ``folder`` (a corpus folder such as ``DATA/muse/news``)."""
     found: dict[str, list] = {}
     missing = []
     for name, files, _, _, kind, required in _FILES:

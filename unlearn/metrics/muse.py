@@ -1,4 +1,4 @@
-"""MUSE metrics (Shi et al. 2024), as ``../shared/PROTOCOLS.md`` defines them and the authors' scripts
+"""MUSE metrics (Shi et al. 2024), as the paper defines them and the authors' scripts
 compute them (``verbmem/get_rouge.py``, ``knowmem/get_rouge_qa.py``, ``privleak``):
 
 - VerbMem: ROUGE-L F1 (no stemming) between the greedy continuation of ``prompt`` and ``gt`` cut to the
