@@ -29,8 +29,8 @@ from unlearn.train import NonFiniteLossError
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
 DRY_RUN_MODEL = "smollm2-135m"
-# MUSE's dry-run slice adds ~3.5 minutes on 2 AVX2 cores in fp32 (issue 12); WMDP's ~19 minutes (issue 13), so it is
-# opt-in (--benchmarks tofu,muse,wmdp)
+# MUSE's dry-run slice adds minutes; WMDP's about five times as many (docs/guide.md), so WMDP is opt-in
+# (--benchmarks tofu,muse,wmdp)
 DRY_RUN_BENCHMARKS = ("tofu", "muse")
 
 DISTRIBUTION = "unlearn-eval"  # the name pip knows this project by (the import package is unlearn)

@@ -14,7 +14,7 @@ from pathlib import Path
 #    the cells that stopped on a non-finite loss
 SCHEMA_VERSION = 3
 SUMMARY = [("forget_efficacy", "Forget efficacy"), ("retain_performance", "Retain perf."), ("mia_auc", "MIA AUC")]
-# robustness columns (issue 14), shown when a group's cells have them: recovery after a relearning attack
+# robustness columns, shown when a group's cells have them: recovery after a relearning attack
 # (clipped to [0, 1]), the same attack on the gold model, worst-case regeneration leakage
 ROBUST = [("relearn_recovery", "Relearn recovery"), ("relearn_control", "Gold control"), ("regen_leak", "Regen. leak")]
 

@@ -1,5 +1,5 @@
-"""Is it really gone? A relearning attack and regeneration leakage for one unlearned model (PROTOCOLS.md:
-Relearning; issue 14).
+"""Is it really gone? A relearning attack and regeneration leakage for one unlearned model (docs/guide.md,
+"Is it really gone?").
 
 Relearning: fine-tune the unlearned model on a few forget rows (the *attack* part: ``fraction`` of the
 forget split, at least ``min_rows``; a fixed small budget of steps at a fixed lr; LoRA when the cell used

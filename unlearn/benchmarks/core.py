@@ -27,8 +27,8 @@ TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 
 # Method settings of every full-scale profile (real models, published protocols): IWAP's influence pass keeps the
 # whole forward graph for its gradient (about 7 MB per token on Qwen3-4B's shape), so it runs one row at a time
-# (measured on an H200 under a 10 GiB cap: 16 and 4 rows ran out, 1 row peaked at 5.3 GiB; the same scores up to
-# rounding, issue 15)
+# (measured under a 10 GiB cap: 16 and 4 rows ran out, 1 row peaked at 5.3 GiB, the same scores up to rounding;
+# docs/guide.md, GPU tier)
 FULL_SCALE_SETTINGS = {"iwap": {"rows_per_pass": "1"}}
 
 

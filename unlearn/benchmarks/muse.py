@@ -95,7 +95,7 @@ class MuseProfile:
 def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32",
                  protocol: str | None = None) -> MuseProfile:
     """Recipes per model. The tiny tier trains tiny-qwen3 from scratch on the synthetic news and takes the
-    tier's tuned method settings unchanged (chosen on TOFU forget01, as issue 11's rule says); real models
+    tier's tuned method settings unchanged (chosen on TOFU forget01 by `unlearn tune`'s rule); real models
     get ``reduced`` (CPU: a slice of the real News, see ``reduce_real``) or ``full`` (MUSE's protocol)."""
     mp = "bf16" if precision == "bf16" else "no"
     protocol = protocol or ("reduced" if dry_run else "full")
@@ -142,8 +142,7 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
 
 
 def _dry_run_profile(model: str, mp: str) -> MuseProfile:
-    """The dry run's MUSE part (news only), sized for the ~3 minutes issue 12 allows (measured: 3:22 with real News,
-    3:30 synthetic, on 2 AVX2-only EPYC cores in fp32, target and gold trained in the run): 2 VerbMem
+    """The dry run's MUSE part (news only), sized to add about 3 minutes on 2 CPU cores (docs/guide.md): 2 VerbMem
     and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows, 96-token texts; one target and
     one gold training of 8 texts' worth, then every dry-run method's unlearning and evaluation on that slice."""
     # target: 8 epochs at batch 4 reach VerbMem 1.0 (5 epochs: 0.307; 10 epochs at batch 8: 0.256; the gold 0.13);
@@ -335,7 +334,7 @@ class MuseBenchmark:
             self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
         self.data_dir, self.progress, self.data_choice = data_dir, progress, data
         self.notes: list[str] = [self.profile.note]
-        if robustness:  # issue 14's attack is built on TOFU's QA rows; MUSE's is not wired yet
+        if robustness:  # the relearning attack is built on TOFU's QA rows; MUSE's is not wired yet
             self.notes.append("robustness checks are TOFU-only: MUSE cells carry none")
         self._data: MuseData | None = None
         self._evals: dict[str, dict] = {}

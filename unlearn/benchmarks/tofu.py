@@ -485,7 +485,7 @@ class TofuBenchmark:
         prob = lambda split, n: float(np.exp(-self._row_values(logs[split], "avg_gt_loss")[:n]).mean())  # noqa: E731
         return {"forget_prob": prob("forget", n_forget), "retain_prob": prob("retain", n_retain)}
 
-    # -------------------------------------------------------------- robustness (issue 14)
+    # -------------------------------------------------------------- robustness
     def _forget_rows_and_parts(self, split: str):
         rows = _protocol_splits(self.data(split), self.profile.protocol)["forget"]
         return rows, *relearn_split(len(rows), self.profile.robustness)

@@ -95,7 +95,7 @@ class WmdpProfile:
 def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32",
                  protocol: str | None = None) -> WmdpProfile:
     """Recipes per model. The tiny tier trains tiny-qwen3 from scratch on the synthetic domain and takes the
-    tier's tuned method settings unchanged (chosen on TOFU forget01, as issue 11's rule says); real models get
+    tier's tuned method settings unchanged (chosen on TOFU forget01 by `unlearn tune`'s rule); real models get
     ``reduced`` (the memorised protocol, CPU-sized; the dry run's), ``full`` (memorised, every question) or
     ``standard`` (the published protocol)."""
     mp = "bf16" if precision == "bf16" else "no"

@@ -32,7 +32,7 @@ class DSUConfig:
     # forget rows, descent at the shared lr barely moves the adapter, and its negation removes nothing; a
     # higher lr makes it over-fit them, so its delta carries the forget knowledge (docs/methods.md).
     forget_lr: float | None = None
-    # Calibrated lambda (docs/methods.md, 2026-11-30): the negation is scaled back from lam until it raises the
+    # Calibrated lambda (docs/methods.md): the negation is scaled back from lam until it raises the
     # retain NLL (nats/token, on the first probe_size retain rows, before the repair) by at most retain_tol.
     # A forget adapter trained on more authors carries more shared structure, so one fixed lambda that suits
     # one author wrecks utility on four; the tolerance is the same rule IWAP stops by. inf: lam as given.

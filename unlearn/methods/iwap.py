@@ -28,7 +28,7 @@ from unlearn.train import nll_loss, train
 @dataclass(frozen=True)
 class IWAPConfig:
     tune_grid: ClassVar[dict] = {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]}  # `unlearn tune`'s grid
-    # p and retain_tol tuned on the tiny tier's forget01 only (docs/methods.md, 2026-11-30): p {0.01, 0.02} x
+    # p and retain_tol tuned on the tiny tier's forget01 only (docs/methods.md): p {0.01, 0.02} x
     # retain_tol {0.03, 0.05, 0.1}; all reach efficacy 1.0 but tol 0.1 / p 0.01 (retain 0.899); the cheapest
     # (fewest rounds: 5) is p 0.02, tol 0.03 (retain 0.965)
     p: float = 0.02  # fraction of MLP neurons pruned per round (top scores among the unpruned)

@@ -93,8 +93,8 @@ def _orthonormal_basis_gram(G: torch.Tensor, rel_tol: float, chunk: int = 1 << 2
     eigendecomposition of the (k, k) Gram matrix G G^T = V S^2 V^T gives the same left singular vectors of G^T,
     U = G^T V S^-1, with the same rank rule (S > rel_tol * max S), then one QR pass restores orthonormality
     (the Gram matrix squares the condition number). Float64 in slices of ``chunk`` columns, so no (k, D) float64
-    copy is made. Why: cuSOLVER's SVD refused G^T of that shape (CUSOLVER_STATUS_INVALID_VALUE, measured on an
-    H200), and it would hold several (D, k) float64 copies."""
+    copy is made. Why: cuSOLVER's SVD refuses G^T of that shape (CUSOLVER_STATUS_INVALID_VALUE on Qwen3-4B's
+    LoRA; docs/guide.md, GPU tier), and it would hold several (D, k) float64 copies."""
     k, D = G.shape
     M = torch.zeros((k, k), dtype=torch.float64, device=G.device)
     for s in range(0, D, chunk):

@@ -2,14 +2,14 @@
 forget update, projected orthogonal to retain gradients, plus the optimiser's retain-repair update, inside a
 trust region that rejects and shrinks.
 
-Since 2026-11-30 (issue 11) the trust region bounds the retain probe's NLL *rise* over pi_ref (guard "nll") and
-the step carries a retain repair (``retain_weight`` times the optimiser's update, Adam by default with its own
-state and the same lr, of the unweighted mean of the k retain micro-batches' NLL gradients that the projection
-already computed; added after the projection and clipped to the radius with the forget part).
-Was: KL(pi_ref || pi_theta) on the probe, no repair. The KL charges every change, improvements included, so a
-repair spent the budget; the one-sided NLL bound charges only harm. Measurements in docs/methods.md.
-Later the same day the radius's growth test became the step's own guard increase against the budget left
-(``grow_rule="remaining"``; was the cumulative guard under delta/4, which froze the radius once the guard passed it).
+The trust region bounds the retain probe's NLL *rise* over pi_ref (guard "nll") and the step carries a retain
+repair (``retain_weight`` times the optimiser's update, Adam by default with its own state and the same lr, of
+the unweighted mean of the k retain micro-batches' NLL gradients that the projection already computed; added
+after the projection and clipped to the radius with the forget part). The bound is one-sided because a KL on
+the probe charges every change, improvements included, so a repair would spend the budget; the NLL rise
+charges only harm. The radius grows when a step used little of the budget left (``grow_rule="remaining"``): a
+test on the cumulative guard would freeze the radius once the guard passed delta/4. Measurements:
+docs/methods.md.
 ``guard="kl", retain_weight=0, grow_rule="level"`` is the old method."""
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ class TROUConfig:
     retain_weight: float = 1.0  # weight of the unprojected repair: the optimiser's update of the mean retain gradient
     # when an accepted step grows the radius (x grow, if the forget loss also fell): "remaining": the step used under
     # a quarter of the budget left before it (guard - guard_before < (delta - guard_before) / 4; a step that lowers
-    # the guard always qualifies); "level": the guard itself is under delta / 4 (before 2026-11-30: once the
-    # cumulative guard passed delta / 4 the radius could only shrink, and froze after the first rejections)
+    # the guard always qualifies); "level": the guard itself is under delta / 4 (once the cumulative guard passes
+    # delta / 4 the radius can only shrink, and freezes after the first rejections)
     grow_rule: str = "remaining"
 
 

@@ -223,7 +223,7 @@ def add_lora(model, spec: LoraSpec, *, quantised: bool = False, gradient_checkpo
         if compute in (torch.bfloat16, torch.float16):
             # prepare_model_for_kbit_training upcasts every non-quantised weight (embedding/tied head, norms) to
             # float32; frozen, they need no float32, and float32 norms make every 4-bit layer's input float32, so
-            # bitsandbytes computes in float32: measured on Qwen3-4B's shape (H200, 10 GiB cap), activations and
+            # bitsandbytes computes in float32: measured on Qwen3-4B's shape under a 10 GiB cap (docs/guide.md), activations and
             # logits twice the size (grad_diff/NPO/SimNPO ran out of memory) and 1.45 GiB of float32 embedding.
             for param in model.parameters():
                 if param.dtype == torch.float32 and not param.requires_grad:
