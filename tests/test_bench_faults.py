@@ -304,3 +304,57 @@ def test_code_version_follows_the_source_that_decides_numbers(tmp_path, fake, mo
     monkeypatch.setattr(unlearn.bench, "code_version", lambda: "other code")
     run_bench(fake.args(), log=_quiet)
     assert FakeBench.ran == ["grad_ascent", "npo", "retrain"]
+
+
+# ---------------------------------------------------------------- scale-out pieces: list, shard, one cell
+def test_shards_cover_the_grid_exactly_once_and_the_full_run_writes_the_tables(fake):
+    FakeBench.splits = FakeBench.dry_run_splits = ("s1", "s2")
+    try:
+        listing = run_bench(fake.args(list_cells=True), log=_quiet)["listing"]
+        assert len(listing) == 6 and not any(c["done"] for c in listing)
+        assert listing[0]["needs"] == ["fake:target:s1", "fake:gold:s1"]
+        ran = []
+        for i in range(3):
+            FakeBench.ran = []
+            out = run_bench(fake.args(shard=f"{i}/3"), log=_quiet)
+            assert out["paths"] == {} and not (fake.out / "benchmark_results.json").exists()
+            ran += FakeBench.ran
+        assert sorted(ran) == sorted(["grad_ascent", "npo", "retrain"] * 2)  # each cell once, by one shard
+        assert all(c["done"] for c in run_bench(fake.args(list_cells=True), log=_quiet)["listing"])
+        FakeBench.ran = []
+        whole = run_bench(fake.args(), log=_quiet)  # every cell finished: nothing recomputed, tables written
+        assert FakeBench.ran == [] and len(read_results(fake.out)["cells"]) == 6 == len(whole["cells"])
+    finally:
+        FakeBench.splits = FakeBench.dry_run_splits = ("s1",)
+
+
+def test_one_cell_by_key_or_prefix(fake, capsys):
+    keys = [c["key"] for c in run_bench(fake.args(list_cells=True), log=_quiet)["listing"]]
+    npo = next(k for k in keys if "-npo-" in k)
+    run_bench(fake.args(cells=[npo]), log=_quiet)
+    assert FakeBench.ran == ["npo"]
+    FakeBench.ran = []
+    run_bench(fake.args(cells=["fake-s1-grad_ascent"]), log=_quiet)
+    assert FakeBench.ran == ["grad_ascent"]
+    assert main(["bench", "--benchmarks", "fake", "--output_dir", str(fake.out), "--cell", "fake-s9"]) == 2
+    assert "--cell fake-s9: no such cell in this grid" in capsys.readouterr().err
+
+
+def test_cell_keys_ignore_the_device_index_and_thread_count(fake, monkeypatch):
+    """A cell computed with --device cuda:1 is found by a later --device auto (cuda) run, and workers with other
+    thread counts agree on keys; another GPU model or CPU kernel family does not."""
+    import unlearn.bench as bench
+
+    tags = {"cuda": "cuda:NVIDIA H200|torch 2.13", "cuda:1": "cuda:NVIDIA H200|torch 2.13",
+            "cpu": "cpu:AVX2|MKL_CBWR=AVX2|threads=1|torch 2.13", "cpu2": "cpu:AVX2|MKL_CBWR=AVX2|threads=2|torch 2.13",
+            "cuda:0": "cuda:NVIDIA A100|torch 2.13"}
+    monkeypatch.setattr(bench, "numerics_tag", lambda device: tags[device])
+    args = bench.resolve(fake.args())
+
+    def key(device):
+        runner = FakeBench("tiny-qwen3")
+        runner.device = device
+        return bench.cell_key(args, "fake", "s1", "npo", runner)
+
+    assert key("cuda") == key("cuda:1") and key("cpu") == key("cpu2")
+    assert len({key("cuda"), key("cpu"), key("cuda:0")}) == 3

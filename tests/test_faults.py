@@ -35,6 +35,8 @@ BAD_BENCH = [
     (["--set", "nope.lr=1"], "nope"),
     (["--set", "npo.beta=abc"], "npo.beta"),
     (["--set", "npo.beta"], "not of the form method.field=value"),
+    (["--shard", "2/2"], "--shard 2/2: needs N >= 1 and 0 <= i < N"),
+    (["--shard", "half"], "--shard half: expected i/N"),
 ]
 
 

@@ -61,6 +61,9 @@ class BenchArgs:
     tuned: str | None = None  # an `unlearn tune` output: its chosen settings, under any --set overrides
     robustness: bool | None = None  # relearning attack + regeneration leakage; None: the profile's (dry run: off)
     progress: bool = True
+    shard: str | None = None  # "i/N": run the i-th of N deterministic shares of the grid (0-based)
+    cells: list[str] | None = None  # run only these cells (keys, or key prefixes such as tofu-forget01-npo)
+    list_cells: bool = False  # print the grid (keys, dependencies, done or not) instead of running it
     # None = each benchmark's documented profile; tests shrink it with a TOFU Profile or {benchmark: profile}
     profile: object = None
 
@@ -71,6 +74,8 @@ def resolve(args: BenchArgs) -> BenchArgs:
         raise ValueError(f"--max_steps {args.max_steps}: must be a positive number of optimiser steps")
     if args.seed < 0:
         raise ValueError(f"--seed {args.seed}: must be a non-negative integer")
+    if args.shard is not None:
+        parse_shard(args.shard)
     for flag, names in (("--benchmarks", args.benchmarks), ("--methods", args.methods), ("--splits", args.splits)):
         if names is None:
             continue
@@ -120,6 +125,33 @@ def resolve(args: BenchArgs) -> BenchArgs:
             raise ValueError(f"--splits names no split of {', '.join(empty)}; valid: "
                              + "; ".join(f"{b}: {', '.join(known[b])}" for b in empty))
     return args
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` -> (i, N) with 0 <= i < N."""
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text}: expected i/N, e.g. 0/4 (the first of 4 shares)") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text}: needs N >= 1 and 0 <= i < N")
+    return i, n
+
+
+def select(grid: list[tuple], keys: list[str], args: BenchArgs) -> list[int]:
+    """Indices of the grid cells this process runs: all, the --cell ones, or its --shard (every N-th cell in
+    grid order, so N processes with the same command and shards 0..N-1 cover the grid exactly once)."""
+    chosen = list(range(len(grid)))
+    if args.cells:  # a key, or the start of keys up to a dash: tofu-forget01-npo, tofu-forget01, tofu
+        match = lambda k, c: k == c or k.startswith(c + "-")  # noqa: E731
+        unknown = [c for c in args.cells if not any(match(k, c) for k in keys)]
+        if unknown:
+            raise ValueError(f"--cell {', '.join(unknown)}: no such cell in this grid; `--list-cells` prints the keys")
+        chosen = [j for j in chosen if any(match(keys[j], c) for c in args.cells)]
+    if args.shard:
+        i, n = parse_shard(args.shard)
+        chosen = [j for j in chosen if j % n == i]
+    return chosen
 
 
 def check_output_dir(out: Path) -> None:
@@ -206,16 +238,24 @@ def splits_for(args: BenchArgs, bench) -> list[str]:
     return list(bench.dry_run_splits) if args.dry_run else list(bench.splits)
 
 
+def arithmetic_tag(device: str) -> str:
+    """The numerics tag without the thread count and the device index: the kind of arithmetic (CPU kernel family
+    and pins, or the GPU model, and torch), so every worker of a grid computes the same cell keys."""
+    import re
+
+    return re.sub(r"\|threads=\d+", "", numerics_tag(device))
+
+
 def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> str:
     """Identity of a finished cell file: everything that decides its numbers. ``runner`` (the benchmark object)
-    gives the precision and device that ``auto`` resolved to and the data the cell reads; with the kernels'
-    numerics tag and the code version, a rerun on other hardware, other data or other code never reuses cells
-    computed another way."""
+    gives the precision that ``auto`` resolved to, the data the cell reads and the device's kind of arithmetic;
+    with the code version, a rerun on other hardware, other data or other code never reuses cells computed
+    another way. Not the device string or thread count: a cell run with ``--device cuda:1`` is found by a
+    later ``--device auto`` run on the same kind of GPU, and every worker of a sharded grid agrees on keys."""
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
              "overrides": args.overrides.get(method, {}), "data": args.data, "data_hash": data_hash(runner, split),
-             "code": code_version(), "numerics": numerics_tag(runner.device),
-             "precision": runner.precision, "device": runner.device,
+             "code": code_version(), "arithmetic": arithmetic_tag(runner.device), "precision": runner.precision,
              "protocol": runner.profile.protocol.name, "compat": getattr(runner.profile.protocol, "compat", None),
              "robustness": (dataclasses.asdict(runner.profile.robustness)
                             if getattr(runner.profile, "robustness", None) else None)}
@@ -270,9 +310,18 @@ def run_bench(args: BenchArgs, log=print) -> dict:
         protocol = "; ".join(filter(None, [protocol, bench.profile.protocol.describe()]))
         for s in splits_for(args, bench):
             grid += [(b, s, m) for m in args.methods]
-    with tqdm(total=len(grid), desc="cells", disable=not args.progress) as bar:
-        for b, s, m in grid:
-            path = cell_dir / f"{cell_key(args, b, s, m, benches[b])}.json"
+    keys = [cell_key(args, b, s, m, benches[b]) for b, s, m in grid]
+    if args.list_cells:
+        listing = [{"key": k, "benchmark": b, "split": s, "method": m, "done": (cell_dir / f"{k}.json").is_file(),
+                    "needs": [f"{b}:target:{s}"] + ([f"{b}:gold:{s}"])} for k, (b, s, m) in zip(keys, grid)]
+        log(json.dumps(listing, indent=1))
+        return {"cells": [], "failed": [], "paths": {}, "run": {}, "listing": listing}
+    chosen = select(grid, keys, args)
+    partial = len(chosen) < len(grid)
+    with tqdm(total=len(chosen), desc="cells", disable=not args.progress) as bar:
+        for j in chosen:
+            (b, s, m), key = grid[j], keys[j]
+            path = cell_dir / f"{key}.json"
             cell, why = read_cell(path) if path.is_file() and not args.force else (None, None)
             if cell is not None:
                 log(f"skip {b}/{s}/{m}: finished earlier ({path}); --force recomputes")
@@ -301,6 +350,10 @@ def run_bench(args: BenchArgs, log=print) -> dict:
                         atomic_write(path, json.dumps(cell, allow_nan=True))
                 cells.append(cell)
             bar.update(1)
+    if partial:  # a share of the grid: its cells are written; the tables belong to the whole grid
+        log(f"{len(cells)} of {len(grid)} cells done here ({len(failed)} stopped); the same command without "
+            "--shard/--cell writes the tables once every share has finished")
+        return {"cells": cells, "failed": failed, "paths": {}, "run": {}}
     info = run_info(args, protocol, benches)
     info["wall_s"] = round(time.time() - start, 1)
     info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})

@@ -86,7 +86,8 @@ def cmd_bench(args) -> int:
                                  output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
                                  force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
                                  data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
-                                 robustness=args.robustness))
+                                 robustness=args.robustness, shard=args.shard, cells=split(args.cell),
+                                 list_cells=args.list_cells), log=print)
     if result["failed"]:  # the other cells finished and are in the outputs; exit 1 says the grid is incomplete
         print(f"unlearn: {len(result['failed'])} cell(s) stopped: "
               + "; ".join(f"{f['benchmark']}/{f['split']}/{f['method']}" for f in result["failed"])
@@ -216,6 +217,11 @@ def parser() -> argparse.ArgumentParser:
                    help="relearning attack and regeneration leakage per cell (default: on, off in the dry run)")
     b.add_argument("--tuned", metavar="FILE", help="apply the settings an `unlearn tune` run chose (--set wins over them); "
                                                   "recorded in the results JSON")
+    b.add_argument("--list-cells", "--list_cells", dest="list_cells", action="store_true",
+                   help="print the grid as JSON (cell keys, what each needs, whether it is done) and stop")
+    b.add_argument("--shard", metavar="i/N", help="run every N-th cell from the i-th (0-based): N processes on a shared "
+                                                   "output folder and cache cover the grid once (a Slurm array)")
+    b.add_argument("--cell", metavar="KEY[,KEY]", help="run only these cells (keys or key prefixes from --list-cells)")
     b.set_defaults(fn=cmd_bench)
 
     x = sub.add_parser("export", help="rerun one cell and write its unlearned model as a plain Hugging Face folder",
