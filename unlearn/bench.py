@@ -64,6 +64,10 @@ class BenchArgs:
     shard: str | None = None  # "i/N": run the i-th of N deterministic shares of the grid (0-based)
     cells: list[str] | None = None  # run only these cells (keys, or key prefixes such as tofu-forget01-npo)
     list_cells: bool = False  # print the grid (keys, dependencies, done or not) instead of running it
+    executor: str = "local"  # local: this process, cell after cell; ray: Ray tasks (unlearn.executors)
+    address: str | None = None  # ray: the cluster to join (None starts a local one)
+    cpus_per_cell: int = 1  # ray: the CPUs each cell asks for (its torch threads)
+    gpu_fraction: float | None = None  # ray: the share of a GPU each cell asks for (None: from a 10 GiB cap)
     # None = each benchmark's documented profile; tests shrink it with a TOFU Profile or {benchmark: profile}
     profile: object = None
 
@@ -76,6 +80,12 @@ def resolve(args: BenchArgs) -> BenchArgs:
         raise ValueError(f"--seed {args.seed}: must be a non-negative integer")
     if args.shard is not None:
         parse_shard(args.shard)
+    if args.executor not in ("local", "ray"):
+        raise ValueError(f"--executor {args.executor}: valid: local, ray")
+    if args.cpus_per_cell < 1:
+        raise ValueError(f"--cpus-per-cell {args.cpus_per_cell}: must be >= 1")
+    if args.gpu_fraction is not None and not 0 < args.gpu_fraction <= 1:
+        raise ValueError(f"--gpu-fraction {args.gpu_fraction}: must be in (0, 1]")
     for flag, names in (("--benchmarks", args.benchmarks), ("--methods", args.methods), ("--splits", args.splits)):
         if names is None:
             continue
@@ -291,6 +301,38 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
                                                               (DISTRIBUTION, "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
 
 
+def bench_kwargs(args: BenchArgs, b: str) -> dict:
+    """How ``unlearn bench`` constructs benchmark ``b`` (the same in every process of a distributed grid)."""
+    return dict(data_dir=args.data_dir, quant=args.quant, device=args.device, dry_run=args.dry_run,
+                max_steps=args.max_steps, seed=args.seed, progress=args.progress, profile=profile_of(args.profile, b),
+                precision=args.precision, data=args.data, protocol=args.protocol, compat=args.compat,
+                robustness=args.robustness)
+
+
+def compute_cell(runner, b: str, s: str, m: str, args: BenchArgs, path: Path, why: str | None,
+                 out: Path) -> tuple[str, dict, str]:
+    """One cell under its lock: ("reuse", cell) when another process finished it meanwhile, ("done", cell) after
+    running it and writing its file, or ("failed", {benchmark, split, method, error}) when its loss turned
+    non-finite; with the line to log."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # another `unlearn bench` on this folder computing the same cell holds the lock: wait, then reuse
+    with FileLock(str(path) + ".lock"):
+        cell, _ = read_cell(path) if path.is_file() and why is None and not args.force else (None, None)
+        if cell is not None:
+            return "reuse", cell, f"reuse {b}/{s}/{m}: another run finished it meanwhile ({path})"
+        note = f"recompute {b}/{s}/{m}: {path} is {why}; " if why else ""
+        try:
+            cell = runner.run_cell(m, s, args.overrides)
+        except NonFiniteLossError as err:
+            return ("failed", {"benchmark": b, "split": s, "method": m, "error": str(err)},
+                    f"{note}FAILED {b}/{s}/{m}: {err}; the other cells go on")
+        cell["schema_version"] = SCHEMA_VERSION
+        if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
+            write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
+        atomic_write(path, json.dumps(cell, allow_nan=True))
+    return "done", cell, f"{note}done {b}/{s}/{m}"
+
+
 def run_bench(args: BenchArgs, log=print) -> dict:
     """Run the grid. A cell whose loss turns NaN or inf is recorded under ``run.failed`` (with the step, in the
     error) and the other cells go on; its file is not written, so a rerun tries it again."""
@@ -302,10 +344,7 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     grid = []
     benches = {}
     for b in args.benchmarks:
-        bench = BENCHMARKS.get(b)(args.model, data_dir=args.data_dir, quant=args.quant, device=args.device,
-                                  dry_run=args.dry_run, max_steps=args.max_steps, seed=args.seed, progress=args.progress,
-                                  profile=profile_of(args.profile, b), precision=args.precision, data=args.data,
-                                  protocol=args.protocol, compat=args.compat, robustness=args.robustness)
+        bench = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
         benches[b] = bench
         protocol = "; ".join(filter(None, [protocol, bench.profile.protocol.describe()]))
         for s in splits_for(args, bench):
@@ -318,38 +357,35 @@ def run_bench(args: BenchArgs, log=print) -> dict:
         return {"cells": [], "failed": [], "paths": {}, "run": {}, "listing": listing}
     chosen = select(grid, keys, args)
     partial = len(chosen) < len(grid)
-    with tqdm(total=len(chosen), desc="cells", disable=not args.progress) as bar:
-        for j in chosen:
-            (b, s, m), key = grid[j], keys[j]
-            path = cell_dir / f"{key}.json"
-            cell, why = read_cell(path) if path.is_file() and not args.force else (None, None)
-            if cell is not None:
-                log(f"skip {b}/{s}/{m}: finished earlier ({path}); --force recomputes")
-                cells.append(cell)
-            else:
+    todo = []  # (grid index, why the file on disk cannot be reused, or None)
+    finished: dict[int, dict] = {}
+    for j in chosen:
+        (b, s, m), path = grid[j], cell_dir / f"{keys[j]}.json"
+        cell, why = read_cell(path) if path.is_file() and not args.force else (None, None)
+        if cell is not None:
+            log(f"skip {b}/{s}/{m}: finished earlier ({path}); --force recomputes")
+            finished[j] = cell
+        else:
+            todo.append((j, why))
+    if args.executor == "ray":
+        from unlearn.executors import run_on_ray
+
+        results = run_on_ray(args, grid, keys, todo, cell_dir, out, log)
+    else:
+        results = {}
+        with tqdm(total=len(todo), desc="cells", disable=not args.progress) as bar:
+            for j, why in todo:
+                b, s, m = grid[j]
                 bar.set_postfix_str(f"{b}/{s}/{m}")
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # another `unlearn bench` on this folder computing the same cell holds the lock: wait, then reuse
-                with FileLock(str(path) + ".lock"):
-                    cell, _ = read_cell(path) if path.is_file() and why is None and not args.force else (None, None)
-                    if cell is not None:
-                        log(f"reuse {b}/{s}/{m}: another run finished it meanwhile ({path})")
-                    else:
-                        if why:
-                            log(f"recompute {b}/{s}/{m}: {path} is {why}")
-                        try:
-                            cell = benches[b].run_cell(m, s, args.overrides)
-                        except NonFiniteLossError as err:
-                            failed.append({"benchmark": b, "split": s, "method": m, "error": str(err)})
-                            log(f"FAILED {b}/{s}/{m}: {err}; the other cells go on")
-                            bar.update(1)
-                            continue
-                        cell["schema_version"] = SCHEMA_VERSION
-                        if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
-                            write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
-                        atomic_write(path, json.dumps(cell, allow_nan=True))
-                cells.append(cell)
-            bar.update(1)
+                results[j] = compute_cell(benches[b], b, s, m, args, cell_dir / f"{keys[j]}.json", why, out)
+                log(results[j][2])
+                bar.update(1)
+    for j, (state, value, _line) in results.items():
+        if state == "failed":
+            failed.append(value)
+        else:
+            finished[j] = value
+    cells = [finished[j] for j in chosen if j in finished]  # grid order, whatever order the cells finished in
     if partial:  # a share of the grid: its cells are written; the tables belong to the whole grid
         log(f"{len(cells)} of {len(grid)} cells done here ({len(failed)} stopped); the same command without "
             "--shard/--cell writes the tables once every share has finished")

@@ -87,7 +87,8 @@ def cmd_bench(args) -> int:
                                  force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
                                  data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
                                  robustness=args.robustness, shard=args.shard, cells=split(args.cell),
-                                 list_cells=args.list_cells), log=print)
+                                 list_cells=args.list_cells, executor=args.executor, address=args.address,
+                                 cpus_per_cell=args.cpus_per_cell, gpu_fraction=args.gpu_fraction), log=print)
     if result["failed"]:  # the other cells finished and are in the outputs; exit 1 says the grid is incomplete
         print(f"unlearn: {len(result['failed'])} cell(s) stopped: "
               + "; ".join(f"{f['benchmark']}/{f['split']}/{f['method']}" for f in result["failed"])
@@ -222,6 +223,14 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--shard", metavar="i/N", help="run every N-th cell from the i-th (0-based): N processes on a shared "
                                                    "output folder and cache cover the grid once (a Slurm array)")
     b.add_argument("--cell", metavar="KEY[,KEY]", help="run only these cells (keys or key prefixes from --list-cells)")
+    b.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local (default): cell after cell in this process; ray: the cells as Ray tasks after the "
+                        "models they need (pip install 'unlearn-eval[ray]')")
+    b.add_argument("--address", help="ray: the cluster to join (default: start a local one)")
+    b.add_argument("--cpus-per-cell", "--cpus_per_cell", dest="cpus_per_cell", type=int, default=1,
+                   help="ray: CPUs (torch threads) per cell task (default 1)")
+    b.add_argument("--gpu-fraction", "--gpu_fraction", dest="gpu_fraction", type=float, default=None,
+                   help="ray on CUDA: the share of a GPU per cell (default: a 10 GiB cap over the GPU's memory)")
     b.set_defaults(fn=cmd_bench)
 
     x = sub.add_parser("export", help="rerun one cell and write its unlearned model as a plain Hugging Face folder",

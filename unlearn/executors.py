@@ -1,0 +1,150 @@
+"""``unlearn bench --executor ray``: the grid's cells as Ray tasks (install the ``ray`` extra).
+
+The grid is a small dependency graph: each benchmark split's target and gold models are tasks, and every cell
+of the split is a task that Ray starts once both are built. A cell task builds its benchmark exactly as the
+local executor does (``unlearn.bench.bench_kwargs``) and runs the same ``compute_cell``, so it writes the same
+cell file under the same lock: a rerun, local or on Ray, resumes from whatever finished. A worker that dies
+mid-cell loses that cell only (Ray retries the task on another worker); a cell that fails is reported with its
+error and the others go on.
+
+Resources: each task asks for ``--cpus-per-cell`` CPUs (its torch threads) and, on CUDA, ``--gpu-fraction`` of
+a GPU (default: what a 10 GiB cap is of the first GPU's memory, so several capped cells share one large GPU;
+each task caps its own process to that share). Workers get the numerics pins in their environment before
+torch loads, so the tiny tier computes the same bits as the local executor.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+GIB = 2**30
+CELL_CAP_BYTES = 10 * GIB  # the research target's budget: one cell fits in 10 GiB (docs/guide.md, GPU tier)
+RETRIES = 2  # a cell task is retried this many times when its worker process dies
+
+
+def worker_env(cpus: int) -> dict[str, str]:
+    """Environment for Ray's worker processes: the numerics pins with this many threads, and the cache and data
+    folders the driver uses."""
+    from unlearn.numerics import PINS, pins_disabled
+
+    env = {} if pins_disabled() else {**PINS, "OMP_NUM_THREADS": str(cpus), "MKL_NUM_THREADS": str(cpus)}
+    for name in ("UNLEARN_CACHE_DIR", "UNLEARN_DATA_DIR", "UNLEARN_NUMERICS", "HF_HUB_OFFLINE"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
+def start_ray(address: str | None = None, num_cpus: int | None = None, cpus_per_cell: int = 1) -> None:
+    """Join the cluster at ``address``, or start a local Ray instance (``num_cpus``: its CPUs, default all). Its
+    workers run at the normal priority (Ray's default niceness would let any other process on the machine take
+    the cores from the cells) with the numerics pins in their environment."""
+    import ray
+
+    os.environ.setdefault("RAY_worker_niceness", "0")  # read by the raylet this call starts
+    ray.init(address=address, num_cpus=None if address else num_cpus,
+             runtime_env={"env_vars": worker_env(cpus_per_cell)}, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+
+
+def gpu_share(args) -> float:
+    """The GPU fraction a cell asks for: --gpu-fraction, else the 10 GiB cap over the first GPU's memory."""
+    if not str(args.device).startswith(("cuda", "auto")):
+        return 0.0
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0.0
+    if args.gpu_fraction is not None:
+        return args.gpu_fraction
+    return min(1.0, CELL_CAP_BYTES / torch.cuda.get_device_properties(0).total_memory)
+
+
+def _in_worker(args, cpus: int, gpu: float):
+    """A task's process: its thread count, and on CUDA the device Ray assigned and the memory cap."""
+    import dataclasses
+
+    import torch
+
+    torch.set_num_threads(cpus)
+    if gpu > 0:
+        torch.cuda.set_per_process_memory_fraction(min(1.0, gpu), 0)
+        return dataclasses.replace(args, device="cuda", progress=False)  # Ray's CUDA_VISIBLE_DEVICES: one GPU
+    return dataclasses.replace(args, progress=False)
+
+
+def build_models(args, b: str, s: str, cpus: int, gpu: float) -> str:
+    """Train (or find in the cache) the target and gold models of benchmark ``b``'s split ``s``."""
+    from unlearn.bench import bench_kwargs
+    from unlearn.benchmarks import BENCHMARKS
+
+    args = _in_worker(args, cpus, gpu)
+    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    if b == "muse":  # one target and one main gold for every MUSE split; each step's gold is built by its cell
+        runner.target_dir()
+        runner.gold_dir(1)
+    elif hasattr(runner, "target_dir"):
+        runner.target_dir(s)
+        runner.gold_dir(s)
+    return f"{b}:{s}"
+
+
+def run_one(args, b: str, s: str, m: str, path: str, why: str | None, out: str, cpus: int, gpu: float,
+            *_models: str) -> tuple[str, dict, str]:
+    """One cell in a Ray worker: ``unlearn.bench.compute_cell``, as the local executor runs it."""
+    from unlearn.bench import bench_kwargs, compute_cell
+    from unlearn.benchmarks import BENCHMARKS
+
+    args = _in_worker(args, cpus, gpu)
+    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    return compute_cell(runner, b, s, m, args, Path(path), why, Path(out))
+
+
+def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, str | None]], cell_dir: Path,
+               out: Path, log) -> dict[int, tuple[str, dict, str]]:
+    """Run ``todo`` (grid indices, with why an existing file is not reused) as Ray tasks; {index: result}."""
+    try:
+        import ray
+    except ImportError:
+        raise ModuleNotFoundError("--executor ray needs Ray: pip install 'unlearn-eval[ray]' (or pip install ray)") from None
+    from tqdm.auto import tqdm
+
+    cpus, gpu = args.cpus_per_cell, gpu_share(args)
+    started_here = not ray.is_initialized()
+    if started_here:
+        start_ray(args.address, cpus_per_cell=cpus)
+    try:
+        build = ray.remote(num_cpus=cpus, num_gpus=gpu, max_retries=RETRIES)(build_models)
+        cell = ray.remote(num_cpus=cpus, num_gpus=gpu, max_retries=RETRIES)(run_one)
+        models, pending = {}, {}
+        for j, why in todo:
+            b, s, m = grid[j]
+            dep = (b, "all" if b == "muse" else s)
+            if dep not in models:
+                models[dep] = build.remote(args, b, s, cpus, gpu)
+            ref = cell.remote(args, b, s, m, str(cell_dir / f"{keys[j]}.json"), why, str(out), cpus, gpu, models[dep])
+            pending[ref] = j
+        results: dict[int, tuple[str, dict, str]] = {}
+        failed = 0
+        with tqdm(total=len(pending), desc="cells (ray)", disable=not args.progress) as bar:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+                for ref in ready:
+                    j = pending.pop(ref)
+                    b, s, m = grid[j]
+                    try:
+                        results[j] = ray.get(ref)
+                    except Exception as err:  # noqa: BLE001  (a cell's own error, retries spent: reported, not fatal)
+                        message = str(err).strip().splitlines()[-1][:500] if str(err).strip() else type(err).__name__
+                        results[j] = ("failed", {"benchmark": b, "split": s, "method": m, "error": message},
+                                      f"FAILED {b}/{s}/{m}: {message}; the other cells go on")
+                    failed += results[j][0] == "failed"
+                    log(results[j][2])
+                    bar.update(1)
+                bar.set_postfix_str(f"left {len(pending)}, failed {failed}")
+        return results
+    finally:
+        if started_here:
+            ray.shutdown()
+            time.sleep(0.5)  # let Ray's processes exit before the driver reads what they wrote
