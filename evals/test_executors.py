@@ -40,11 +40,16 @@ def _env(cache: Path) -> dict:
 
 
 def _cells(out: Path) -> list[dict]:
+    """Every cell's content but how it was run: wall times and memory, and the thread count (a Ray task has
+    --cpus-per-cell threads, this process 1 or 2), which is in the numerics record and in the cached models'
+    folder names (their recipe's numerics tag). Under the pins the thread count moves no number."""
     doc = json.loads((out / "benchmark_results.json").read_text())
     cells = sorted(doc["cells"], key=lambda c: c["method"])
     for c in cells:
-        for volatile in ("wall_s", "peak_memory_mb"):
+        for volatile in ("wall_s", "peak_memory_mb", "numerics"):
             c.pop(volatile)
+        c["model"].pop("target")
+        c["model"].pop("gold")
         if c.get("cost"):
             c["cost"].pop("unlearn_s")
     return cells
@@ -59,9 +64,14 @@ def local_cells(tmp_path_factory):
     return _cells(tmp / "out")
 
 
-def test_ray_grid_equals_the_local_one(local_cells, tmp_path):
+@pytest.fixture(scope="module")
+def ray_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("ray") / "cache"
+
+
+def test_ray_grid_equals_the_local_one(local_cells, ray_cache, tmp_path):
     """Targets, golds and cells built by Ray tasks (an empty cache) give the local executor's cells exactly."""
-    res = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "out"), "ray"], env=_env(tmp_path / "cache"),
+    res = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "out"), "ray"], env=_env(ray_cache),
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("done tofu/forget10/") == 3, res.stdout[-2000:]
@@ -73,8 +83,9 @@ def _task_pids(name: str) -> list[int]:
     return [int(p) for p in res.stdout.split()]
 
 
-def test_worker_killed_mid_cell_loses_nothing(local_cells, tmp_path):
-    env = _env(tmp_path / "cache")
+def test_worker_killed_mid_cell_loses_nothing(local_cells, ray_cache, tmp_path):
+    """The models come from the cache the test above filled; the cells are computed again into a new folder."""
+    env = _env(ray_cache)
     proc = subprocess.Popen([sys.executable, "-c", RUN, str(tmp_path / "out"), "ray"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     killed, deadline = [], time.time() + 600
