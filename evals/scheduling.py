@@ -12,13 +12,18 @@ from __future__ import annotations
 from xdist.scheduler import LoadScopeScheduling
 
 BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp"}
+# modules whose tests share a module-scoped run (a bench subprocess): one worker, so the run happens once
+SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py")
 
 
 def cell_group(nodeid: str) -> str | None:
-    """``tofu:method:split``, ``wmdp:method:split`` or ``muse:method`` for a test that reads a cell, else None."""
+    """``tofu:method:split``, ``wmdp:method:split`` or ``muse:method`` for a test that reads a cell, the module for
+    a module that shares one run between its tests, else None."""
     from unlearn.methods import method_names
 
     path, _, name = nodeid.partition("::")
+    if path in SHARED_RUN_FILES:
+        return path
     bench = BENCH_FILES.get(path)
     if bench is None or not name.endswith("]") or "[" not in name:
         return None

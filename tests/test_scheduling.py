@@ -20,11 +20,17 @@ def test_tests_that_read_no_cell_are_scheduled_alone():
     for nodeid in ("evals/test_tofu.py::test_target_is_far_from_gold[forget01]",
                    "evals/test_tofu.py::test_relearning_control_learns_some_but_not_all[forget10]",
                    "evals/test_muse.py::test_target_memorised_what_gold_never_saw[privleak]",
-                   "evals/test_main_job.py::test_killed_run_resumes_to_identical_results",
                    "tests/test_bench.py::test_like_a_cell[dsu-forget01]"):
         assert cell_group(nodeid) is None
         assert CellScheduling._split_scope(None, nodeid) == nodeid
     assert CellScheduling._split_scope(None, "evals/x.py::t[a]@mygroup") == "mygroup"  # xdist's own marker
+
+
+def test_modules_sharing_one_run_stay_on_one_worker():
+    for test in ("test_killed_run_resumes_to_identical_results", "test_results_schema_and_outputs"):
+        assert CellScheduling._split_scope(None, f"evals/test_main_job.py::{test}") == "evals/test_main_job.py"
+    for test in ("test_ray_grid_equals_the_local_one", "test_worker_killed_mid_cell_loses_nothing"):
+        assert cell_group(f"evals/test_executors.py::{test}") == "evals/test_executors.py"
 
 
 def test_every_grid_id_maps_to_its_cell():
