@@ -296,7 +296,7 @@ def test_code_version_follows_the_source_that_decides_numbers(tmp_path, fake, mo
     for name, text in (("report.py", "x = 2\n"), ("cli.py", "y = 2\n"), ("train.py", "lr = 2\n"),
                        ("data/tuned/tiny.json", '{"npo": 1}')):
         (root / name).write_text(text)
-        unlearn.bench._CODE_VERSIONS.clear()
+        code_version.cache_clear()
         versions.append(code_version(root))
     assert versions[0] == versions[1] == versions[2] != versions[3] != versions[4]
     run_bench(fake.args(), log=_quiet)

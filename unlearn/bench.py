@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import hashlib
+import re
 import json
 import os
 import platform
@@ -195,25 +197,18 @@ def check_output_dir(out: Path) -> None:
 PRESENTATION = ("__main__.py", "cli.py", "export.py", "html_report.py", "report.py")
 
 
+@functools.lru_cache(maxsize=None)
 def code_version(root: Path | None = None) -> str:
     """Hash of the source that decides a cell's numbers: every module of the package but the presentation ones,
     and the tiers' tuned settings (``data/tuned/*.json``). Part of the cell key, so results computed by other
     code are recomputed, not reused; derived from the files, never bumped by hand."""
     root = Path(root) if root else Path(__file__).resolve().parent
-    if root in _CODE_VERSIONS:
-        return _CODE_VERSIONS[root]
     h = hashlib.sha256()
-    files = sorted([*root.rglob("*.py"), *root.glob("data/tuned/*.json")])
-    for f in files:
+    for f in sorted([*root.rglob("*.py"), *root.glob("data/tuned/*.json")]):
         rel = f.relative_to(root).as_posix()
-        if rel in PRESENTATION or "__pycache__" in rel:
-            continue
-        h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
-    _CODE_VERSIONS[root] = h.hexdigest()[:16]
-    return _CODE_VERSIONS[root]
-
-
-_CODE_VERSIONS: dict[Path, str] = {}
+        if rel not in PRESENTATION and "__pycache__" not in rel:
+            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
 
 
 def data_hash(runner, split: str) -> str:
@@ -251,20 +246,19 @@ def splits_for(args: BenchArgs, bench) -> list[str]:
 def arithmetic_tag(device: str) -> str:
     """The numerics tag without the thread count and the device index: the kind of arithmetic (CPU kernel family
     and pins, or the GPU model, and torch), so every worker of a grid computes the same cell keys."""
-    import re
-
     return re.sub(r"\|threads=\d+", "", numerics_tag(device))
 
 
-def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner) -> str:
+def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner, data_digest: str | None = None) -> str:
     """Identity of a finished cell file: everything that decides its numbers. ``runner`` (the benchmark object)
     gives the precision that ``auto`` resolved to, the data the cell reads and the device's kind of arithmetic;
     with the code version, a rerun on other hardware, other data or other code never reuses cells computed
     another way. Not the device string or thread count: a cell run with ``--device cuda:1`` is found by a
-    later ``--device auto`` run on the same kind of GPU, and every worker of a sharded grid agrees on keys."""
+    later ``--device auto`` run on the same kind of GPU, and every worker of a sharded grid agrees on keys.
+    ``data_digest``: :func:`data_hash` of the split, when the caller has it (one per split, not per cell)."""
     ident = {"bench": bench, "split": split, "method": method, "model": args.model, "quant": args.quant,
              "max_steps": args.max_steps, "dry_run": args.dry_run, "seed": args.seed, "data_dir": args.data_dir,
-             "overrides": args.overrides.get(method, {}), "data": args.data, "data_hash": data_hash(runner, split),
+             "overrides": args.overrides.get(method, {}), "data": args.data, "data_hash": data_digest or data_hash(runner, split),
              "code": code_version(), "arithmetic": arithmetic_tag(runner.device), "precision": runner.precision,
              "protocol": runner.profile.protocol.name, "compat": getattr(runner.profile.protocol, "compat", None),
              "robustness": (dataclasses.asdict(runner.profile.robustness)
@@ -349,10 +343,11 @@ def run_bench(args: BenchArgs, log=print) -> dict:
         protocol = "; ".join(filter(None, [protocol, bench.profile.protocol.describe()]))
         for s in splits_for(args, bench):
             grid += [(b, s, m) for m in args.methods]
-    keys = [cell_key(args, b, s, m, benches[b]) for b, s, m in grid]
+    digests = {(b, s): data_hash(benches[b], s) for b, s, _ in grid}
+    keys = [cell_key(args, b, s, m, benches[b], digests[b, s]) for b, s, m in grid]
     if args.list_cells:
         listing = [{"key": k, "benchmark": b, "split": s, "method": m, "done": (cell_dir / f"{k}.json").is_file(),
-                    "needs": [f"{b}:target:{s}"] + ([f"{b}:gold:{s}"])} for k, (b, s, m) in zip(keys, grid)]
+                    "needs": [f"{b}:target:{s}", f"{b}:gold:{s}"]} for k, (b, s, m) in zip(keys, grid)]
         log(json.dumps(listing, indent=1))
         return {"cells": [], "failed": [], "paths": {}, "run": {}, "listing": listing}
     chosen = select(grid, keys, args)

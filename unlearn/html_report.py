@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.report import NATIVE, ROBUST, SUMMARY, _groups, fmt, label, read_results
+from unlearn.report import NATIVE, ROBUST, SUMMARY, _groups, atomic_write, fmt, label, read_results
 
 PAGE_ROWS = 200  # drill-down rows rendered per click
 BOOTSTRAP = 1000  # resamples for the comparison's intervals
@@ -188,6 +188,12 @@ def dynamics_svg(rows: list[dict]) -> str | None:
 
 
 # ---------------------------------------------------------------- tables
+def _value_td(v) -> str:
+    """A table cell showing ``v`` and sorting by it (undefined values: blank, sorted last)."""
+    n = _num(v)
+    return f'<td data-v="{"" if n is None else n}">{fmt(v)}</td>'
+
+
 def summary_table(bench: str, split: str, rows: list[dict]) -> str:
     cols = SUMMARY + [c for c in ROBUST if any(c[0] in r["summary"] for r in rows)]
     native = [k for k in NATIVE.get(bench, []) if any(k in r.get("metrics", {}) for r in rows)]
@@ -196,10 +202,8 @@ def summary_table(bench: str, split: str, rows: list[dict]) -> str:
     body = []
     for c in rows:
         gold = c["method"] == "retrain"
-        cells = "".join(f'<td data-v="{_num(c["summary"].get(k)) if _num(c["summary"].get(k)) is not None else ""}">'
-                        f'{fmt(c["summary"].get(k))}</td>' for k, _ in cols)
-        cells += "".join(f'<td data-v="{_num(c["metrics"].get(k)) if _num(c["metrics"].get(k)) is not None else ""}">'
-                         f'{fmt(c["metrics"].get(k))}</td>' for k in native)
+        cells = "".join(_value_td(c["summary"].get(k)) for k, _ in cols)
+        cells += "".join(_value_td(c["metrics"].get(k)) for k in native)
         badge = ' <span class="badge">gold</span>' if gold else ""
         body.append(f'<tr class="{"gold" if gold else ""}" data-method="{esc(c["method"])}">'
                     f'<td data-v="{esc(c["method"])}">{esc(c["method"])}{badge}</td>{cells}</tr>')
@@ -373,8 +377,6 @@ def render(docs: list[tuple[str, dict]]) -> str:
 
 
 def write_report(doc: dict, path: Path, title: str | None = None) -> Path:
-    from unlearn.report import atomic_write
-
     path = Path(path)
     atomic_write(path, render([(title or str(path.parent), doc)]))
     return path
@@ -384,13 +386,8 @@ def report_runs(run_dirs: list[str], out: str | None = None) -> Path:
     """``unlearn report``: the page of one run (default ``RUN_DIR/report.html``), or the first run compared with
     the others (default ``report.html`` in the current folder)."""
     docs = [(str(d), read_results(d)) for d in run_dirs]
-    if len(docs) > 1:
-        for label_b, b in docs[1:]:
-            comparable(docs[0][1], b, docs[0][0], label_b)
     target = Path(out) if out else (Path(run_dirs[0]) / "report.html" if len(docs) == 1 else Path("report.html"))
-    from unlearn.report import atomic_write
-
-    atomic_write(target, render(docs))
+    atomic_write(target, render(docs))  # render refuses runs that cannot be compared before anything is written
     return target
 
 
