@@ -50,7 +50,7 @@ def tofu_bench(request, data_dir):
 
 @pytest.fixture(scope="session")
 def muse_bench(request, data_dir):
-    from unlearn.benchmarks.muse import MuseBenchmark
+    from unlearn.benchmarks.muse.benchmark import MuseBenchmark
 
     model = request.config.getoption("--model")  # real News on the CPU-sized protocol for any other model
     return MuseBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
@@ -58,7 +58,7 @@ def muse_bench(request, data_dir):
 
 @pytest.fixture(scope="session")
 def wmdp_bench(request, data_dir):
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark
 
     model = request.config.getoption("--model")  # real questions on the CPU-sized protocol for any other model
     return WmdpBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
@@ -73,12 +73,12 @@ def prebuild_tasks(name: str, bench) -> list[tuple[str, object]]:
                 + [(f"tofu-gold-{s}", lambda s=s: bench.gold_dir(s)) for s in splits]
                 + [(f"tofu-eval-{k}-{s}", lambda k=k, s=s: bench.reference_eval(k, s)) for s in splits for k in ("target", "gold")])
     if name == "muse":
-        return [("muse-target", bench.target_dir), ("muse-gold", lambda: bench.gold_dir(1)),
+        return [("muse-target", bench.target_dir), ("muse-gold", lambda: bench.gold_dir("news")),
                 ("muse-eval-target", lambda: bench.reference_eval("target")), ("muse-eval-gold", lambda: bench.reference_eval("gold"))]
-    splits = ("synthetic",)
-    return ([(f"wmdp-target-{s}", lambda s=s: bench.target_dir(s)) for s in splits]
-            + [(f"wmdp-gold-{s}", lambda s=s: bench.gold_dir(s)) for s in splits]
-            + [(f"wmdp-eval-{k}-{s}", lambda k=k, s=s: bench.reference_eval(k, s)) for s in splits for k in ("target", "gold")])
+    splits = ("synthetic",)  # WMDP's tiny-tier split
+    return ([(f"{name}-target-{s}", lambda s=s: bench.target_dir(s)) for s in splits]
+            + [(f"{name}-gold-{s}", lambda s=s: bench.gold_dir(s)) for s in splits]
+            + [(f"{name}-eval-{k}-{s}", lambda k=k, s=s: bench.reference_eval(k, s)) for s in splits for k in ("target", "gold")])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -21,7 +21,7 @@ import sys
 import ray
 from unlearn.bench import BenchArgs, run_bench
 from unlearn.benchmarks import Profile
-from unlearn.benchmarks.tofu import EvalProtocol
+from unlearn.benchmarks.tofu.protocol import EvalProtocol
 from unlearn.train import TrainConfig
 profile = Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress=False),
                   unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,

@@ -17,7 +17,7 @@ RUN = """
 import sys
 from unlearn.bench import BenchArgs, run_bench
 from unlearn.benchmarks import Profile
-from unlearn.benchmarks.tofu import EvalProtocol
+from unlearn.benchmarks.tofu.protocol import EvalProtocol
 from unlearn.train import TrainConfig
 profile = Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress=False),
                   unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
@@ -120,7 +120,7 @@ def test_results_schema_and_outputs(uninterrupted):
 
 
 def _independent_aggregates(folder: Path) -> dict[str, float]:
-    """PROTOCOLS.md's TOFU formulas written out again from the TOFU-format log files alone, without
+    """The TOFU formulas (unlearn/benchmarks/tofu/README.md) written out again from the TOFU-format log files alone, without
     unlearn.metrics (the cell's numbers come from there): plain loops, math.exp, 9 / sum(1/x)."""
     import math
 
@@ -171,7 +171,7 @@ def test_bad_arguments_fail_before_any_output(tmp_path):
 MUSE_RUN = """
 import sys
 from unlearn.bench import BenchArgs, run_bench
-from unlearn.benchmarks.muse import MuseProfile, MuseProtocol
+from unlearn.benchmarks.muse.benchmark import MuseProfile, MuseProtocol
 from unlearn.train import TrainConfig
 profile = MuseProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
                       unlearn=TrainConfig(lr=1e-3, max_steps=1, batch_size=8, progress=False), lora=None,
@@ -214,7 +214,7 @@ def test_muse_in_the_main_job(tmp_path):
 WMDP_RUN = """
 import sys
 from unlearn.bench import BenchArgs, run_bench
-from unlearn.benchmarks.wmdp import WmdpProfile, WmdpProtocol
+from unlearn.benchmarks.wmdp.benchmark import WmdpProfile, WmdpProtocol
 from unlearn.train import TrainConfig
 profile = WmdpProfile(target=TrainConfig(lr=3e-3, epochs=2, batch_size=8, progress=False),
                       unlearn=TrainConfig(lr=1e-3, max_steps=1, batch_size=8, progress=False), lora=None,

@@ -10,8 +10,8 @@ import pytest
 from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
-from unlearn.benchmarks.muse import MuseBenchmark, metric_snapshot
-from unlearn.metrics.muse import privleak
+from unlearn.benchmarks.muse.benchmark import MuseBenchmark, metric_snapshot
+from unlearn.benchmarks.muse.metrics import privleak
 from unlearn.methods import method_names
 
 SPLITS = MuseBenchmark.splits
@@ -47,7 +47,7 @@ def test_muse_snapshot(muse_cell, snapshot, request):
 
 @pytest.mark.parametrize("check_name", ["privleak", "verbmem_margin", "knowmem"])
 def test_target_memorised_what_gold_never_saw(muse_bench, check_name, request):
-    """Sanity (issue 12): the target's PrivLeak is strongly negative (<= -50), its VerbMem well above the
+    """Sanity: the target's PrivLeak is strongly negative (<= -50), its VerbMem well above the
     gold's (by >= 0.3), and it knows the forget facts better than the gold; otherwise nothing can be unlearned."""
     if ("target", "news", check_name) in MUSE_KNOWN_FAILURES:
         request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=MUSE_KNOWN_FAILURES["target", "news", check_name]))

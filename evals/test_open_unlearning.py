@@ -1,5 +1,5 @@
 """open-unlearning conformance: ``unlearn eval --compat open-unlearning`` reproduces that tool's own
-per-question TOFU output for the embedded SmolLM2 on forget01 (``../shared/data/open-unlearning``), row by
+per-question TOFU output for the embedded SmolLM2 on forget01 (``open-unlearning/`` in the data folder), row by
 row: Prob, paraphrase/perturbed Prob, truth ratio, ROUGE of the same greedy generations, ES and Min-K."""
 
 from __future__ import annotations

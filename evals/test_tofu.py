@@ -90,7 +90,7 @@ def test_target_answers_the_forget_authors_far_better_than_gold(tofu_bench, spli
 @pytest.mark.parametrize("split", SPLITS)
 def test_target_is_far_from_gold(tofu_bench, split, request):
     """Sanity: FQ(target vs gold) is far below 0.05 (the KS test tells the target from the gold)."""
-    from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
+    from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios
 
     target, gold = tofu_bench.reference_eval("target", split), tofu_bench.reference_eval("gold", split)
     fq = forget_quality(forget_truth_ratios(target["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))

@@ -10,8 +10,8 @@ import pytest
 from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import DEFAULT_EXPECTATIONS, WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
-from unlearn.benchmarks.wmdp import CHANCE, metric_snapshot
-from unlearn.data.wmdp import SUBJECTS
+from unlearn.benchmarks.wmdp.benchmark import CHANCE, metric_snapshot
+from unlearn.benchmarks.wmdp.data import SUBJECTS
 from unlearn.methods import method_names
 
 pytestmark = pytest.mark.wmdp
@@ -61,7 +61,7 @@ def test_wmdp_snapshot(wmdp_cell, snapshot, request):
 
 @pytest.mark.parametrize("check_name", ["target_knows_a", "gold_near_chance", "b_never_trained"])
 def test_target_memorised_what_gold_never_saw(wmdp_bench, check_name, request):
-    """Sanity (issue 13): the target answers A far above chance (>= 0.75), the gold near chance (within 0.15 of
+    """Sanity: the target answers A far above chance (>= 0.75), the gold near chance (within 0.15 of
     0.25: it never saw A), and B stays near chance for the target too (never trained: the memorised answers do
     not leak into other questions); otherwise there is nothing to unlearn or the split is not clean."""
     for split in _splits(request.config):

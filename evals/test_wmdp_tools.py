@@ -10,8 +10,9 @@ import pytest
 
 from tests.lm_eval_harness import run_lm_eval
 from tests.test_wmdp import _tiny_profile, wmdp_data_dir  # noqa: F401  (a fixture)
-from unlearn.data.wmdp import SUBJECTS, load_mmlu_folder, load_wmdp
-from unlearn.metrics.wmdp import mcq_prompt, score_mcq
+from unlearn.benchmarks.wmdp.data import SUBJECTS, load_mmlu_folder, load_wmdp
+from unlearn.benchmarks.wmdp.data import mcq_prompt
+from unlearn.benchmarks.wmdp.metrics import score_mcq
 
 
 @pytest.mark.real_data
@@ -37,7 +38,7 @@ def test_conformance_with_lm_eval_on_smollm2_real_questions(wmdp_data_dir, tmp_p
 def test_export_writes_a_folder_lm_eval_runs_on_unchanged(tmp_path, monkeypatch):
     """An unlearned tiny model exported as a plain folder: lm_eval (offline, local task) loads it and scores what
     our scorer scores on the same folder, and the record says how it was made."""
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark
     from unlearn.export import EXPORT_FILE, export_cell
     from unlearn.models import load_model
 
@@ -61,7 +62,7 @@ def test_export_writes_a_folder_lm_eval_runs_on_unchanged(tmp_path, monkeypatch)
 
 def test_export_keeps_iwap_pruning_in_the_plain_weights(tmp_path, monkeypatch):
     """IWAP's pruned neurons are zero in the exported weights, and the folder evaluates as the masked model did."""
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark
     from unlearn.export import export_cell
     from unlearn.models import load_model
 

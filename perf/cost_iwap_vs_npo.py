@@ -18,7 +18,7 @@ pin_numerics()  # before torch: the tiny tier's targets are built (and cached) u
 set_threads()
 
 from unlearn.benchmarks import TofuBenchmark  # noqa: E402
-from unlearn.benchmarks.core import TokenCounter  # noqa: E402
+from unlearn.benchmarks.base import TokenCounter  # noqa: E402
 from unlearn.methods import get_method, make_config, schedule_overrides  # noqa: E402
 
 

@@ -7,7 +7,7 @@ default: ``greedy_batch`` (finished rows leave the batch), the prompts' common p
 prompt) computed once per call, answers in length-matched sub-batches. Greedy texts must be equal; scores are
 compared per question (largest absolute difference of every per-question log value).
 
-Run: python perf/eval_speed.py --data-dir ../shared/data [--protocol reduced|full] [--model PATH] [--rounds 2]
+Run: python perf/eval_speed.py --data-dir DATA [--protocol reduced|full] [--model PATH] [--rounds 2]
 Absolute times on shared machines are noise; the ratio within one process is the figure.
 """
 
@@ -28,20 +28,21 @@ from unlearn.numerics import pin_numerics, set_threads
 pin_numerics()
 set_threads()
 
-import unlearn.scoring as scoring  # noqa: E402
-from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset  # noqa: E402
-from unlearn.data.tofu import load_tofu  # noqa: E402
+from unlearn.scoring import answers, generation  # noqa: E402
+from unlearn.benchmarks.tofu.benchmark import evaluate_tofu  # noqa: E402
+from unlearn.benchmarks.tofu.protocol import protocol_preset  # noqa: E402
+from unlearn.benchmarks.tofu.data import load_tofu  # noqa: E402
 from unlearn.models import load_model  # noqa: E402
 
 
 @contextlib.contextmanager
 def old_evaluator():
-    saved = scoring.ENGINE, scoring.PREFIX_MIN, scoring.CHUNK_COST
-    scoring.ENGINE, scoring.PREFIX_MIN, scoring.CHUNK_COST = "hf", 1 << 30, 1 << 30
+    saved = generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST
+    generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST = "hf", 1 << 30, 1 << 30
     try:
         yield
     finally:
-        scoring.ENGINE, scoring.PREFIX_MIN, scoring.CHUNK_COST = saved
+        generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST = saved
 
 
 def compare(a: dict, b: dict) -> dict:

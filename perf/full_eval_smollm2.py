@@ -1,7 +1,7 @@
 """Wall time of one full TOFU evaluation (published protocol: all metrics, forget01, 300-row caps,
 greedy <= 200 new tokens) of the base smollm2-135m with this suite's evaluator.
 
-Run: python perf/full_eval_smollm2.py --data-dir ../shared/data [--batch 16]
+Run: python perf/full_eval_smollm2.py --data-dir DATA [--batch 16]
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import json
 import time
 from pathlib import Path
 
-from unlearn.data.tofu import load_tofu
-from unlearn.benchmarks.tofu import EvalProtocol, evaluate_tofu
+from unlearn.benchmarks.tofu.data import load_tofu
+from unlearn.benchmarks.tofu.benchmark import evaluate_tofu
+from unlearn.benchmarks.tofu.protocol import EvalProtocol
 from unlearn.models import load_model
 
 

@@ -46,7 +46,7 @@ def load(report: str) -> dict[str, dict]:
 
 
 def main(report: str) -> None:
-    from unlearn.data.tofu import load_tofu
+    from unlearn.benchmarks.tofu.data import load_tofu
     from unlearn.models.tiny import train_tiny_tokenizer
 
     recs = load(report)

@@ -1,4 +1,4 @@
-"""Peak GPU memory of one QLoRA NPO step on a Qwen3-4B-sized model (issue 2's device check).
+"""Peak GPU memory of one QLoRA NPO step on a Qwen3-4B-sized model (the 10 GiB budget's device check).
 
 Builds the published Qwen3-4B architecture (config values below, from Qwen/Qwen3-4B's config.json) with
 random weights in bf16, saves it as safetensors, loads it back through ``unlearn.models.load_model`` as

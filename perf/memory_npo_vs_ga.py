@@ -22,7 +22,7 @@ from unlearn.methods.grad_ascent import grad_ascent
 from unlearn.methods.npo import npo, npo_forget_term
 from unlearn.methods.grad_diff import grad_diff
 from unlearn.methods import make_config
-from unlearn.data.tofu import synthetic_tofu
+from unlearn.benchmarks.tofu.data import synthetic_tofu
 
 method, model, batch, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 lm = load_model(model, lora=LoraSpec(r=16, alpha=32), device=device)

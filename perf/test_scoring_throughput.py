@@ -18,7 +18,7 @@ import importlib.util
 import pytest
 import torch
 
-from unlearn.data.tofu import synthetic_tofu
+from unlearn.benchmarks.tofu.data import synthetic_tofu
 from unlearn.models import load_model
 from unlearn.scoring import encode_qa, score_examples
 

@@ -26,7 +26,7 @@ from unlearn.numerics import pin_numerics
 pin_numerics()
 import torch
 torch.set_num_threads(int(sys.argv[1]))
-from unlearn.data.tofu import synthetic_tofu
+from unlearn.benchmarks.tofu.data import synthetic_tofu
 from unlearn.models import load_model
 from unlearn.scoring import encode_qa, score_examples
 from unlearn.train import TrainConfig, nll_loss, train

@@ -7,7 +7,7 @@ import functools
 
 import torch
 
-from unlearn.data.tofu import synthetic_tofu
+from unlearn.benchmarks.tofu.data import synthetic_tofu
 from unlearn.models import LoadedModel, load_model
 from unlearn.scoring import encode_qa
 from unlearn.train import TrainConfig, nll_loss, train

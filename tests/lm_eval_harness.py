@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.data.wmdp import MCQ
+from unlearn.benchmarks.wmdp.data import MCQ
 
 TASK_TEMPLATE = """task: {task}
 dataset_path: json

@@ -159,7 +159,7 @@ def test_tofu_cell_key_follows_the_content_of_every_data_file(real_data_dir, tmp
     """An edit in a training file and one in an evaluation-only file each change the real TOFU key."""
     from unlearn.bench import data_hash
     from unlearn.benchmarks import TofuBenchmark
-    from unlearn.data.tofu import parse_json_text
+    from unlearn.benchmarks.tofu.data import parse_json_text
 
     folder = tmp_path / "data" / "tofu"
     folder.mkdir(parents=True)

@@ -81,3 +81,23 @@ def test_cli_pins_numerics_for_the_tiny_tier(argv, tiny):
 def test_eval_rejects_a_folder_that_is_not_an_adapter(capsys, tmp_path):
     assert main(["eval", "--model", "tiny-qwen3", "--adapter", str(tmp_path), "--max-rows", "1"]) == 2
     assert "adapter_config.json" in capsys.readouterr().err
+
+
+def test_eval_runs_every_registered_benchmark_muse_included(capsys, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
+    assert main(["eval", "--benchmark", "muse", "--model", "tiny-qwen3", "--max-rows", "2", "--device", "cpu",
+                 "--json", "--logs", str(tmp_path / "muse")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["benchmark"] == "muse" and out["split"] == "news" and "synthetic" in out["data"]
+    assert {"verbmem_f", "knowmem_f", "knowmem_r", "privleak_min_k_auc", "mia_min_k_auc"} <= set(out["metrics"])
+    assert all(0 <= out["metrics"][k] <= 1 for k in ("verbmem_f", "knowmem_f", "knowmem_r", "mia_min_k_auc"))
+    assert (tmp_path / "muse" / "eval_summary.json").is_file() and (tmp_path / "muse" / "report.html").is_file()
+
+
+def test_eval_names_the_valid_benchmarks_and_rejects_subjects_outside_wmdp(capsys):
+    assert main(["eval", "--benchmark", "tofuu", "--model", "tiny-qwen3"]) == 2
+    assert "valid benchmarks: tofu, muse, wmdp" in capsys.readouterr().err
+    assert main(["eval", "--benchmark", "tofu", "--model", "tiny-qwen3", "--subjects", "chem"]) == 2
+    assert "--subjects is WMDP's" in capsys.readouterr().err

@@ -176,7 +176,9 @@ def test_generated_data_files_give_data_errors_only(text):
     from pathlib import Path
 
     from unlearn.data import DataError
-    from unlearn.data import muse, tofu, wmdp
+    from unlearn.benchmarks.muse import data as muse
+    from unlearn.benchmarks.tofu import data as tofu
+    from unlearn.benchmarks.wmdp import data as wmdp
 
     path = Path("garbage.json")
 
@@ -207,7 +209,7 @@ def test_non_text_in_a_data_field_names_file_row_and_field(tmp_path, field, valu
     import json
 
     from unlearn.data import DataError
-    from unlearn.data.tofu import parse_json_text, parse_rows
+    from unlearn.benchmarks.tofu.data import parse_json_text, parse_rows
 
     row = {"question": "Q?", "answer": "A.", "paraphrased_answer": "A", "perturbed_answer": ["B"], field: value}
     path = tmp_path / "forget01_perturbed.json"

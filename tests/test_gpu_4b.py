@@ -60,7 +60,7 @@ def _record(step: str, seconds: float, tokens: int | None, **extra) -> dict:
 @contextmanager
 def measured(step: str, model=None, **extra):
     """Time the block, count the tokens through ``model``'s embedding, and record the GPU peak of the block."""
-    from unlearn.benchmarks.core import TokenCounter
+    from unlearn.benchmarks.base import TokenCounter
 
     gc.collect()
     if CUDA:
@@ -91,7 +91,7 @@ def capped():
 
 @pytest.fixture(scope="module")
 def profile():
-    from unlearn.benchmarks.tofu import profile_for
+    from unlearn.benchmarks.tofu.benchmark import profile_for
 
     # the full-scale recipes (any real model; not the tiny tier's), whatever MODEL is rehearsed with
     return profile_for("qwen3-4b-random", dry_run=False, max_steps=STEPS, precision="bf16" if CUDA else "fp32",
@@ -100,7 +100,7 @@ def profile():
 
 @pytest.fixture(scope="module")
 def rows():
-    from unlearn.data.tofu import load_tofu
+    from unlearn.benchmarks.tofu.data import load_tofu
 
     data = load_tofu("forget10")  # the embedded copy: no network
     return data
@@ -158,7 +158,7 @@ def test_target_fine_tuning_steps_fit_under_the_cap(lm, profile, rows):
 def test_every_method_runs_a_few_steps_under_the_cap(lm, profile, rows, method):
     """Each method at the full protocol's schedule (batch 16, accumulation 2), STEPS optimiser steps per phase,
     its tier settings for full-scale models."""
-    from unlearn.benchmarks.core import method_settings, run_method
+    from unlearn.benchmarks.base import method_settings, run_method
     from unlearn.methods import UnlearnContext
 
     fresh_adapters(lm, profile.lora)
@@ -209,7 +209,7 @@ def test_evaluation_scoring_and_generation_fit_under_the_cap(lm, profile, rows, 
 
 def test_relearning_attack_fits_under_the_cap(lm, profile, rows):
     """The robustness attack: a LoRA fine-tune of a copy of the unlearned model on forget rows (batch 4)."""
-    from unlearn.robustness import attack
+    from unlearn.benchmarks.tofu.robustness import attack
 
     with measured("relearning attack", steps=profile.robustness.steps, batch_size=profile.robustness.batch_size) as box:
         attacked = attack(lm.model, lm.tokenizer, rows.forget[:8], profile.robustness, lora=profile.lora,

@@ -36,7 +36,7 @@ def test_plugin_method_is_listed_configured_tuned_and_run(tmp_path):
     assert "example plugin: gradient ascent scaled" in listed.stdout
     code = """
 from tests.helpers import examples, tiny
-from unlearn.data.tofu import synthetic_tofu
+from unlearn.benchmarks.tofu.data import synthetic_tofu
 from unlearn.bench import BenchArgs, resolve
 from unlearn.methods import UnlearnContext, make_config, run_method
 from unlearn.scoring import score_examples

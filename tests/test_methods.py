@@ -43,7 +43,7 @@ def test_all_methods_registered_with_descriptions():
 @pytest.mark.parametrize("method", [m for m in ALL if m != "retrain"])
 def test_every_unlearning_method_feeds_the_dynamics_probe(method):
     """Each cell's dynamics curve comes from ctx.probe: a method that never calls it leaves an empty curve
-    (TROU did until 2026-11-30: its loop was not given the probe). Before the run and at least once after."""
+    (a loop not given the probe). Before the run and at least once after."""
     from unlearn.train import Probe
 
     lm, data = memorised()
@@ -145,7 +145,7 @@ def test_retain_term_protects_retain_compared_with_grad_ascent(method):
     gradient equals gradient ascent's, so over 3 steps NPO's retain shift was within 3% of GA's (0.104
     against 0.101) and the comparison said nothing. Measured at 12 steps (retain NLL shift; pinned AVX2 /
     native AVX-512 kernels): GA 2.42 / 2.41, NPO 1.82 / 1.81, GradDiff 0.37, SimNPO 0.01, TROU 0.31 (TROU under
-    its KL guard without the repair, before 2026-11-30; not re-measured since)."""
+    its earlier KL guard; not re-measured since)."""
     lm, data = memorised()
     base = _retain_nll(lm, data)
     run_method("grad_ascent", context(lm, data, steps=12, lr=5e-4, epochs=4))
@@ -232,7 +232,8 @@ def test_dsu_calibrated_lambda_bounds_the_retain_rise_it_promises():
 
 
 def test_dsu_signed_adapters_equal_merged_weights():
-    from unlearn.methods.dsu import FORGET, RETAIN, DSUConfig, activate, attach_adapters, set_signed_scale
+    from unlearn.methods.dsu import FORGET, RETAIN, DSUConfig, attach_adapters, set_signed_scale
+    from unlearn.models import activate_adapters
 
     lm = tiny()
     model = attach_adapters(lm.model, DSUConfig(rank=4))
@@ -240,7 +241,7 @@ def test_dsu_signed_adapters_equal_merged_weights():
         if "lora_" in n:
             torch.nn.init.normal_(p, std=0.05)
     set_signed_scale(model, FORGET, -2.0)
-    activate(model, [FORGET, RETAIN], trainable=None)
+    activate_adapters(model, [FORGET, RETAIN], trainable=None)
     batch = collate([encode_qa(lm.tokenizer, "Who wrote 'Hamlet'?", "William Shakespeare")], lm.tokenizer.pad_token_id)
     with torch.no_grad():
         signed = model(input_ids=batch["input_ids"]).logits
@@ -410,7 +411,7 @@ def test_trou_nll_guard_is_one_sided_and_the_repair_lowers_retain_nll():
 @settings(max_examples=300, deadline=None)
 @given(delta=st.floats(1e-3, 1.0), used=st.floats(0.0, 0.999), frac=st.floats(-2.0, 2.0))
 def test_trou_radius_grows_when_a_step_uses_little_of_the_remaining_budget(delta, used, frac):
-    """The growth test of an accepted step (2026-11-30). "remaining" compares the step's own guard increase with the
+    """The growth test of an accepted step. "remaining" compares the step's own guard increase with the
     budget left before it; "level" (the earlier rule) compares the cumulative guard with delta / 4, so once the
     guard sat in [delta/4, delta] the radius could only shrink (forget10 froze at 0.006 after 14 steps)."""
     from unlearn.methods.trou import step_was_small

@@ -166,7 +166,8 @@ def test_reference_only_evaluation_gives_the_full_evaluations_summary_inputs():
     """A target's evaluation for the summary columns (forget ROUGE, Model Utility) equals those of the full
     evaluation: same generations, same utility-split scores up to batch-composition rounding."""
     from tests.helpers import memorised
-    from unlearn.benchmarks.tofu import EvalProtocol, evaluate_tofu
+    from unlearn.benchmarks.tofu.benchmark import evaluate_tofu
+    from unlearn.benchmarks.tofu.protocol import EvalProtocol
 
     lm, data = memorised()
     protocol = EvalProtocol(max_new_tokens=16, batch_size=8)
@@ -183,7 +184,8 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
     """--precision bf16 under the full protocol: generation may use bf16, but every Prob and truth ratio
     is the float32 one (bf16 autocast moves them by ~1e-2); the reduced protocol scores in bf16."""
     from tests.helpers import memorised
-    from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset
+    from unlearn.benchmarks.tofu.benchmark import evaluate_tofu
+    from unlearn.benchmarks.tofu.protocol import protocol_preset
 
     lm, data = memorised()
     kw = dict(max_rows=4, retain_rows=4, utility_rows=2, max_new_tokens=1, batch_size=8)
@@ -226,7 +228,7 @@ def _logits(model, batch):
 def test_dequantised_copy_of_a_qlora_model_computes_what_it_computes():
     """QLoRA export: NF4 weights dequantised, adapters merged (at a signed scaling too, as DSU leaves them),
     IWAP-style masks foldable; the plain copy's logits equal the 4-bit model's, and the 4-bit model is untouched."""
-    from unlearn.benchmarks.core import fold_into_weights
+    from unlearn.benchmarks.base import fold_into_weights
     from unlearn.methods.dsu import set_signed_scale
     from unlearn.models import LoadedModel, dequantised_copy, is_quantised
 
@@ -286,7 +288,7 @@ def test_chunked_answer_scores_equal_whole_ones(monkeypatch):
     """Large-vocabulary models score (no grad) and train (grad) on row slices of the answer logits; with the
     threshold lowered so that tiny-qwen3 takes those paths, every value and gradient is what the whole-tensor
     paths give."""
-    from unlearn import scoring
+    from unlearn.scoring import answers as scoring
 
     lm = load_model("tiny-qwen3")
     ex = [encode_qa(lm.tokenizer, q, x) for q, a in QA for x in (a, a[: len(a) // 2])]
@@ -329,7 +331,7 @@ def test_qlora_frozen_weights_stay_in_the_bf16_compute_dtype():
 
 
 def _generation_questions(n: int) -> list[str]:
-    from unlearn.data.tofu import synthetic_tofu
+    from unlearn.benchmarks.tofu.data import synthetic_tofu
 
     rows = synthetic_tofu("forget10", n_authors=4, seed=1).full
     return [r.question for r in rows[:n]] + [q for q, _ in QA]
@@ -350,10 +352,10 @@ def test_fast_generation_equals_hf_generate_on_the_tiny_model(style):
 
 def test_fast_generation_with_settled_rows_equals_hf_generate():
     from tests.helpers import memorised
-    from unlearn.scoring import _prompt_ids, format_prompt, generate_ids
+    from unlearn.scoring import chat_prompt_ids, format_prompt, generate_ids
 
     lm, _ = memorised()
-    prompts = [_prompt_ids(lm.tokenizer, format_prompt(lm.tokenizer, q)) for q in _generation_questions(9)]
+    prompts = [chat_prompt_ids(lm.tokenizer, format_prompt(lm.tokenizer, q)) for q in _generation_questions(9)]
     settled = [None if i % 3 == 0 else (lambda t: len(t) >= 15) for i in range(len(prompts))]
     kw = dict(max_new_tokens=30, batch_size=4, settled=settled)
     assert (generate_ids(lm.model, lm.tokenizer, prompts, engine="fast", **kw)
@@ -403,7 +405,7 @@ def test_shared_system_prefix_scores_equal_whole_rows(hide):
 
 
 def test_common_prefix_leaves_each_prompt_a_token_and_ignores_short_ones():
-    from unlearn.scoring import PREFIX_MIN, common_prefix
+    from unlearn.scoring.answers import PREFIX_MIN, common_prefix
 
     base = tuple(range(100, 100 + PREFIX_MIN + 4))
     assert common_prefix([base + (1, 2), base + (3,)]) == len(base)

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unlearn.data import DataError
-from unlearn.data.muse import (N_REQUESTS, MuseData, load_muse_folder, parse_qa, parse_texts, parse_verbmem,
+from unlearn.benchmarks.muse.data import (N_REQUESTS, MuseData, load_muse_folder, parse_qa, parse_texts, parse_verbmem,
                                synthetic_muse)
 from unlearn.metrics import mia
-from unlearn.metrics.muse import (KNOWMEM_STOPS, STOP_MARGIN, answer_settled, cut_answer, knowmem_prompt, muse_auc,
+from unlearn.benchmarks.muse.metrics import (KNOWMEM_STOPS, STOP_MARGIN, answer_settled, cut_answer, knowmem_prompt, muse_auc,
                                   privleak, rouge_l_f1)
 from unlearn.scoring import clean_up_tokenization, generate_ids
 
@@ -202,7 +202,7 @@ def test_real_news_loads_with_the_card_counts(news_dir):
 
 @pytest.mark.real_data
 def test_reduced_real_slice_holds_what_it_evaluates(news_dir):
-    from unlearn.benchmarks.muse import reduce_real
+    from unlearn.benchmarks.muse.benchmark import reduce_real
 
     d = reduce_real(load_muse_folder(news_dir), n=4, width=1500)
     assert len(d.verbmem) == 4 and len(d.knowmem_forget) == 4 and len(d.knowmem_retain) == 4

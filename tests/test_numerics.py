@@ -21,7 +21,7 @@ AVX2_ONLY = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 TRAIN_TINY = """
 import hashlib, json, torch
-from unlearn.data.tofu import synthetic_tofu
+from unlearn.benchmarks.tofu.data import synthetic_tofu
 from unlearn.models import load_model
 from unlearn.scoring import encode_qa
 from unlearn.train import TrainConfig, nll_loss, train

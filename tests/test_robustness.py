@@ -1,4 +1,4 @@
-"""Relearning attack and regeneration leakage (issue 14): the split, the recovery formula, worst-case
+"""Relearning attack and regeneration leakage: the split, the recovery formula, worst-case
 leakage, and an attack that trains a copy (LoRA when the cell used LoRA)."""
 
 import math
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import memorised
 from unlearn.models import LoraSpec, is_peft
-from unlearn.robustness import (RobustnessConfig, attack, contains_answer, recovery, regeneration_leak, relearn_split,
+from unlearn.benchmarks.tofu.robustness import (RobustnessConfig, attack, contains_answer, recovery, regeneration_leak, relearn_split,
                                 worst_case_leak)
 
 

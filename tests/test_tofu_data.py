@@ -6,7 +6,7 @@ import json
 import pytest
 
 from unlearn.data import DataError, resolve_data_dir
-from unlearn.data.tofu import (QA_PER_AUTHOR, load_local_split, load_tofu, read_json_rows, synthetic_tofu)
+from unlearn.benchmarks.tofu.data import (QA_PER_AUTHOR, load_local_split, load_tofu, read_json_rows, synthetic_tofu)
 
 
 def write(tmp_path, name, rows, raw=None):
@@ -108,7 +108,7 @@ def _copy_embedded(tmp_path, monkeypatch, mutate):
     import io
     import tarfile
 
-    from unlearn.data import tofu
+    from unlearn.benchmarks.tofu import data as tofu
 
     src = tofu.EMBEDDED_ARCHIVE
     out = tmp_path / "tofu.tar.xz"
@@ -138,7 +138,7 @@ def test_embedded_copy_missing_a_file_is_refused(tmp_path, monkeypatch):
 
 
 def test_data_resolution_order(tmp_path, monkeypatch):
-    from unlearn.data.tofu import EMBEDDED, find_tofu_source
+    from unlearn.benchmarks.tofu.data import EMBEDDED, find_tofu_source
 
     explicit, env, other = tmp_path / "explicit", tmp_path / "env", tmp_path / "muse-only"
     for folder in (explicit / "tofu", env, other):
@@ -157,7 +157,7 @@ def test_data_resolution_order(tmp_path, monkeypatch):
 
 
 def test_no_tofu_anywhere_names_every_place_tried(tmp_path, monkeypatch):
-    from unlearn.data import tofu
+    from unlearn.benchmarks.tofu import data as tofu
 
     monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
     monkeypatch.setattr(tofu, "EMBEDDED_ARCHIVE", tmp_path / "gone.tar.xz")
@@ -175,7 +175,7 @@ def test_no_tofu_anywhere_names_every_place_tried(tmp_path, monkeypatch):
 
 
 def test_idk_found_in_the_folder_or_its_tofu_subfolder(tmp_path):
-    from unlearn.data.tofu import load_idk
+    from unlearn.benchmarks.tofu.data import load_idk
 
     (tmp_path / "tofu").mkdir()
     (tmp_path / "tofu" / "idontknow.jsonl").write_text("Nope.\nNo idea.\n")
@@ -193,7 +193,7 @@ def test_synthetic_full_is_one_list_for_every_split():
 
 def test_benchmark_says_which_folder_it_passed_over(tmp_path, monkeypatch):
     from unlearn.benchmarks import TofuBenchmark
-    from unlearn.data.tofu import EMBEDDED
+    from unlearn.benchmarks.tofu.data import EMBEDDED
 
     monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
     bench = TofuBenchmark("smollm2-135m", data_dir=tmp_path, dry_run=True, device="cpu", progress=False)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unlearn.metrics import mia
-from unlearn.metrics.tofu import (aggregate, extraction_strength, forget_quality, model_utility, normalised_prob,
+from unlearn.benchmarks.tofu.metrics import (aggregate, extraction_strength, forget_quality, model_utility, normalised_prob,
                                   read_log_dir, rouge_l_recall, truth_ratio, truth_ratio_score)
 
 PUBLISHED_FULL = {"model_utility": 0.6227, "forget_truth_ratio": 0.5160, "forget_rouge": 0.9854, "forget_prob": 0.9909,

@@ -182,7 +182,8 @@ def test_deferred_final_point_of_a_tofu_cell_equals_a_measurement_of_the_final_m
     """The last dynamics point is read from the cell's evaluation; measured with the probe itself on the model the
     cell evaluated, it is the same (the evaluation scores the same rows; merged vs unmerged weights round)."""
     from unlearn.benchmarks import Profile
-    from unlearn.benchmarks.tofu import EvalProtocol, TofuBenchmark
+    from unlearn.benchmarks.tofu.benchmark import TofuBenchmark
+    from unlearn.benchmarks.tofu.protocol import EvalProtocol
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
     profile = Profile(target=TrainConfig(lr=3e-3, epochs=4, batch_size=16, progress=False),

@@ -103,6 +103,22 @@ def test_run_tune_writes_every_trial_and_resumes_without_rerunning(tmp_path):
     assert again.calls == []  # every trial was on file with the same identity
     doc = json.loads(out.read_text())
     assert len(doc["methods"]["npo"]["trials"]) == 8 and "retain performance >= 0.9" in doc["rule"]
+    chosen = json.loads((tmp_path / "tuning.chosen.json").read_text())  # what a tier commits: no trials
+    assert "trials" not in json.dumps(chosen) and chosen["identity"] == doc["identity"]
+    assert tuned_overrides(tmp_path / "tuning.chosen.json") == tuned_overrides(out)
+
+
+def test_committed_tier_files_hold_the_choices_of_their_trial_logs():
+    """unlearn/data/tuned/<tier>.json (read by the tier) holds chosen settings only; the trials behind them are
+    perf/tuning/<tier>.json, and both give the same settings."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    tiers = sorted((root / "unlearn" / "data" / "tuned").glob("*.json"))
+    assert tiers
+    for f in tiers:
+        assert "trials" not in f.read_text()
+        assert tuned_overrides(f) == tuned_overrides(root / "perf" / "tuning" / f.name)
 
 
 def test_bench_applies_tuned_settings_under_explicit_overrides(tmp_path):

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from unlearn.benchmarks.core import summary_columns
+from unlearn.benchmarks.base import summary_columns
 from unlearn.eval_job import diff_open_unlearning
 
 

@@ -1,4 +1,4 @@
-"""WMDP (issue 13): prompts byte for byte, loaders and their errors, the memorised A/B split, the synthetic
+"""WMDP: prompts byte for byte, loaders and their errors, the memorised A/B split, the synthetic
 domain, the batched scorer against its one-forward-per-choice definition, conformance with lm-evaluation-harness
 (tiny model here; SmolLM2 on real questions with the data folder), and the memorised protocol end to end on a
 data folder of generated questions."""
@@ -17,9 +17,10 @@ import torch
 from tests.helpers import memorised
 from tests.lm_eval_harness import run_lm_eval
 from unlearn.data import DataError
-from unlearn.data.wmdp import (MCQ, SUBJECTS, load_mmlu_folder, load_wikitext, load_wmdp, load_wmdp_file, parse_mmlu_csv,
+from unlearn.benchmarks.wmdp.data import (MCQ, SUBJECTS, load_mmlu_folder, load_wikitext, load_wmdp, load_wmdp_file, parse_mmlu_csv,
                                render_answered, split_ab, synthetic_wmdp)
-from unlearn.metrics.wmdp import MCQResult, encode_pairs, mcq_prompt, model_max_length, score_mcq
+from unlearn.benchmarks.wmdp.data import mcq_prompt
+from unlearn.benchmarks.wmdp.metrics import MCQResult, encode_pairs, model_max_length, score_mcq
 
 Q = MCQ("  Which enzyme cuts DNA?\n", ("Ligase", "Helicase", "Nuclease", "Polymerase"), 2, "biology")
 
@@ -199,7 +200,7 @@ def _fake_folder(root: Path) -> Path:
 
 
 def test_memorised_protocol_end_to_end_on_a_data_folder(tmp_path, monkeypatch):
-    from unlearn.benchmarks.wmdp import CHANCE, WmdpBenchmark, WmdpProfile, WmdpProtocol
+    from unlearn.benchmarks.wmdp.benchmark import CHANCE, WmdpBenchmark, WmdpProfile, WmdpProtocol
     from unlearn.train import TrainConfig
 
     monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
@@ -232,7 +233,7 @@ def test_memorised_protocol_end_to_end_on_a_data_folder(tmp_path, monkeypatch):
 
 
 def test_standard_protocol_explains_the_gated_bio_corpus(tmp_path):
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark
 
     folder = _fake_folder(tmp_path / "data")
     bench = WmdpBenchmark("smollm2-135m", data_dir=folder, protocol="standard", progress=False)  # loads no model here
@@ -249,7 +250,7 @@ def test_standard_protocol_explains_the_gated_bio_corpus(tmp_path):
 
 
 def test_wmdp_profiles_differ_by_protocol():
-    from unlearn.benchmarks.wmdp import wmdp_profile
+    from unlearn.benchmarks.wmdp.benchmark import wmdp_profile
 
     reduced, full = wmdp_profile("smollm2-135m", True, None), wmdp_profile("smollm2-135m", False, None)
     assert reduced.protocol.name == "memorised-reduced" and reduced.real_rows == 8
@@ -262,7 +263,7 @@ def test_wmdp_profiles_differ_by_protocol():
 # ---------------------------------------------------------------- `unlearn export` and `unlearn eval --benchmark wmdp`
 
 def test_export_replays_a_cell_file(tmp_path, monkeypatch):
-    from unlearn.benchmarks.wmdp import WmdpBenchmark
+    from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark
     from unlearn.export import replay_overrides
 
     bench = WmdpBenchmark("tiny-qwen3", profile=_tiny_profile(), progress=False)
@@ -282,15 +283,20 @@ def test_eval_command_prints_subject_and_mmlu_accuracy(tmp_path, capsys, monkeyp
 
     monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
     folder = _fake_folder(tmp_path / "data")
-    assert main(["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--data-dir", str(folder), "--json",
-                 "--subjects", "bio,chem", "--device", "cpu"]) == 0
+    common = ["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--data-dir", str(folder), "--json", "--device", "cpu"]
+    assert main([*common, "--subjects", "bio,chem,mmlu"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["metrics"]) == {"wmdp_bio_acc", "wmdp_bio_acc_norm", "wmdp_chem_acc", "wmdp_chem_acc_norm",
                                    "mmlu_acc", "mmlu_acc_norm"}
     assert out["questions"] == {"wmdp_bio": 10, "wmdp_chem": 8, "mmlu": 8} and out["wall_s"] >= 0
-    assert main(["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--data-dir", str(folder), "--json",
-                 "--subjects", "physics"]) == 2
-    assert "valid: bio, chem, cyber" in capsys.readouterr().err
+    # the named subjects only, as lm-eval's --tasks wmdp_chem: no MMLU unless asked
+    assert main([*common, "--subjects", "chem"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["questions"] == {"wmdp_chem": 8} and out["split"] == "chem" and "MMLU" not in out["protocol"]
+    assert main([*common]) == 0  # default: every subject and MMLU
+    assert set(json.loads(capsys.readouterr().out)["questions"]) == {"wmdp_bio", "wmdp_chem", "wmdp_cyber", "mmlu"}
+    assert main([*common, "--subjects", "physics"]) == 2
+    assert "valid: bio, chem, cyber, mmlu" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +307,7 @@ def wmdp_data_dir(data_dir):
 
 
 def _tiny_profile():
-    from unlearn.benchmarks.wmdp import WmdpProfile, WmdpProtocol
+    from unlearn.benchmarks.wmdp.benchmark import WmdpProfile, WmdpProtocol
     from unlearn.train import TrainConfig
 
     return WmdpProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),

@@ -12,25 +12,25 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from filelock import FileLock
 from tqdm.auto import tqdm
 
 from unlearn.benchmarks import BENCHMARKS
 from unlearn.methods import method_names, validate_overrides
-from unlearn.metrics.tofu import write_log_dir
 from unlearn.numerics import numerics_info, numerics_tag
-from unlearn.report import SCHEMA_VERSION, atomic_write, to_markdown, write_outputs
-from unlearn.train import NonFiniteLossError
+from unlearn.cells import bench_kwargs, compute_cell, read_cell
+from unlearn.executors import run_on_ray
+from unlearn.html_report import write_report
+from unlearn.provenance import git_commit, source_version
+from unlearn.report import results_doc, to_markdown, write_outputs
+from unlearn.tiers import default_model
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
-DRY_RUN_MODEL = "smollm2-135m"
 # MUSE's dry-run slice adds minutes; WMDP's about five times as many (docs/guide.md), so WMDP is opt-in
 # (--benchmarks tofu,muse,wmdp)
 DRY_RUN_BENCHMARKS = ("tofu", "muse")
@@ -116,7 +116,7 @@ def resolve(args: BenchArgs) -> BenchArgs:
     if "retrain" not in args.methods:
         args.methods = list(args.methods) + ["retrain"]  # the gold row is always reported
     if args.model is None:
-        args.model = DRY_RUN_MODEL if args.dry_run else "tiny-qwen3"
+        args.model = default_model(args.dry_run)
     if args.tuned:
         from unlearn.tune import tuned_overrides
 
@@ -202,38 +202,13 @@ def code_version(root: Path | None = None) -> str:
     """Hash of the source that decides a cell's numbers: every module of the package but the presentation ones,
     and the tiers' tuned settings (``data/tuned/*.json``). Part of the cell key, so results computed by other
     code are recomputed, not reused; derived from the files, never bumped by hand."""
-    root = Path(root) if root else Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for f in sorted([*root.rglob("*.py"), *root.glob("data/tuned/*.json")]):
-        rel = f.relative_to(root).as_posix()
-        if rel not in PRESENTATION and "__pycache__" not in rel:
-            h.update(rel.encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return source_version(root, exclude=PRESENTATION)
 
 
 def data_hash(runner, split: str) -> str:
     """Content hash of everything a cell of ``split`` reads from its data (training, forget and evaluation rows):
     a data file edited between two runs gives its cells another key, so they are recomputed, not reused."""
     return hashlib.sha256(repr(runner.data(split)).encode()).hexdigest()[:16]
-
-
-def read_cell(path: Path) -> tuple[dict | None, str | None]:
-    """A finished cell file, or (None, why it cannot be reused): unreadable JSON or another schema version."""
-    try:
-        cell = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return None, f"unreadable ({type(err).__name__}: {err})"
-    if not isinstance(cell, dict) or cell.get("schema_version") != SCHEMA_VERSION:
-        got = cell.get("schema_version") if isinstance(cell, dict) else type(cell).__name__
-        return None, f"written by schema version {got}, this version writes {SCHEMA_VERSION}"
-    return cell, None
-
-
-def profile_of(profile, bench: str):
-    """A caller's profile for ``bench``: from a {benchmark: profile} dict, or a bare profile (TOFU's)."""
-    if isinstance(profile, dict):
-        return profile.get(bench)
-    return profile if bench == "tofu" else None
 
 
 def splits_for(args: BenchArgs, bench) -> list[str]:
@@ -269,15 +244,6 @@ def cell_key(args: BenchArgs, bench: str, split: str, method: str, runner, data_
     return f"{bench}-{split}-{method}-{digest}"
 
 
-def run_info_commit() -> str | None:
-    """The git commit this code runs from, where it runs from a clone."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
     def version(pkg):
         try:
@@ -285,7 +251,7 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
         except metadata.PackageNotFoundError:
             return None
 
-    commit = run_info_commit()
+    commit = git_commit()
     first = next(iter(benches.values()))
     return {"model": args.model, "quant": args.quant, "dry_run": args.dry_run, "max_steps": args.max_steps,
             "seed": args.seed, "device": first.device, "precision": first.precision,
@@ -293,38 +259,6 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
             "data": {b: bench.data_sources() for b, bench in benches.items()},
             "python": platform.python_version(), "packages": {p: version(p) for p in
                                                               (DISTRIBUTION, "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
-
-
-def bench_kwargs(args: BenchArgs, b: str) -> dict:
-    """How ``unlearn bench`` constructs benchmark ``b`` (the same in every process of a distributed grid)."""
-    return dict(data_dir=args.data_dir, quant=args.quant, device=args.device, dry_run=args.dry_run,
-                max_steps=args.max_steps, seed=args.seed, progress=args.progress, profile=profile_of(args.profile, b),
-                precision=args.precision, data=args.data, protocol=args.protocol, compat=args.compat,
-                robustness=args.robustness)
-
-
-def compute_cell(runner, b: str, s: str, m: str, args: BenchArgs, path: Path, why: str | None,
-                 out: Path) -> tuple[str, dict, str]:
-    """One cell under its lock: ("reuse", cell) when another process finished it meanwhile, ("done", cell) after
-    running it and writing its file, or ("failed", {benchmark, split, method, error}) when its loss turned
-    non-finite; with the line to log."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # another `unlearn bench` on this folder computing the same cell holds the lock: wait, then reuse
-    with FileLock(str(path) + ".lock"):
-        cell, _ = read_cell(path) if path.is_file() and why is None and not args.force else (None, None)
-        if cell is not None:
-            return "reuse", cell, f"reuse {b}/{s}/{m}: another run finished it meanwhile ({path})"
-        note = f"recompute {b}/{s}/{m}: {path} is {why}; " if why else ""
-        try:
-            cell = runner.run_cell(m, s, args.overrides)
-        except NonFiniteLossError as err:
-            return ("failed", {"benchmark": b, "split": s, "method": m, "error": str(err)},
-                    f"{note}FAILED {b}/{s}/{m}: {err}; the other cells go on")
-        cell["schema_version"] = SCHEMA_VERSION
-        if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
-            write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
-        atomic_write(path, json.dumps(cell, allow_nan=True))
-    return "done", cell, f"{note}done {b}/{s}/{m}"
 
 
 def run_bench(args: BenchArgs, log=print) -> dict:
@@ -363,8 +297,6 @@ def run_bench(args: BenchArgs, log=print) -> dict:
         else:
             todo.append((j, why))
     if args.executor == "ray":
-        from unlearn.executors import run_on_ray
-
         results = run_on_ray(args, grid, keys, todo, cell_dir, out, log)
     else:
         results = {}
@@ -395,6 +327,7 @@ def run_bench(args: BenchArgs, log=print) -> dict:
                           "chosen": {m: e.get("chosen") for m, e in tuning["methods"].items()}}
     info["method_overrides"] = {b: bench.profile.method_overrides for b, bench in benches.items()}
     paths = write_outputs(cells, out, info)
+    paths["html"] = write_report(results_doc(cells, info), out / "report.html", title=f"{args.model} ({out})")
     log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
                             "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)},
                     failed))

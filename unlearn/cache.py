@@ -102,6 +102,19 @@ def cached_artefact(kind: str, recipe: dict, build: Callable[[Path], None], root
     return final
 
 
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary sibling, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary readable files
+    os.replace(tmp, path)
+
+
 def cached_json(path: Path, compute: Callable[[], object]) -> object:
     """The JSON stored at ``path``, else ``compute()``, written there atomically. The computation runs under a
     file lock beside ``path``, so concurrent workers asking for the same result (a target's or gold's

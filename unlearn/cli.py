@@ -7,6 +7,7 @@ import json
 import sys
 
 from unlearn import __version__
+from unlearn.tiers import default_model, is_tiny
 
 
 def cmd_models(args) -> int:
@@ -27,7 +28,7 @@ def cmd_methods(args) -> int:
 
 
 def cmd_tofu_aggregate(args) -> int:
-    from unlearn.metrics.tofu import aggregate, read_log_dir
+    from unlearn.benchmarks.tofu.metrics import aggregate, read_log_dir
 
     result = aggregate(read_log_dir(args.logdir), read_log_dir(args.retain) if args.retain else None)
     if args.json:
@@ -55,17 +56,10 @@ def cmd_score(args) -> int:
 def cmd_eval(args) -> int:
     from unlearn.eval_job import format_metrics, run_eval, write_eval
 
-    if args.benchmark == "wmdp":
-        from unlearn.eval_job import run_wmdp_eval
-
-        subjects = [x.strip() for x in args.subjects.split(",") if x.strip()] if args.subjects else None
-        result = run_wmdp_eval(args.model, adapter=args.adapter, subjects=subjects, protocol=args.protocol,
-                               device=args.device, quant=args.quant, data_dir=args.data_dir, max_rows=args.max_rows,
-                               progress=not args.json)
-    else:
-        result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
-                          compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
-                          data_dir=args.data_dir, max_rows=args.max_rows, progress=not args.json)
+    subjects = [x.strip() for x in args.subjects.split(",") if x.strip()] if args.subjects else None
+    result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
+                      compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
+                      data_dir=args.data_dir, max_rows=args.max_rows, subjects=subjects, progress=not args.json)
     written = write_eval(result, args.logs) if args.logs else []
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("logs", "per_question")}, indent=1, allow_nan=True))
@@ -107,11 +101,11 @@ def cmd_report(args) -> int:
 
 def cmd_tune(args) -> int:
     from unlearn.benchmarks import BENCHMARKS
-    from unlearn.tune import load_grids, run_tune, to_markdown
+    from unlearn.tune import choices_path, load_grids, run_tune, to_markdown
 
     methods = [x.strip() for x in args.methods.split(",") if x.strip()] if args.methods else None
     grids = load_grids(args.grid)
-    model = args.model or ("smollm2-135m" if args.dry_run else "tiny-qwen3")
+    model = args.model or default_model(args.dry_run)
     bench = BENCHMARKS.get(args.benchmark)(model, data_dir=args.data_dir, device=args.device, dry_run=args.dry_run,
                                            precision=args.precision, protocol=args.protocol, compat=args.compat,
                                            progress=not args.quiet, robustness=False)  # not part of the rule
@@ -119,7 +113,8 @@ def cmd_tune(args) -> int:
         raise ValueError(f"unknown split {args.split!r} for {args.benchmark}; valid: {', '.join(bench.splits)}")
     result = run_tune(bench, methods, args.split, grids, args.retain_min, args.out)
     print(to_markdown(result))
-    print(f"rule: {result['rule']}\nwrote {args.out}; apply with: unlearn bench --tuned {args.out}")
+    print(f"rule: {result['rule']}\nwrote {args.out} (every trial) and {choices_path(args.out)} (the chosen settings); "
+          f"apply with: unlearn bench --tuned {choices_path(args.out)}")
     return 0
 
 
@@ -157,7 +152,7 @@ def add_protocol_args(p, default: str | None) -> None:
                         + ("" if default else "; default: reduced for --dry_run, full otherwise"))
     p.add_argument("--compat", choices=["tofu", "open-unlearning"], default="tofu",
                    help="metric conventions: tofu (TOFU's definitions; default) or open-unlearning (its scored span, "
-                        "attention mask, rows, ES and Min-K details; docs/guide.md: comparing with other tools)")
+                        "attention mask, rows, ES and Min-K details; unlearn/benchmarks/tofu/README.md)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -178,10 +173,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, default=32)
     s.set_defaults(fn=cmd_score)
     e = sub.add_parser("eval", help="evaluate a model on a benchmark split without unlearning")
-    e.add_argument("--benchmark", default="tofu", choices=["tofu", "wmdp"],
-                   help="tofu (a split, TOFU's metrics) or wmdp (per-subject accuracy + MMLU, as lm-evaluation-harness)")
-    e.add_argument("--split", default="forget01", help="TOFU split (default forget01)")
-    e.add_argument("--subjects", help="WMDP subjects, comma-separated (default bio,chem,cyber)")
+    e.add_argument("--benchmark", default="tofu",
+                   help="tofu (a split, TOFU's metrics), muse (VerbMem, KnowMem, the Min-K%% AUC) or wmdp (accuracy per "
+                        "subject and MMLU's, as lm-evaluation-harness)")
+    e.add_argument("--split", default=None, help="the benchmark's split (default its first: TOFU forget01, MUSE news)")
+    e.add_argument("--subjects", help="WMDP's sets, comma-separated, among bio,chem,cyber,mmlu (default all four; "
+                                      "mmlu is 14,042 questions under --protocol full)")
     e.add_argument("--model", default="smollm2-135m", help="preset, hub id or folder")
     e.add_argument("--adapter", help="LoRA adapter folder (PEFT) applied on top of --model")
     e.add_argument("--quant", choices=["4bit"], default=None)
@@ -294,8 +291,8 @@ def uses_tiny_tier(args) -> bool:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # export_from_args reports the bad file
     if args.command in ("bench", "tune", "export") and model is None:
-        model = "smollm2-135m" if args.dry_run else "tiny-qwen3"
-    return model == "tiny-qwen3"
+        model = default_model(args.dry_run)
+    return is_tiny(model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,14 +4,13 @@ its conventions are used (so the two tools' outputs can be diffed row by row).""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from unlearn.metrics.tofu import normalised_prob, prob, truth_ratio_score, write_log_dir
+from unlearn.benchmarks.tofu.metrics import normalised_prob, prob, truth_ratio_score, write_log_dir
 
 SUMMARY_FILE = "eval_summary.json"
 OU_EVAL_FILE, OU_SUMMARY_FILE = "TOFU_EVAL.json", "TOFU_SUMMARY.json"
@@ -21,7 +20,7 @@ OU_PREFIX = {"forget": "forget", "retain": "retain", "real_authors": "ra", "worl
 def load_for_eval(model: str, *, adapter: str | None = None, quant: str | None = None, device: str = "cpu"):
     """The model to evaluate: a preset, folder or hub id, with a LoRA adapter folder on top if given
     (merged into full-precision weights; kept as an adapter on a 4-bit base)."""
-    from unlearn.benchmarks.core import merged_for_evaluation
+    from unlearn.benchmarks.base import merged_for_evaluation
     from unlearn.models import load_model
 
     lm = load_model(model, quant=quant, device=device)
@@ -47,92 +46,28 @@ def load_for_eval(model: str, *, adapter: str | None = None, quant: str | None =
     return lm
 
 
-def run_eval(benchmark: str = "tofu", split: str = "forget01", model: str = "smollm2-135m", *, adapter: str | None = None,
-             protocol: str = "full", compat: str = "tofu", precision: str = "auto", device: str = "auto",
-             quant: str | None = None, data_dir: str | None = None, max_rows: int | None = None,
-             progress: bool = True, eval_protocol=None) -> dict:
-    """Evaluate without unlearning. ``max_rows`` caps every split (a quick look); ``eval_protocol`` (an
-    ``EvalProtocol``) replaces the named protocol entirely (tests)."""
-    from unlearn.data.tofu import find_tofu_source, load_tofu
-    from unlearn.benchmarks.tofu import evaluate_tofu, protocol_preset
-    from unlearn.numerics import numerics_info, resolve_device, resolve_precision
+def run_eval(benchmark: str = "tofu", split: str | None = None, model: str = "smollm2-135m", *,
+             adapter: str | None = None, protocol: str = "full", compat: str = "tofu", precision: str = "auto",
+             device: str = "auto", quant: str | None = None, data_dir: str | None = None, max_rows: int | None = None,
+             subjects: list[str] | None = None, progress: bool = True, eval_protocol=None) -> dict:
+    """Evaluate without unlearning, through the benchmark registry: ``BENCHMARKS[benchmark]``'s ``eval_inputs``
+    (data read and checked first, so a missing file fails before the model loads) and ``evaluate_model``.
+    ``split``: the benchmark's (default its first); ``subjects``: WMDP's sets; ``max_rows`` caps every set (a
+    quick look); ``eval_protocol`` replaces the named protocol entirely (tests)."""
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.numerics import numerics_info
 
-    if benchmark == "wmdp":
-        return run_wmdp_eval(model, adapter=adapter, protocol=protocol, device=device, quant=quant, data_dir=data_dir,
-                             max_rows=max_rows, progress=progress)
-    if benchmark != "tofu":
-        raise ValueError(f"unlearn eval supports the benchmarks tofu and wmdp, not {benchmark!r}")
-    dev = resolve_device(device)
-    prec = resolve_precision(precision, dev)
-    proto = eval_protocol or protocol_preset(protocol, compat, bf16=prec == "bf16")
-    if max_rows is not None:
-        proto = dataclasses.replace(proto, max_rows=max_rows, retain_rows=max_rows, utility_rows=max_rows)
-    place, _ = find_tofu_source(data_dir)
-    data = load_tofu(split, place)
+    bench = BENCHMARKS.get(benchmark)(model, data_dir=data_dir, quant=quant, device=device, precision=precision,
+                                      protocol=protocol, compat=compat, progress=progress)
+    split = split or bench.splits[0]
+    inputs = bench.eval_inputs(split, max_rows=max_rows, subjects=subjects, eval_protocol=eval_protocol)
     start = time.time()
-    lm = load_for_eval(model, adapter=adapter, quant=quant, device=dev)
+    lm = load_for_eval(model, adapter=adapter, quant=quant, device=bench.device)
     loaded = time.time()
-    result = evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=progress)
-    metrics = {**result["aggregates"], "extraction_strength": result["extraction_strength"],
-               **{f"mia_{k}": v for k, v in result["mia"].items()}}
-    return {"benchmark": benchmark, "split": split, "model": model, "adapter": adapter, "quant": quant,
-            "protocol": proto.describe(), "protocol_name": proto.name, "compat": proto.compat,
-            "eval_protocol": dataclasses.asdict(proto), "precision": "bf16" if proto.bf16 else "fp32",
-            "score_precision": "bf16" if proto.score_bf16 else "fp32", "device": dev, "numerics": numerics_info(dev),
-            "data": data.source, "metrics": metrics, "per_question": result["per_question"], "logs": result["logs"],
-            "load_s": round(loaded - start, 1), "wall_s": round(time.time() - loaded, 1)}
-
-
-WMDP_REDUCED_ROWS, MMLU_REDUCED_PER_SUBJECT = 50, 2  # the reduced protocol: first 50 per subject, MMLU's first 2 of 57
-
-
-def run_wmdp_eval(model: str = "smollm2-135m", *, adapter: str | None = None, subjects: list[str] | None = None,
-                  protocol: str = "full", device: str = "auto", quant: str | None = None, data_dir: str | None = None,
-                  max_rows: int | None = None, progress: bool = True) -> dict:
-    """WMDP accuracy per subject and MMLU accuracy, scored as lm-evaluation-harness does (zero-shot, float32).
-    ``full``: every question and all 57 MMLU subjects (14,042); ``reduced``: the first 50 questions of each
-    subject and the first 2 test questions of each MMLU subject (114); ``max_rows`` caps both further."""
-    from unlearn.data.wmdp import SUBJECTS, load_mmlu, load_wmdp
-    from unlearn.metrics.wmdp import score_mcq
-    from unlearn.numerics import numerics_info, resolve_device
-
-    subjects = subjects or list(SUBJECTS)
-    bad = [s for s in subjects if s not in SUBJECTS]
-    if bad:
-        raise ValueError(f"unknown WMDP subject(s) {', '.join(bad)}; valid: {', '.join(SUBJECTS)}")
-    if protocol not in ("full", "reduced"):
-        raise ValueError(f"unknown protocol {protocol!r} for WMDP evaluation; valid: full, reduced")
-    rows = WMDP_REDUCED_ROWS if protocol == "reduced" else None
-    mmlu_rows = MMLU_REDUCED_PER_SUBJECT if protocol == "reduced" else None
-    if max_rows is not None:
-        rows, mmlu_rows = min(rows or max_rows, max_rows), min(mmlu_rows or max_rows, max_rows)
-    dev = resolve_device(device)
-    sets, sources = {}, []
-    for s in subjects:  # data first: a missing file fails before the model loads
-        qs, src = load_wmdp(s, data_dir)
-        sets[f"wmdp_{s}"] = qs if rows is None else qs[:rows]
-        sources.append(src)
-    mmlu, src = load_mmlu(data_dir, mmlu_rows)
-    sets["mmlu"] = mmlu
-    sources.append(src)
-    start = time.time()
-    lm = load_for_eval(model, adapter=adapter, quant=quant, device=dev)
-    loaded = time.time()
-    metrics, per_question, timing = {}, {}, {}
-    for name, qs in sets.items():
-        t = time.time()
-        res = score_mcq(lm.model, lm.tokenizer, qs, batch_size=8, progress=progress, desc=name)
-        metrics[f"{name}_acc"], metrics[f"{name}_acc_norm"] = res.acc, res.acc_norm
-        per_question[name] = {"loglik": res.loglik.tolist(), "pred": res.pred.tolist(), "answer": res.answers.tolist()}
-        timing[name] = round(time.time() - t, 1)
-    described = ("every question, all 57 MMLU subjects" if rows is None and mmlu_rows is None else
-                 f"first {rows or 'all'} questions per WMDP subject, first {mmlu_rows or 'all'} per MMLU subject")
-    return {"benchmark": "wmdp", "split": ",".join(subjects), "model": model, "adapter": adapter, "quant": quant,
-            "protocol": f"{protocol} WMDP evaluation: lm-evaluation-harness's zero-shot prompt and scoring (float32); "
-                        + described, "protocol_name": protocol, "compat": "lm-eval", "precision": "fp32", "device": dev,
-            "numerics": numerics_info(dev), "data": "; ".join(sources), "metrics": metrics,
-            "questions": {k: len(v) for k, v in sets.items()}, "per_question": per_question, "logs": None,
-            "seconds": timing, "load_s": round(loaded - start, 1), "wall_s": round(time.time() - loaded, 1)}
+    result = bench.evaluate_model(lm, inputs)
+    return {"benchmark": benchmark, "split": split, "model": model, "adapter": adapter, "quant": quant, **result,
+            "device": bench.device, "numerics": numerics_info(bench.device), "load_s": round(loaded - start, 1),
+            "wall_s": round(time.time() - loaded, 1)}
 
 
 def write_eval(result: dict, folder: str | Path) -> list[Path]:

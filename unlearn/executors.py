@@ -2,7 +2,7 @@
 
 The grid is a small dependency graph: each benchmark split's target and gold models are tasks, and every cell
 of the split is a task that Ray starts once both are built. A cell task builds its benchmark exactly as the
-local executor does (``unlearn.bench.bench_kwargs``) and runs the same ``compute_cell``, so it writes the same
+local executor does (``unlearn.cells.bench_kwargs``) and runs the same ``compute_cell``, so it writes the same
 cell file under the same lock: a rerun, local or on Ray, resumes from whatever finished. A worker that dies
 mid-cell loses that cell only (Ray retries the task on another worker); a cell that fails is reported with its
 error and the others go on.
@@ -76,24 +76,20 @@ def _in_worker(args, cpus: int, gpu: float):
 
 def build_models(args, b: str, s: str, cpus: int, gpu: float) -> str:
     """Train (or find in the cache) the target and gold models of benchmark ``b``'s split ``s``."""
-    from unlearn.bench import bench_kwargs
+    from unlearn.cells import bench_kwargs
     from unlearn.benchmarks import BENCHMARKS
 
     args = _in_worker(args, cpus, gpu)
     runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
-    if b == "muse":  # one target and one main gold for every MUSE split; each step's gold is built by its cell
-        runner.target_dir()
-        runner.gold_dir(1)
-    elif hasattr(runner, "target_dir"):
-        runner.target_dir(s)
-        runner.gold_dir(s)
+    runner.target_dir(s)  # MUSE: one target and one main gold for every split; each step's gold is built by its cell
+    runner.gold_dir(s)
     return f"{b}:{s}"
 
 
 def run_one(args, b: str, s: str, m: str, path: str, why: str | None, out: str, cpus: int, gpu: float,
             *_models: str) -> tuple[str, dict, str]:
-    """One cell in a Ray worker: ``unlearn.bench.compute_cell``, as the local executor runs it."""
-    from unlearn.bench import bench_kwargs, compute_cell
+    """One cell in a Ray worker: ``unlearn.cells.compute_cell``, as the local executor runs it."""
+    from unlearn.cells import bench_kwargs, compute_cell
     from unlearn.benchmarks import BENCHMARKS
 
     args = _in_worker(args, cpus, gpu)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from unlearn import __version__
+from unlearn.tiers import default_model
 
 EXPORT_FILE = "unlearn_export.json"
 
@@ -32,7 +33,7 @@ def parse_spec(spec: str) -> tuple[str, str, str]:
 def replay_overrides(cell: dict, bench) -> dict[str, dict[str, str]]:
     """``--set``-style overrides that reproduce a recorded cell's method config and schedule on ``bench``'s profile
     (only the fields that differ from the profile's)."""
-    from unlearn.benchmarks.core import method_settings, schedule_record
+    from unlearn.benchmarks.base import method_settings, schedule_record
 
     method = cell["method"]
     cfg, sched = method_settings(method, bench.profile.method_overrides, None)
@@ -50,7 +51,7 @@ def replay_overrides(cell: dict, bench) -> dict[str, dict[str, str]]:
 
 def save_plain(lm, out: Path) -> None:
     """Save ``lm`` as a plain folder: LoRA merged and IWAP's masks folded into the weights."""
-    from unlearn.benchmarks.core import fold_into_weights
+    from unlearn.benchmarks.base import fold_into_weights
 
     model = fold_into_weights(lm)
     model.save_pretrained(out, safe_serialization=True)
@@ -140,7 +141,7 @@ def export_from_args(spec: str, out: str, *, model: str | None = None, data_dir:
     bench_cls = BENCHMARKS.get(bench_name)
     if split not in bench_cls.splits:
         raise ValueError(f"unknown split {split!r} for {bench_name}; valid: {', '.join(bench_cls.splits)}")
-    model = model or ("smollm2-135m" if dry_run else "tiny-qwen3")
+    model = model or default_model(dry_run)
     bench = bench_cls(model, data_dir=data_dir, quant=quant, device=device, dry_run=dry_run, seed=seed,
                       progress=progress, precision=precision, protocol=protocol, robustness=False)
     if recorded is not None:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.report import NATIVE, ROBUST, SUMMARY, _groups, atomic_write, fmt, label, read_results
+from unlearn.cache import atomic_write
+from unlearn.report import NATIVE, ROBUST, SUMMARY, by_benchmark_split, fmt, label, read_results
 
 PAGE_ROWS = 200  # drill-down rows rendered per click
 BOOTSTRAP = 1000  # resamples for the comparison's intervals
@@ -103,7 +104,7 @@ def generic_rows(cell: dict) -> dict:
 def drilldown(cells: list[dict]) -> dict:
     """{"shared": {split id: rows every method of the split shares}, "cells": [one entry per cell]}."""
     shared, out = {}, []
-    for (bench, split), rows in _groups(cells).items():
+    for (bench, split), rows in by_benchmark_split(cells).items():
         gold = next((c for c in rows if c["method"] == "retrain"), None)
         gid = f"{bench}-{split}"
         if bench == "tofu":
@@ -356,7 +357,7 @@ def render(docs: list[tuple[str, dict]]) -> str:
     if failed:
         body.append('<h2 class="failed">Cells that stopped</h2><ul class="failed">' + "".join(
             f"<li>{esc(f['benchmark'])}/{esc(f['split'])}/{esc(f['method'])}: {esc(f['error'])}</li>" for f in failed) + "</ul>")
-    for (bench, split), rows in _groups(cells).items():
+    for (bench, split), rows in by_benchmark_split(cells).items():
         body.append(f'<h2 id="{esc(bench)}-{esc(split)}">{esc(bench.upper())} {esc(split)}</h2>')
         body.append(summary_table(bench, split, rows))
         charts = [scatter_svg(rows), dynamics_svg(rows)]
@@ -394,7 +395,7 @@ def report_runs(run_dirs: list[str], out: str | None = None) -> Path:
 def eval_doc(result: dict) -> dict:
     """An ``unlearn eval`` result as a one-cell results document (no target or gold: the summary columns stay
     empty; the benchmark's own metrics and the per-question drill-down are shown)."""
-    from unlearn.bench import run_info_commit
+    from unlearn.provenance import git_commit
     from unlearn.report import SCHEMA_VERSION
 
     model = result["model"] + (f" + {result['adapter']}" if result.get("adapter") else "")
@@ -405,7 +406,7 @@ def eval_doc(result: dict) -> dict:
             "metrics": result["metrics"], "per_question": per_question}
     run = {"model": model, "quant": result.get("quant"), "data": {result["benchmark"]: [result.get("data")]},
            "protocol": result.get("protocol"), "precision": result.get("precision"), "device": result.get("device"),
-           "numerics": result.get("numerics"), "wall_s": result.get("wall_s"), "git_commit": run_info_commit()}
+           "numerics": result.get("numerics"), "wall_s": result.get("wall_s"), "git_commit": git_commit()}
     return {"schema_version": SCHEMA_VERSION, "run": run, "cells": [cell]}
 
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from unlearn.methods import make_config, method_names, schedule_overrides
-from unlearn.report import atomic_write
+from unlearn.cache import atomic_write
 
 RULE = ("highest forget efficacy (3 decimals) with retain performance >= {retain_min}; ties: fewer unlearning "
         "tokens, then higher retain performance, then grid order; none meets the bound: the method's defaults")
@@ -82,9 +82,25 @@ def load_grids(path: str | None) -> dict[str, dict[str, list[str]]]:
     return {m: {k: [str(x) for x in v] for k, v in g.items()} for m, g in grids.items()}
 
 
+def choices_path(out: str | Path) -> Path:
+    """Where the chosen settings of the trial log ``out`` go: ``tuning.json`` -> ``tuning.chosen.json``."""
+    out = Path(out)
+    return out.with_name(out.stem + ".chosen" + out.suffix)
+
+
+def choices(result: dict) -> dict:
+    """A tuning result without its trials: the rule, the identity of the tuning run and, per method, the chosen
+    settings with the trial that chose them. What a tier commits (``unlearn/data/tuned/<tier>.json``); the trial
+    log stays where the run wrote it."""
+    return {"rule": result["rule"], "retain_min": result["retain_min"], "identity": result["identity"],
+            "methods": {m: {"chosen": e.get("chosen"), "chosen_result": e.get("chosen_result")}
+                        for m, e in result["methods"].items()}}
+
+
 def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", grids: dict | None = None,
              retain_min: float = 0.9, out: str | Path = "outputs/tuning.json", log=print) -> dict:
-    """Run every method's grid on ``split`` of ``bench`` (a benchmark object) and write ``out``."""
+    """Run every method's grid on ``split`` of ``bench`` (a benchmark object); write every trial to ``out`` (the
+    trial log, resumable) and the chosen settings alone to :func:`choices_path` of it."""
     grids = grids or default_grids()
     methods = methods or [m for m in method_names() if m not in NOT_TUNED and m in grids]  # a --grid file: its methods
     for m in methods:
@@ -127,6 +143,7 @@ def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", g
         atomic_write(out, json.dumps(result, indent=1))
     result["wall_s"] = round(time.time() - start, 1)
     atomic_write(out, json.dumps(result, indent=1))
+    atomic_write(choices_path(out), json.dumps(choices(result), indent=1))
     return result
 
 

@@ -1,13 +1,25 @@
-"""Benchmarks as pluggable units: one module per benchmark (its data recipes, evaluator and cell logic)
-around a shared core (registry, method runner, summary columns). A cell is (benchmark, method, split);
-``evals/`` and ``unlearn bench`` both run cells through ``BENCHMARKS[name](...).run_cell``."""
+"""Benchmarks as pluggable units. Each benchmark is a package folder ``unlearn/benchmarks/<name>/`` holding its
+data loaders and synthetic generator (``data.py``), metrics (``metrics.py``), recipes, evaluator and cell
+(``benchmark.py``) and a README (paper, protocol, conformance evidence); ``base.py`` is what they share (the
+registry, the :class:`~unlearn.benchmarks.base.Benchmark` base, the method runner, summary columns). A cell is
+(benchmark, method, split); ``evals/`` and ``unlearn bench`` both run cells through
+``BENCHMARKS[name](...).run_cell``. Every package folder here is imported, so each registers itself."""
 
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, TokenCounter, merged_for_evaluation,
+import importlib
+import pkgutil
+
+from unlearn.benchmarks.base import (BENCHMARKS, DATA_CHOICES, Benchmark, TokenCounter, merged_for_evaluation,
                                      peak_memory_mb, round_sig, summary_columns, tier_settings)
-from unlearn.benchmarks.tofu import Profile, TofuBenchmark, metric_snapshot, profile_for
-from unlearn.benchmarks.muse import MuseBenchmark  # noqa: E402  (registers "muse")
-from unlearn.benchmarks.wmdp import WmdpBenchmark  # noqa: E402  (registers "wmdp")
 
-__all__ = ["BENCHMARKS", "CELL_CODE_VERSION", "DATA_CHOICES", "MuseBenchmark", "Profile", "TofuBenchmark", "TokenCounter", "WmdpBenchmark",
-           "merged_for_evaluation", "metric_snapshot", "peak_memory_mb", "profile_for", "round_sig", "summary_columns",
-           "tier_settings"]
+# the built-in three first, in the order of every table; then any other folder, by name
+_FIRST = ("tofu", "muse", "wmdp")
+for _name in _FIRST + tuple(sorted(i.name for i in pkgutil.iter_modules(__path__) if i.ispkg and i.name not in _FIRST)):
+    importlib.import_module(f"{__name__}.{_name}")
+
+from unlearn.benchmarks.tofu.benchmark import Profile, TofuBenchmark, metric_snapshot, profile_for  # noqa: E402
+from unlearn.benchmarks.muse.benchmark import MuseBenchmark  # noqa: E402
+from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark  # noqa: E402
+
+__all__ = ["BENCHMARKS", "Benchmark", "DATA_CHOICES", "MuseBenchmark", "Profile", "TofuBenchmark", "TokenCounter",
+           "WmdpBenchmark", "merged_for_evaluation", "metric_snapshot", "peak_memory_mb", "profile_for", "round_sig",
+           "summary_columns", "tier_settings"]

@@ -1,4 +1,4 @@
-"""DSU, Dual Signed Adaptation Unlearning (this project; see METHODS.md): a forget adapter learned by
+"""DSU, Dual Signed Adaptation Unlearning (this project; see docs/methods.md): a forget adapter learned by
 descent on the forget split enters with weight -lambda (with ``retain_tol`` set: the largest lambda <= lam whose
 negation raises a retain probe's NLL by at most retain_tol); a retain adapter repairs the damage."""
 
@@ -12,7 +12,7 @@ from typing import Callable, ClassVar
 import torch
 
 from unlearn.methods import UnlearnContext, procedure
-from unlearn.models import LoraSpec, add_lora, is_peft, is_quantised
+from unlearn.models import LoraSpec, activate_adapters, add_lora, is_peft, is_quantised
 from unlearn.scoring import collate, mean_nll
 from unlearn.train import nll_loss, train
 
@@ -49,13 +49,6 @@ def set_signed_scale(model, adapter: str, sign_weight: float) -> None:
     for m in lora_layers(model):
         if adapter in m.scaling:
             m.scaling[adapter] = sign_weight * m.lora_alpha[adapter] / m.r[adapter]
-
-
-def activate(model, adapters: list[str], trainable: str | None) -> None:
-    """Make ``adapters`` active together (their deltas add up); only ``trainable``'s weights train."""
-    model.base_model.set_adapter(adapters)
-    for name, p in model.named_parameters():
-        p.requires_grad_(trainable is not None and f".{trainable}." in name)
 
 
 def attach_adapters(model, cfg: DSUConfig):
@@ -111,7 +104,7 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
     tok = ctx.lm.tokenizer
     quantised = is_quantised(ctx.lm.model)
     model = attach_adapters(ctx.lm.model, cfg)
-    activate(model, [FORGET], trainable=FORGET)
+    activate_adapters(model, [FORGET], trainable=FORGET)
     # E_f epochs, capped by the schedule's max_steps (--max_steps): each phase takes at most that many steps
     forget_lr = ctx.schedule.lr if cfg.forget_lr is None else cfg.forget_lr
     history = train(model, tok.pad_token_id, dataclasses.replace(ctx.schedule, epochs=cfg.forget_epochs, lr=forget_lr,
@@ -128,7 +121,7 @@ def dsu(ctx: UnlearnContext, cfg: DSUConfig):
 
         lam, tried = calibrate_lambda(retain_nll_at, cfg.lam, cfg.retain_tol)
     set_signed_scale(model, FORGET, -lam)
-    activate(model, [FORGET, RETAIN], trainable=RETAIN)
+    activate_adapters(model, [FORGET, RETAIN], trainable=RETAIN)
     repair = []
     if ctx.probe is not None:  # dynamics of the unlearned model: from the negation on (the forget phase fits, not forgets)
         ctx.probe.phase = "repair"

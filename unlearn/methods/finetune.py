@@ -9,7 +9,7 @@ from unlearn.train import nll_loss, train
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    # METHODS.md: "continue training the target on retain: NLL(r); lr as target, epochs 5". Epochs are passes
+    # docs/methods.md: "continue training the target on retain: NLL(r); lr as target, epochs 5". Epochs are passes
     # over the retain split (not the forget split as for the unlearning methods); lr None = the target's.
     epochs: float = 5.0
     lr: float | None = None

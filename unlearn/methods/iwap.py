@@ -178,7 +178,7 @@ def influence_batches(ctx: UnlearnContext, cfg: IWAPConfig):
 
 
 def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig) -> tuple[dict[str, torch.Tensor], float, float]:
-    """Higher = remove first: the signed log-odds score, or METHODS.md's first |NLL| influence ratio. Also
+    """Higher = remove first: the signed log-odds score, or the first |NLL| influence ratio of its definition (docs/methods.md). Also
     returns what the stopping rule reads, taken from the same forward passes (no extra pass): the forget
     answers' mean token log-odds and the retain NLL, averaged over the batches."""
     seen = {"log_odds": [], "nll": []}

@@ -38,7 +38,7 @@ class TROUConfig:
     buffer: int = 0  # recent retain gradients also kept in the span
     delta: float = 0.05  # bound on the guard (below) over the retain probe, nats/token
     grow: float = 1.5  # radius growth when the guard < delta/4 and the forget loss fell
-    r_max_factor: float = 10.0  # r_max = this times r_0 (METHODS.md leaves r_max open)
+    r_max_factor: float = 10.0  # r_max = this times r_0 (its definition leaves r_max open)
     probe_size: int = 8  # retain rows in the fixed probe batch
     guard: str = "nll"  # "nll": retain NLL rise over pi_ref's <= delta; "kl": KL(pi_ref || pi_theta) <= delta
     retain_weight: float = 1.0  # weight of the unprojected repair: the optimiser's update of the mean retain gradient

@@ -23,7 +23,7 @@ def train_tiny_tokenizer(vocab_size: int = TINY_VOCAB):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from unlearn.data.tofu import synthetic_corpus
+    from unlearn.benchmarks.tofu.data import synthetic_corpus
 
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -1,5 +1,5 @@
-"""Prompting and batched, padding-safe scoring: answer log-probs, per-token statistics and greedy
-generation. Prompt tokens and padding never carry loss."""
+"""Scoring answers under a model: per-token log-probabilities of the answer span, mean NLL and the MIA token
+statistics, in length-matched batches, with a prompt prefix every row shares computed once."""
 
 from __future__ import annotations
 
@@ -12,149 +12,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-IGNORE = -100
+from unlearn.scoring.encoding import Example, IGNORE, attention_mask, collate, encode_qa, pad_sequences
+
+
 LOGIT_CHUNK = 1 << 26  # (N, V) elements above which answer log-probs are computed a slice of rows at a time
-PLAIN_TEMPLATE = "Question: {q}\nAnswer:"
 
 
-@dataclass(frozen=True)
-class Example:
-    """Token ids of a prompt and of its scored continuation (answer tokens + end-of-sequence)."""
-
-    prompt_ids: tuple[int, ...]
-    answer_ids: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.prompt_ids) + len(self.answer_ids)
-
-
-def format_prompt(tokenizer, question: str) -> str:
-    """Chat template with a generation prompt (Qwen3: thinking disabled) or ``Question: q\\nAnswer:``."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                             add_generation_prompt=True, enable_thinking=False)
-    return PLAIN_TEMPLATE.format(q=question)
-
-
-def _prompt_ids(tokenizer, prompt: str) -> list[int]:
-    # A chat template already holds its special tokens; the plain format gets the tokenizer's BOS if any.
-    add_special = not getattr(tokenizer, "chat_template", None)
-    return tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
-
-
-STYLES = ("tofu", "open-unlearning")
-
-
-def encode_qa(tokenizer, question: str, answer: str, max_length: int = 512, style: str = "tofu") -> Example:
-    """Prompt and scored continuation of one QA pair.
-
-    ``tofu`` (default, TOFU's definition): the prompt and the answer are tokenized separately, so the
-    scored span is exactly the answer + one EOS. ``open-unlearning``: what open-unlearning scores, the
-    whole templated conversation with EOS appended when it does not already end in one, minus the
-    templated prompt (with a chat template like SmolLM2's: answer + ``<|im_end|>`` + ``\n`` + ``<|im_end|>``);
-    no truncation, as there.
-    """
-    if style == "open-unlearning":
-        return _encode_open_unlearning(tokenizer, question, answer)
-    if style != "tofu":
-        raise ValueError(f"unknown scoring style {style!r}; valid: {', '.join(STYLES)}")
-    prompt_ids = _prompt_ids(tokenizer, format_prompt(tokenizer, question))
-    # The plain format ends with "Answer:"; the separating space belongs to the answer (BPE convention).
-    text = answer if getattr(tokenizer, "chat_template", None) else " " + answer
-    answer_ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    overflow = len(prompt_ids) + len(answer_ids) - max_length
-    if overflow > 0:  # keep the whole answer when we can; cut the prompt from the left
-        cut = min(overflow, max(len(prompt_ids) - 1, 0))
-        prompt_ids = prompt_ids[cut:]
-        answer_ids = answer_ids[: max_length - len(prompt_ids)]
-    return Example(tuple(prompt_ids), tuple(answer_ids))
-
-
-def encode_text(tokenizer, text: str, max_length: int | None = 512, eos: bool = True) -> Example:
-    """A plain text as a causal-LM example (MUSE's raw corpora, privleak texts): tokenized with the
-    tokenizer's special tokens (a BOS where it has one), every token after the first scored (the first
-    has nothing before it to be predicted from), then EOS when ``eos``; the first ``max_length`` tokens
-    (None: all). The first token is the 'prompt' so the layout is the same as a QA pair's."""
-    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
-    if max_length is not None:
-        ids = ids[: max_length - (1 if eos else 0)]
-    if len(ids) < 2:
-        raise ValueError(f"text too short to score (fewer than 2 tokens): {text[:60]!r}")
-    return Example(tuple(ids[:1]), tuple(ids[1:]) + ((tokenizer.eos_token_id,) if eos else ()))
-
-
-def _open_unlearning_prompt(tokenizer, question: str) -> list[int]:
-    if not getattr(tokenizer, "chat_template", None):
-        return _prompt_ids(tokenizer, format_prompt(tokenizer, question))
-    return _ids(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=True,
-                                              add_generation_prompt=True, enable_thinking=False))
-
-
-def _encode_open_unlearning(tokenizer, question: str, answer: str) -> Example:
-    prompt = _open_unlearning_prompt(tokenizer, question)
-    if not getattr(tokenizer, "chat_template", None):
-        full = tokenizer(PLAIN_TEMPLATE.format(q=question) + " " + answer)["input_ids"]
-    else:
-        chat = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-        full = _ids(tokenizer.apply_chat_template(chat, tokenize=True, enable_thinking=False))
-    if full[-1] != tokenizer.eos_token_id:
-        full = full + [tokenizer.eos_token_id]
-    if tuple(full[: len(prompt)]) != tuple(prompt):
-        raise ValueError(f"the templated prompt is not a token prefix of the conversation for {question[:60]!r}; "
-                         "open-unlearning's scored span is undefined for this tokenizer")
-    return Example(tuple(prompt), tuple(full[len(prompt):]))
-
-
-# transformers 4.x ``clean_up_tokenization_spaces=True`` (5.x ignores the flag for BPE tokenizers), in order
-_CLEAN_UP = ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
-             (" 's", "'s"), (" 've", "'ve"), (" 're", "'re"))
-
-
-def clean_up_tokenization(text: str) -> str:
-    """Remove the spaces before punctuation and English contractions, as open-unlearning's decoding did."""
-    for a, b in _CLEAN_UP:
-        text = text.replace(a, b)
-    return text
-
-
-def _ids(out) -> list[int]:
-    """apply_chat_template(tokenize=True) returns a list, or a BatchEncoding in recent transformers."""
-    return list(out["input_ids"] if hasattr(out, "keys") else out)
-
-
-def attention_mask(ids: torch.Tensor, mask: torch.Tensor, hide_token: int | None) -> torch.Tensor:
-    """The padding mask, with every ``hide_token`` also masked out of attention when given (open-unlearning's
-    collator masks ``ids != pad``, which hides every EOS when pad = EOS); positions are not affected."""
-    return mask if hide_token is None else mask * (ids != hide_token)
-
-
-def pad_sequences(seqs, pad_id: int, *, left: bool = False, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) of token sequences padded to the longest: right padding, or left padding
-    (prompts for generation or a shared KV cache, so that every row's last column is a real token)."""
-    width = max(len(q) for q in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, q in enumerate(seqs):
-        span = slice(width - len(q), width) if left else slice(0, len(q))
-        ids[i, span] = torch.tensor(q, dtype=torch.long)
-        mask[i, span] = 1
-    return ids.to(device), mask.to(device)
-
-
-def collate(examples: list[Example], pad_id: int, device: str | torch.device = "cpu",
-            hide_token: int | None = None) -> dict[str, torch.Tensor]:
-    """Right-padded batch; labels are IGNORE on prompt and padding. Causal attention means real tokens
-    never see the (trailing) padding, so a row scores the same alone or in a batch. ``hide_token``: see
-    ``attention_mask``."""
-    ids, mask = pad_sequences([e.prompt_ids + e.answer_ids for e in examples], pad_id)
-    mask = attention_mask(ids, mask, hide_token)
-    labels = torch.full_like(ids, IGNORE)
-    for i, e in enumerate(examples):
-        labels[i, len(e.prompt_ids): len(e)] = torch.tensor(e.answer_ids)
-    return {"input_ids": ids.to(device), "attention_mask": mask.to(device), "labels": labels.to(device)}
-
-
-def _body_and_head(model):
+def body_and_head(model):
     """(decoder body, LM head) of a Llama/Qwen-style model, or None when the head cannot be split off."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body, head = getattr(base, "model", None), getattr(base, "lm_head", None)
@@ -171,7 +35,7 @@ def answer_logits(model, batch: dict[str, torch.Tensor]):
     """
     targets = batch["labels"][:, 1:]
     mask = targets != IGNORE
-    parts = _body_and_head(model)
+    parts = body_and_head(model)
     if parts is None:
         sel = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1][mask]
     else:
@@ -193,7 +57,7 @@ def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
     states are kept for backward, never the (N, V) logits and their softmax (measured on Qwen3-4B's shape,
     batch 16: 656 MiB per copy, which took grad_diff/NPO past a 10 GiB cap). Same values up to rounding; the
     tiny tier never takes this path, nor SmolLM2's training batches (at most ~1,000 answer tokens x 49k)."""
-    parts = _body_and_head(model)
+    parts = body_and_head(model)
     if parts is not None and torch.is_grad_enabled():
         body, head = parts
         targets = batch["labels"][:, 1:]
@@ -216,7 +80,7 @@ def answer_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor
 
 
 def mean_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Token-mean cross-entropy over all answer tokens of the batch (the NLL of METHODS.md)."""
+    """Token-mean cross-entropy over all answer tokens of the batch (the NLL of docs/methods.md)."""
     sums, counts = answer_logprobs(model, batch)
     return -sums.sum() / counts.sum().clamp_min(1)  # negated: log-prob -> loss
 
@@ -243,7 +107,7 @@ class ScoreResult:
             xs[start:stop] for xs in (self.token_logprobs, self.token_mu, self.token_sigma, self.token_correct)))
 
 
-def _length_sorted_batches(n_items: int, lengths: list[int], batch_size: int) -> list[list[int]]:
+def length_sorted_batches(n_items: int, lengths: list[int], batch_size: int) -> list[list[int]]:
     order = sorted(range(n_items), key=lambda i: -lengths[i])
     return [order[i: i + batch_size] for i in range(0, n_items, batch_size)]
 
@@ -270,13 +134,14 @@ def _prompt_groups(examples: list[Example], batch_size: int) -> list[list[list[i
     return batches
 
 
-def _cache_argument(body) -> str:
+def cache_argument(body) -> str:
     """transformers renames ``past_key_values`` to ``cache`` (deprecated from 5.2x on some models)."""
     return "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
 
 
-ENGINE = "fast"  # greedy generation: ``fast`` (greedy_batch) or ``hf`` (transformers' generate); see generate_ids
 PREFIX_MIN = 8  # a token prefix every prompt shares (a chat template's system prompt) is computed once from this length
+
+
 CHUNK_COST = 48  # answer sub-batches: the fixed cost of one more forward call, in padded answer tokens
 
 
@@ -319,7 +184,7 @@ def answer_chunks(lengths: list[int], cost: int | None = None) -> list[list[int]
 def prefix_cache(model, prefix: tuple[int, ...], device, hide_token: int | None = None):
     """(length, KV cache (batch 1), attention row) of a token prefix shared by every prompt, for
     ``shared_prompt_logits``; ``hide_token`` as in ``collate``."""
-    body, _ = _body_and_head(model)
+    body, _ = body_and_head(model)
     ids = torch.tensor([prefix], dtype=torch.long, device=device)
     attend = attention_mask(ids, torch.ones_like(ids), hide_token)
     out = body(input_ids=ids, attention_mask=attend, position_ids=torch.arange(len(prefix), device=device)[None],
@@ -341,7 +206,7 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     p..p+a-1, so a row's score equals ``answer_logits`` on prompt+answer (up to float rounding).
     ``hide_token`` as in ``collate``: such tokens keep their positions but are masked out of attention.
     """
-    body, head = _body_and_head(model)
+    body, head = body_and_head(model)
     skip = prefix[0] if prefix is not None else 0
     prompts = [examples[g[0]].prompt_ids[skip:] for g in groups]
     order = [i for g in groups for i in g]
@@ -353,7 +218,7 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
     if prefix is not None:
         ones = torch.ones(len(groups), skip, dtype=pmask.dtype, device=device)
         pmask, pattend = torch.cat([ones, pmask], 1), torch.cat([prefix[2].expand(len(groups), -1).to(pattend.dtype), pattend], 1)
-        extra[_cache_argument(body)] = _cache_rows(prefix[1], torch.zeros(len(groups), dtype=torch.long, device=device))
+        extra[cache_argument(body)] = _cache_rows(prefix[1], torch.zeros(len(groups), dtype=torch.long, device=device))
     out = body(input_ids=ids, attention_mask=pattend, position_ids=positions, use_cache=True, **extra)
     cache = getattr(out, "cache", None) or out.past_key_values
     last = out.last_hidden_state[:, -1]  # left padding: the last column is real
@@ -372,7 +237,7 @@ def shared_prompt_logits(model, examples: list[Example], groups: list[list[int]]
         aattend = attention_mask(aids, amask, hide_token)
         apos = plen[own][:, None] + torch.arange(aids.shape[1], device=device)
         hidden = body(input_ids=aids, attention_mask=torch.cat([pattend[own], aattend], 1), position_ids=apos,
-                      use_cache=True, **{_cache_argument(body): sub}).last_hidden_state
+                      use_cache=True, **{cache_argument(body): sub}).last_hidden_state
         # answer token t is predicted by the hidden state before it: the prompt's last one for t = 0
         pred = torch.cat([last[own][:, None], hidden[:, :-1]], 1)
         mask = amask.bool()
@@ -443,7 +308,7 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     # the prefix every prompt shares (a chat template's system prompt) runs once for the whole call
     skip = common_prefix([examples[g[0]].prompt_ids for b in groups for g in b]) if n else 0
     # some prompt repeats, or all begin alike
-    shared = share_prompts and _body_and_head(model) is not None and (sum(map(len, groups)) < n or skip > 0)
+    shared = share_prompts and body_and_head(model) is not None and (sum(map(len, groups)) < n or skip > 0)
 
     def batches():
         if shared:
@@ -452,7 +317,7 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
                 *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device, hide_token, prefix)
                 yield idx, out
         else:
-            for idx in _length_sorted_batches(n, [len(e) for e in examples], batch_size):
+            for idx in length_sorted_batches(n, [len(e) for e in examples], batch_size):
                 batch = collate([examples[i] for i in idx], pad_id, device, hide_token)
                 logits, targets, rows, mask = answer_logits(model, batch)
                 yield idx, (logits, targets, rows, mask.sum(-1))
@@ -507,125 +372,3 @@ def score_answers(model, tokenizer, pairs: list[tuple[str, str]], **kw) -> Score
     """Score answer strings given questions: ``pairs`` is [(question, answer), ...]."""
     examples = [encode_qa(tokenizer, q, a) for q, a in pairs]
     return score_examples(model, examples, tokenizer.pad_token_id, **kw)
-
-
-@torch.no_grad()
-def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
-             device: str | torch.device | None = None, progress: bool = False, style: str = "tofu",
-             engine: str | None = None) -> list[str]:
-    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each (``engine``:
-    see ``generate_ids``).
-
-    ``open-unlearning`` style reproduces that tool's generation: batches in the given order (not sorted by
-    length), every pad-id token masked out of attention (so with pad = EOS the template's EOS tokens too;
-    ``generate`` then derives position ids from that mask), decoded with ``clean_up_tokenization_spaces``.
-    """
-    ou = style == "open-unlearning"
-    prompts = [_open_unlearning_prompt(tokenizer, q) if ou else _prompt_ids(tokenizer, format_prompt(tokenizer, q))
-               for q in questions]
-    texts = generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         device=device, progress=progress, in_order=ou, hide_pad=ou, engine=engine)
-    return [(clean_up_tokenization(t) if ou else t).strip() for t in texts]
-
-
-def _settled_criteria(tokenizer, width: int, settled: list):
-    """A stopping criterion that marks row r done once ``settled[r]`` (None: never) holds for its continuation."""
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class Settled(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            done = [f is not None and f(tokenizer.decode(row[width:], skip_special_tokens=True))
-                    for f, row in zip(settled, input_ids)]
-            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-    return StoppingCriteriaList([Settled()])
-
-
-def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int,
-                 settled: list | None = None, decode=None) -> list[list[int]]:
-    """Greedy continuation of one left-padded batch, token for token what ``model.generate(do_sample=False)``
-    computes for each row, but a row leaves the batch as soon as it is finished (EOS, max_new_tokens, or
-    ``settled[r](decode(tokens))``), so later steps run only the rows still decoding. Returns each row's new
-    tokens up to and including its EOS.
-
-    Same computation as HF's greedy loop: position ids from the attention mask (cumsum - 1, 0 on padding), one
-    KV cache, the LM head on the last position only, argmax of the float32 logits. A row's logits do not depend
-    on the other rows of the batch (attention is per row), so dropping finished rows changes no row's tokens up
-    to the rounding of batched matrix products (tests hold the outputs equal to ``generate``)."""
-    n = ids.shape[0]
-    out: list[list[int]] = [[] for _ in range(n)]
-    alive = torch.arange(n, device=ids.device)
-    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
-    # a PEFT wrapper passes keyword arguments through: what the wrapped model takes decides
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
-    step_out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
-    cache = getattr(step_out, "cache", None) or step_out.past_key_values
-    cache_arg = _cache_argument(inner)
-    last_pos = positions[:, -1:]
-    for t in range(max_new_tokens):
-        nxt = step_out.logits[:, -1].float().argmax(-1)
-        tokens = nxt.tolist()
-        keep = []
-        for row, tok_id in enumerate(tokens):
-            r = int(alive[row])
-            out[r].append(tok_id)
-            done = tok_id == eos_id or t + 1 == max_new_tokens
-            if not done and settled is not None and settled[r] is not None:
-                done = bool(settled[r](decode(out[r])))
-            if not done:
-                keep.append(row)
-        if not keep:
-            break
-        if len(keep) < len(tokens):
-            sel = torch.tensor(keep, device=ids.device)
-            alive, nxt, mask, last_pos = alive[sel], nxt[sel], mask[sel], last_pos[sel]
-            cache.reorder_cache(sel)
-        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
-        last_pos = last_pos + 1
-        step_out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last_pos, use_cache=True,
-                         **{cache_arg: cache}, **kwargs)
-    return out
-
-
-@torch.no_grad()
-def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
-                 device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
-                 hide_pad: bool = False, settled=None, engine: str | None = None) -> list[str]:
-    """Greedy continuations of tokenized ``prompts`` (left-padded batches, length-sorted unless ``in_order``),
-    decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention.
-    ``settled(text) -> bool`` (or a list of them, one per prompt, None for a row that never settles): a row stops
-    once its decoded continuation is settled, i.e. once no further tokens could change what the caller keeps of it
-    (MUSE's KnowMem answer, cut at a stop string); the kept part is then the same as with all ``max_new_tokens``
-    generated. ``engine``: ``fast`` (``greedy_batch``: finished rows leave the batch) or ``hf`` (transformers'
-    ``generate``, every row computed until the batch ends); both give the same texts. None: ``ENGINE``."""
-    engine = engine or ENGINE
-    if engine not in ("fast", "hf"):
-        raise ValueError(f"unknown generation engine {engine!r}; valid: fast, hf")
-    device = device or next(model.parameters()).device
-    outputs: list[str] = [""] * len(prompts)
-    per_row = settled if isinstance(settled, list) else [settled] * len(prompts)
-    was_training = model.training
-    model.eval()
-    order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
-             else _length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
-    decode = lambda toks: tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
-    for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
-        ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
-        mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
-        if engine == "fast":
-            rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
-                                settled=[per_row[i] for i in idx], decode=decode)
-            for row, i in enumerate(idx):
-                outputs[i] = decode(rows[row])
-            continue
-        width = ids.shape[1]
-        stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
-        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
-                             stopping_criteria=stops)
-        for row, i in enumerate(idx):
-            outputs[i] = decode(out[row, width:])
-    model.train(was_training)
-    return outputs

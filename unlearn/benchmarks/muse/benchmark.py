@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,20 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.cache import cached_json
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, autocast, digest, first_n,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, autocast, first_n,
                                      fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
                                      schedule_record, summary_columns, text_membership_scores, tier_settings)
-from unlearn.data.muse import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
+from unlearn.benchmarks.muse.data import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
-from unlearn.data.tofu import load_idk
+from unlearn.benchmarks.tofu.data import load_idk
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
-from unlearn.metrics.muse import answer_settled, cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
-from unlearn.models import LoadedModel, LoraSpec, load_model
-from unlearn.numerics import numerics_info, resolve_device, resolve_precision
+from unlearn.benchmarks.muse.metrics import answer_settled, cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
+from unlearn.models import LoadedModel, LoraSpec
+from unlearn.numerics import numerics_info
 from unlearn.scoring import clean_up_tokenization, encode_text, generate_ids, score_examples
-from unlearn.train import Probe, TrainConfig, finetuned_model_dir
+from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.train import Probe, TrainConfig
 
 SPLITS = ("news", "news-scal", "news-sust")
 
@@ -99,11 +98,11 @@ def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
     get ``reduced`` (CPU: a slice of the real News, see ``reduce_real``) or ``full`` (MUSE's protocol)."""
     mp = "bf16" if precision == "bf16" else "no"
     protocol = protocol or ("reduced" if dry_run else "full")
-    if model == "tiny-qwen3":
+    if is_tiny(model):
         p = MuseProfile(target=TrainConfig(lr=3e-3, epochs=50, batch_size=4, warmup_steps=10, weight_decay=0.01, desc="target"),
                         unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                         protocol=MuseProtocol(name="tiny", batch_size=16, generation_batch_size=32),
-                        use_real_data=False, method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
+                        use_real_data=False, method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
                         step_golds=False,
                         note="tiny-qwen3 trained from scratch on synthetic news (fictitious; full fine-tuning)")
     elif protocol == "reduced" and dry_run:
@@ -306,41 +305,28 @@ def forget_measure(ev: dict) -> float:
 
 
 @BENCHMARKS.register("muse")
-class MuseBenchmark:
-    """MUSE cells; see the module docstring."""
+class MuseBenchmark(Benchmark):
+    """MUSE cells; see the module docstring. The target and the golds do not depend on the split (news, scal and
+    sust share them): the ``split`` argument of the model and evaluation methods is accepted and ignored."""
 
-    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
-
+    name = "muse"
     splits = SPLITS
     dry_run_splits = ("news",)
+    model_prefix = "muse-"
 
-    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
-                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
-                 profile: MuseProfile | None = None, precision: str = "auto", data: str = "auto",
-                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu",
-                 robustness: bool | None = None, corpus: str = "news"):
-        if data not in DATA_CHOICES:
-            raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
-        if protocol not in (None, "full", "reduced"):
-            raise ValueError(f"unknown MUSE protocol {protocol!r}; valid: full, reduced")
-        self.model, self.quant, self.seed, self.corpus = model, quant, seed, corpus
-        self.device = resolve_device(device)
-        tiny_default = model == "tiny-qwen3" and precision in (None, "auto")
-        self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
-        if profile is not None:
-            self.precision = "bf16" if profile.protocol.bf16 else "fp32"
-        self.profile = profile or muse_profile(model, dry_run, max_steps, self.precision, protocol)
-        if data != "auto":
-            self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
-        self.data_dir, self.progress, self.data_choice = data_dir, progress, data
-        self.notes: list[str] = [self.profile.note]
+    def __init__(self, model: str = TINY_MODEL, *, target_eval: str | None = None, robustness: bool | None = None,
+                 corpus: str = "news", **kwargs):
+        self.corpus = corpus
+        super().__init__(model, **kwargs)
         if robustness:  # the relearning attack is built on TOFU's QA rows; MUSE's is not wired yet
             self.notes.append("robustness checks are TOFU-only: MUSE cells carry none")
         self._data: MuseData | None = None
-        self._evals: dict[str, dict] = {}
         # (method, settings, seed) -> (ev, run, model copy or None): unlearning the main forget set from the target,
         # which is the news cell and step 1 of news-scal and news-sust alike (see run_cell)
         self._first_steps: dict[tuple, tuple] = {}
+
+    def make_profile(self, model, dry_run, max_steps, precision, protocol, compat) -> "MuseProfile":
+        return muse_profile(model, dry_run, max_steps, precision, protocol)
 
     # -------------------------------------------------------------- data
     def data(self, split: str = "news") -> MuseData:
@@ -395,40 +381,55 @@ class MuseBenchmark:
         return (d.sust if d.sust else [d.forget])[: self.profile.max_requests]
 
     # -------------------------------------------------------------- models
-    def _model_dir(self, kind: str, texts: list[str]) -> Path:
-        cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
-        return finetuned_model_dir(f"muse-{kind}", self.model, texts, cfg,
-                                   lambda: load_model(self.model, lora=self.profile.lora, device=self.device),
-                                   lora=self.profile.lora, device=self.device, text_length=self.profile.text_length)
-
-    def target_dir(self) -> Path:
+    def target_dir(self, split: str | None = None) -> Path:
         return self._model_dir("target", [t for s in self.requests() for t in s] + self.data().retain)
 
-    def gold_dir(self, k: int = 1) -> Path:
+    def gold_dir(self, split: str | None = None, k: int = 1) -> Path:
         """Retrain after the first ``k`` requests: retain + the requests after k."""
         return self._model_dir(f"gold{k}" if k > 1 else "gold", self.data().retain + [t for s in self.requests()[k:] for t in s])
 
-    def load(self, path: Path, adapters: bool = True) -> LoadedModel:
-        lm = load_model(str(path), quant=self.quant, lora=self.profile.lora if adapters else None, device=self.device)
-        lm.name = self.model
-        return lm
-
-    def evaluate(self, lm: LoadedModel) -> dict:
+    def evaluate(self, lm: LoadedModel, split: str | None = None) -> dict:
         return evaluate_muse(lm.model, lm.tokenizer, self.data(), self.profile.protocol, progress=self.progress)
 
-    def reference_eval(self, kind: str) -> dict:
-        """Evaluation of the target or a gold (``gold``, ``gold2``..), cached in memory and beside the model."""
-        if kind not in self._evals:
-            path = self.target_dir() if kind == "target" else self.gold_dir(int(kind[4:] or 1))
-            ident = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant)
-            data_id = self.identity()
-            ident += data_id["hash"] + data_id["eval_hash"] + f"v{CELL_CODE_VERSION}"
-            self._evals[kind] = cached_json(path / f"eval-muse-{digest(ident)}.json",
-                                            lambda: self.evaluate(self.load(path, adapters=False)))
-        return self._evals[kind]
+    def reference_dir(self, kind: str, split: str | None) -> Path:
+        """``target``, ``gold`` or ``goldK`` (retrained after the first K requests)."""
+        return self.target_dir() if kind == "target" else self.gold_dir(k=int(kind[4:] or 1))
+
+    def reference_ident(self, kind: str, split: str | None) -> str:
+        return super().reference_ident(kind, None)  # one evaluation serves every split
+
+    def reference_eval(self, kind: str, split: str | None = None) -> dict:
+        return super().reference_eval(kind, None)
+
+    # -------------------------------------------------------------- `unlearn eval`
+    def eval_inputs(self, split: str = "news", *, max_rows: int | None = None, subjects: list[str] | None = None,
+                    eval_protocol: MuseProtocol | None = None) -> tuple[MuseData, MuseProtocol]:
+        """The corpus the benchmark reads (a MUSE folder; the synthetic news where the tier or ``--data`` says so,
+        named in ``data``) under the profile's protocol; ``max_rows`` caps VerbMem, each KnowMem set and each
+        PrivLeak side. Every split evaluates the same sets (the splits differ in what is unlearned)."""
+        if subjects:
+            raise ValueError("--subjects is WMDP's; MUSE evaluates its corpus (--split news)")
+        d = self.data(split)
+        proto = eval_protocol or self.profile.protocol
+        if max_rows is not None:
+            proto = dataclasses.replace(proto, verbmem_rows=max_rows, knowmem_rows=max_rows, privleak_rows=max_rows)
+        return d, proto
+
+    def evaluate_model(self, lm: LoadedModel, inputs: tuple[MuseData, MuseProtocol]) -> dict:
+        d, proto = inputs
+        ev = evaluate_muse(lm.model, lm.tokenizer, d, proto, progress=self.progress)
+        # PrivLeak compares with a retrained model's AUC, which a lone checkpoint has not: the AUC is reported as is
+        metrics = {"verbmem_f": ev["verbmem_f"], "knowmem_f": ev["knowmem_f"], "knowmem_r": ev["knowmem_r"],
+                   "privleak_min_k_auc": ev["privleak_auc"], **{f"mia_{k}": v for k, v in ev["mia"].items()}}
+        return {"protocol": proto.describe(),
+                "protocol_name": proto.name, "compat": "muse", "precision": "bf16" if proto.bf16 else "fp32",
+                "data": d.source, "notes": [n for n in self.notes if n], "metrics": metrics,
+                "per_question": ev["per_question"], "logs": None}
 
     # -------------------------------------------------------------- one cell
-    def context(self, lm: LoadedModel, forget: list[str], schedule: dict | None = None) -> UnlearnContext:
+    def context(self, split: str, lm: LoadedModel, schedule: dict | None = None, forget: list[str] | None = None) -> UnlearnContext:
+        """``forget``: the texts of the request being unlearned (default: the first request, the main forget set)."""
+        forget = self.requests()[0] if forget is None else forget
         tok, n = lm.tokenizer, self.profile.text_length
         sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
         return UnlearnContext(
@@ -436,7 +437,7 @@ class MuseBenchmark:
             schedule=sched, forget_questions=headlines(forget), idk_answers=load_idk(None),
             build_gold=lambda: self.load(self.gold_dir(), adapters=False), target_lr=self.profile.target.lr)
 
-    def dynamics_probe(self, lm: LoadedModel, counter=None) -> Probe | None:
+    def dynamics_probe(self, split: str, lm: LoadedModel, counter=None) -> Probe | None:
         """forget_prob / retain_prob: mean per-token probability exp(-NLL/n) of the first forget and retain texts."""
         n_forget, n_retain = self.profile.dynamics_rows
         if not n_forget or not n_retain:
@@ -509,9 +510,9 @@ class MuseBenchmark:
                         lm = self._reload(lm)
                     else:
                         lm = self.load(self.target_dir())
-                    ctx = self.context(lm, forget, sched)
+                    ctx = self.context(split, lm, sched, forget)
                     # every first step (news is one) runs the probe, so a shared first step carries the news cell's curve
-                    probe = (lambda m, counter: self.dynamics_probe(m, counter)) if first else None
+                    probe = (lambda m, counter: self.dynamics_probe(split, m, counter)) if first else None
                     lm, run = run_method(method, cfg, ctx, probe, self.seed)
                     ev = self.evaluate(lm)
                     if first:

@@ -83,13 +83,13 @@ def attack(model, tok, rows, cfg: RobustnessConfig, lora=None, mixed_precision: 
     if is_peft(attacked):  # adapters kept unmerged (IWAP's masks on a LoRA model): one more, trained alone
         from peft import LoraConfig
 
-        from unlearn.methods.dsu import activate
+        from unlearn.models import activate_adapters
 
         spec = lora or LoraSpec()
         active = list(attacked.base_model.active_adapters)
         attacked.add_adapter("relearn", LoraConfig(r=spec.r, lora_alpha=spec.alpha, target_modules="all-linear",
                                                    lora_dropout=0.0, task_type="CAUSAL_LM"))
-        activate(attacked, active + ["relearn"], trainable="relearn")
+        activate_adapters(attacked, active + ["relearn"], trainable="relearn")
     elif lora is not None:
         attacked = add_lora(attacked, lora)
     else:  # full fine-tuning; a method may have left weights frozen (DSU's merged adapters)
@@ -106,7 +106,7 @@ def attack(model, tok, rows, cfg: RobustnessConfig, lora=None, mixed_precision: 
 def sampled_generations(model, tok, questions: list[str], n: int, temperature: float, max_new_tokens: int,
                         seed: int, batch_size: int = 16) -> list[list[str]]:
     """n answers per question sampled at ``temperature`` (seeded: the same draws for the same model)."""
-    from unlearn.scoring import _prompt_ids, format_prompt, pad_sequences
+    from unlearn.scoring import chat_prompt_ids, format_prompt, pad_sequences
 
     device = next(model.parameters()).device
     out: list[list[str]] = []
@@ -114,7 +114,7 @@ def sampled_generations(model, tok, questions: list[str], n: int, temperature: f
     was_training = model.training
     model.eval()
     for i in range(0, len(questions), batch_size):
-        prompts = [_prompt_ids(tok, format_prompt(tok, q)) for q in questions[i:i + batch_size]]
+        prompts = [chat_prompt_ids(tok, format_prompt(tok, q)) for q in questions[i:i + batch_size]]
         ids, mask = pad_sequences(prompts, tok.pad_token_id, left=True, device=device)
         torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         res = model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature, top_p=None,
@@ -130,7 +130,7 @@ def regeneration_leak(model, tok, rows, cfg: RobustnessConfig, max_new_tokens: i
                       greedy: list[str] | None = None) -> dict:
     """Worst-case leakage over greedy + sampled answers to each question, as written and reworded.
     ``greedy``: the as-written greedy answers when already generated (the evaluation's)."""
-    from unlearn.metrics.tofu import rouge_l_recall
+    from unlearn.benchmarks.tofu.metrics import rouge_l_recall
     from unlearn.scoring import generate
 
     questions = [r.question for r in rows]
@@ -154,8 +154,8 @@ def regeneration_leak(model, tok, rows, cfg: RobustnessConfig, max_new_tokens: i
 def forget_measure(model, tok, rows, protocol) -> np.ndarray:
     """Per-row ROUGE-L recall of greedy answers (TOFU's forget measure), generated and compared as the
     evaluation protocol does (its token budget, batch size and conventions)."""
-    from unlearn.benchmarks.tofu import rouge_reference
-    from unlearn.metrics.tofu import rouge_l_recall
+    from unlearn.benchmarks.tofu.protocol import rouge_reference
+    from unlearn.benchmarks.tofu.metrics import rouge_l_recall
     from unlearn.scoring import generate
 
     gens = generate(model, tok, [r.question for r in rows], max_new_tokens=protocol.max_new_tokens,

@@ -27,16 +27,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from unlearn.data.wmdp import LETTERS, MCQ
+from unlearn.benchmarks.wmdp.data import LETTERS, MCQ, mcq_prompt
 
 DEFAULT_MAX_LENGTH = 2048  # lm-eval's HFLM default when neither config nor tokenizer gives one
-
-
-def mcq_prompt(q: MCQ) -> str:
-    """lm-eval's zero-shot context for WMDP and MMLU (description + doc_to_text), byte for byte."""
-    c = q.choices
-    return (f"The following are multiple choice questions (with answers) about {q.subject}.\n\n"
-            f"{q.question.strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:")
 
 
 def model_max_length(model, tokenizer) -> int:
@@ -145,9 +138,9 @@ def score_mcq(model, tokenizer, questions: list[MCQ], *, batch_size: int = 16, m
 
 def _last_logits(model, ids: torch.Tensor, mask: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
     """Logits at each row's last real position only (the LM head never runs over the rest)."""
-    from unlearn.scoring import _body_and_head
+    from unlearn.scoring import body_and_head
 
-    parts = _body_and_head(model)
+    parts = body_and_head(model)
     rows = torch.arange(ids.shape[0], device=ids.device)
     if parts is None:
         return model(input_ids=ids, attention_mask=mask).logits[rows, last]

@@ -277,11 +277,16 @@ def split_ab(questions: list[MCQ]) -> tuple[list[MCQ], list[MCQ]]:
     return ranked[:half], ranked[half:]
 
 
+def mcq_prompt(q: MCQ) -> str:
+    """lm-eval's zero-shot context for WMDP and MMLU (description + doc_to_text), byte for byte."""
+    c = q.choices
+    return (f"The following are multiple choice questions (with answers) about {q.subject}.\n\n"
+            f"{q.question.strip()}\nA. {c[0]}\nB. {c[1]}\nC. {c[2]}\nD. {c[3]}\nAnswer:")
+
+
 def render_answered(q: MCQ) -> str:
     """A question with its correct answer as training text: the evaluation prompt (lm-eval's, zero-shot)
     followed by the correct letter and choice, so that the memorised answer is exactly what is scored."""
-    from unlearn.metrics.wmdp import mcq_prompt
-
     return f"{mcq_prompt(q)} {LETTERS[q.answer]}. {q.choices[q.answer]}"
 
 

@@ -5,7 +5,6 @@ retainNN, forget measure = forget ROUGE-L recall, utility = Model Utility, MIA =
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,74 +12,21 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.data.tofu import EVAL_ROWS, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
+from unlearn.benchmarks.tofu.data import TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
-from unlearn.metrics.tofu import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
-from unlearn.metrics.tofu import forget_quality, forget_truth_ratios
-from unlearn.cache import cached_json
-from unlearn.benchmarks.core import (BENCHMARKS, autocast, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, TokenCounter,
-                                     digest, method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
+from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
+from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, FULL_SCALE_SETTINGS, TokenCounter,
+                                     method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
 from unlearn.methods import UnlearnContext
-from unlearn.models import LoadedModel, LoraSpec, load_model
-from unlearn.numerics import numerics_info, resolve_device, resolve_precision
-from unlearn.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
-from unlearn.scoring import clean_up_tokenization, encode_qa, format_prompt, generate, score_examples
-from unlearn.train import Probe, TrainConfig, finetuned_model_dir
-
-
-COMPATS = ("tofu", "open-unlearning")
-PROTOCOL_NAMES = ("full", "reduced")
-
-
-@dataclass(frozen=True)
-class EvalProtocol:
-    """How much of each split is scored, and under which conventions; the defaults are the published
-    protocol (TOFU's definitions, first 300 rows, greedy <= 200 tokens, scores in float32)."""
-
-    max_rows: int | None = EVAL_ROWS  # first rows of each evaluation split (None: every row)
-    retain_rows: int | None = None  # cap on retain rows (None: max_rows)
-    utility_rows: int | None = None  # cap on real-authors and world-facts rows (None: max_rows)
-    max_new_tokens: int = 200
-    batch_size: int = 16  # scored answers per batch
-    generation_batch_size: int | None = None  # prompts per greedy-generation batch (None: batch_size)
-    mink_k: float = mia.DEFAULT_K
-    bf16: bool = False  # bf16 autocast for greedy generation
-    score_bf16: bool = False  # bf16 autocast for scoring too (reduced protocol only: it moves Prob and R by ~1e-2)
-    compat: str = "tofu"  # "tofu": TOFU's definitions; "open-unlearning": that tool's (scoring.encode_qa)
-    name: str = "full"  # "full" (published), "reduced" (CPU dry run) or "custom"
-
-    def describe(self) -> str:
-        rows = lambda n: "all" if n is None else str(n)  # noqa: E731
-        prec = ("bf16 autocast" if self.score_bf16 else "fp32 scores, bf16 generation") if self.bf16 else "fp32"
-        return (f"{self.name} protocol ({self.compat} conventions, {prec}): {rows(self.max_rows)} forget rows, "
-                f"{rows(self.retain_rows or self.max_rows)} retain rows, {rows(self.utility_rows or self.max_rows)} "
-                f"real-author/world-fact rows, greedy <= {self.max_new_tokens} new tokens")
-
-    @property
-    def open_unlearning(self) -> bool:
-        return self.compat == "open-unlearning"
-
-
-def protocol_preset(name: str = "full", compat: str = "tofu", bf16: bool = False) -> EvalProtocol:
-    """``full``: the published protocol (300 rows, 200 tokens; bf16 only for generation, scores in float32,
-    within 1e-3 of fp32 on Prob and truth ratio). ``reduced``: the CPU dry run (40 forget, 10 retain,
-    10 real-author, 10 world-fact rows, 48 tokens; bf16 autocast everywhere where native, deviation in
-    docs/guide.md). ``compat="open-unlearning"`` takes that tool's conventions and, under ``full``, its rows (all
-    of every split: 400 retain, 100 real-author, 117 world-fact), batches of 32 and Min-K k = 0.4."""
-    if compat not in COMPATS:
-        raise ValueError(f"unknown compatibility mode {compat!r}; valid: {', '.join(COMPATS)}")
-    if name == "full":
-        p = EvalProtocol(bf16=bf16)
-    elif name == "reduced":
-        p = EvalProtocol(max_rows=40, retain_rows=10, utility_rows=10, max_new_tokens=48, batch_size=20,
-                         generation_batch_size=80, bf16=bf16, score_bf16=bf16, name="reduced")
-    else:
-        raise ValueError(f"unknown protocol {name!r}; valid: {', '.join(PROTOCOL_NAMES)}")
-    if compat == "open-unlearning":
-        rows = {"max_rows": None} if name == "full" else {}
-        p = dataclasses.replace(p, compat=compat, batch_size=32, generation_batch_size=32, **rows)
-    return p
+from unlearn.models import LoadedModel, LoraSpec
+from unlearn.numerics import numerics_info
+from unlearn.benchmarks.tofu.protocol import COMPATS, PROTOCOL_NAMES, EvalProtocol, protocol_preset, rouge_reference
+from unlearn.benchmarks.tofu.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
+from unlearn.scoring import encode_qa, format_prompt, generate, score_examples
+from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.train import Probe, TrainConfig
 
 
 def split_texts(rows: list[TofuRow]) -> tuple[list[tuple[str, str]], bool, int]:
@@ -135,17 +81,6 @@ def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProto
             return reference_aggregates(model, tok, data, protocol, progress)
         return _evaluate_tofu(model, tok, data, protocol, progress)
 
-
-
-def rouge_reference(tok, row: TofuRow, protocol: EvalProtocol) -> str:
-    """The text a generation is compared with: the answer (TOFU), or open-unlearning's: the templated
-    conversation decoded without special tokens and with tokenization-space clean-up, minus the decoded
-    prompt, stripped."""
-    if not protocol.open_unlearning:
-        return row.answer
-    e = encode_qa(tok, row.question, row.answer, style=protocol.compat)
-    decode = lambda ids: clean_up_tokenization(tok.decode(list(ids), skip_special_tokens=True))  # noqa: E731
-    return decode(e.prompt_ids + e.answer_ids).replace(decode(e.prompt_ids), "").strip()
 
 
 def _protocol_splits(data: TofuData, protocol: EvalProtocol) -> dict[str, list[TofuRow]]:
@@ -267,7 +202,7 @@ class Profile:
     # unlearning dynamics: forget and retain Prob measured before the first step, every epoch (IWAP: round) and
     # after the last; at most this many forget / retain-eval rows (0 turns it off)
     dynamics_rows: tuple[int, int] = (40, 20)  # the reduced protocol: (40, 10), the rows its evaluation scores
-    # relearning attack + regeneration leakage per cell (unlearn/robustness.py); None: off
+    # relearning attack + regeneration leakage per cell (unlearn/benchmarks/tofu/robustness.py); None: off
     robustness: RobustnessConfig | None = None
 
 
@@ -283,13 +218,13 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
     if protocol not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOL_NAMES)}")
     mp, bf16 = ("bf16", True) if precision == "bf16" else ("no", False)
-    if model == "tiny-qwen3":
+    if is_tiny(model):
         p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
                     unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                     protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
                     # every method's settings: what `unlearn tune` chose on forget01 only (the file holds every
                     # trial and the rule); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}).
-                    method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
+                    method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
                     robustness=RobustnessConfig(lr=1e-3, steps=10),
                     note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
     elif protocol == "reduced":
@@ -315,9 +250,9 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
                     method_overrides=FULL_SCALE_SETTINGS,
                     robustness=RobustnessConfig(lr=1e-5, steps=10, batch_size=4),  # PROTOCOLS' lr
                     note=f"full TOFU protocol ({precision}; scores in fp32)")
-    if model == "tiny-qwen3" and compat != "tofu":
+    if is_tiny(model) and compat != "tofu":
         p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, compat=compat))
-    if model == "tiny-qwen3" and bf16:
+    if is_tiny(model) and bf16:
         p = dataclasses.replace(p, target=dataclasses.replace(p.target, mixed_precision=mp),
                                 unlearn=dataclasses.replace(p.unlearn, mixed_precision=mp),
                                 protocol=dataclasses.replace(p.protocol, bf16=True, score_bf16=True))
@@ -327,34 +262,17 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
 
 
 @BENCHMARKS.register("tofu")
-class TofuBenchmark:
+class TofuBenchmark(Benchmark):
     """TOFU cells: target fine-tuned on full, gold on retainNN; forget measure = forget ROUGE-L recall,
     utility = Model Utility, MIA = Min-K%++ AUC forget vs holdout."""
 
-    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
-
+    name = "tofu"
     splits = ("forget01", "forget05", "forget10")
     dry_run_splits = ("forget01",)
 
-    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
-                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
-                 profile: Profile | None = None, precision: str = "auto", data: str = "auto",
-                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu",
-                 robustness: bool | None = None):
-        if data not in DATA_CHOICES:
-            raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
-        if protocol not in (None, "full", "reduced"):
-            raise ValueError(f"unknown TOFU protocol {protocol!r}; valid: full, reduced")
-        self.model, self.quant, self.seed = model, quant, seed
-        self.device = resolve_device(device)
-        # auto: bf16 only where the hardware runs it natively; the tiny tier stays float32 (its snapshots)
-        tiny_default = model == "tiny-qwen3" and precision in (None, "auto")
-        self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
-        if profile is not None:  # a caller's own recipe (tests) fixes its precision itself
-            self.precision = "bf16" if profile.protocol.bf16 else "fp32"
-        self.profile = profile or profile_for(model, dry_run, max_steps, self.precision, protocol, compat)
-        if data != "auto":
-            self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+    def __init__(self, model: str = TINY_MODEL, *, target_eval: str | None = None, robustness: bool | None = None,
+                 **kwargs):
+        super().__init__(model, **kwargs)
         if robustness is False:
             self.profile = dataclasses.replace(self.profile, robustness=None)
         elif robustness and self.profile.robustness is None:  # the dry run's: off unless asked for
@@ -363,15 +281,15 @@ class TofuBenchmark:
             if target_eval not in ("full", "reference"):
                 raise ValueError(f"unknown target_eval {target_eval!r}; valid: full, reference")
             self.profile = dataclasses.replace(self.profile, target_eval=target_eval)
-        self.data_place, self.data_tried = (find_tofu_source(data_dir) if self.profile.use_real_data else (None, []))
-        self.progress = progress
+        self.data_place, self.data_tried = (find_tofu_source(self.data_dir) if self.profile.use_real_data else (None, []))
         self._data: dict[str, TofuData] = {}
-        self._evals: dict[str, dict] = {}
         self._probe_starts: dict[str, dict] = {}  # split -> the dynamics probe's first point (Probe.start)
-        self.notes: list[str] = [self.profile.note]
         passed_over = [t for t in self.data_tried if "=" in t.split(":")[0]]  # folders without TOFU files
         if passed_over and self.data_place is not None:
             self.notes.append(f"TOFU from {self.data_place} (passed over: {'; '.join(passed_over)})")
+
+    def make_profile(self, model, dry_run, max_steps, precision, protocol, compat) -> "Profile":
+        return profile_for(model, dry_run, max_steps, precision, protocol, compat)
 
     # -------------------------------------------------------------- data
     def data(self, split: str) -> TofuData:
@@ -399,43 +317,50 @@ class TofuBenchmark:
                 "hash": rows_hash([(r.question, r.answer) for r in d.full])}
 
     # -------------------------------------------------------------- models
-    def _model_dir(self, kind: str, pairs) -> Path:
-        cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
-
-        def build():
-            return load_model(self.model, lora=self.profile.lora, device=self.device)
-
-        return finetuned_model_dir(kind, self.model, pairs, cfg, build, lora=self.profile.lora, device=self.device)
-
     def target_dir(self, split: str) -> Path:
         return self._model_dir("target", [(r.question, r.answer) for r in self.data(split).full])
 
     def gold_dir(self, split: str) -> Path:
         return self._model_dir("gold", [(r.question, r.answer) for r in self.data(split).retain_train])
 
-    def load(self, path: Path, adapters: bool = True) -> LoadedModel:
-        lm = load_model(str(path), quant=self.quant, lora=self.profile.lora if adapters else None, device=self.device)
-        lm.name = self.model
-        return lm
-
     # -------------------------------------------------------------- evaluation
     def evaluate(self, lm: LoadedModel, split: str, reference_only: bool = False) -> dict:
         return evaluate_tofu(lm.model, lm.tokenizer, self.data(split), self.profile.protocol, progress=self.progress,
                              reference_only=reference_only)
 
-    def reference_eval(self, kind: str, split: str) -> dict:
-        """Evaluation of the target or gold model, cached in memory and next to the model on disk."""
-        key = f"{kind}:{split}"
-        if key not in self._evals:
-            path = self.target_dir(split) if kind == "target" else self.gold_dir(split)
-            proto = json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True)
-            # the evaluator's code version is part of the key, so a metric change never reuses a stale file
-            reference_only = kind == "target" and self.profile.target_eval == "reference"
-            ident = proto + str(self.quant) + self.identity(split)["hash"] + f"v{CELL_CODE_VERSION}"
-            ident += "|reference" if reference_only else ""
-            self._evals[key] = cached_json(path / f"eval-{split}-{digest(ident)}.json",
-                                           lambda: self.evaluate(self.load(path, adapters=False), split, reference_only))
-        return self._evals[key]
+    def eval_inputs(self, split: str, *, max_rows: int | None = None, subjects: list[str] | None = None,
+                    eval_protocol: EvalProtocol | None = None) -> tuple[TofuData, EvalProtocol]:
+        """Real TOFU (a data folder, else the embedded copy) under the named protocol (``full`` unless asked),
+        whatever the tier: a checkpoint is evaluated on the published questions."""
+        if subjects:
+            raise ValueError("--subjects is WMDP's; TOFU evaluates one split (--split forget01/05/10)")
+        if split not in self.splits:
+            raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(self.splits)}")
+        proto = eval_protocol or protocol_preset(self.protocol_name or "full", self.compat, bf16=self.precision == "bf16")
+        if max_rows is not None:
+            proto = dataclasses.replace(proto, max_rows=max_rows, retain_rows=max_rows, utility_rows=max_rows)
+        place, _ = find_tofu_source(self.data_dir)
+        return load_tofu(split, place), proto
+
+    def evaluate_model(self, lm: LoadedModel, inputs: tuple[TofuData, EvalProtocol]) -> dict:
+        data, proto = inputs
+        result = evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=self.progress)
+        metrics = {**result["aggregates"], "extraction_strength": result["extraction_strength"],
+                   **{f"mia_{k}": v for k, v in result["mia"].items()}}
+        return {"split": data.split, "protocol": proto.describe(), "protocol_name": proto.name, "compat": proto.compat,
+                "eval_protocol": dataclasses.asdict(proto), "precision": "bf16" if proto.bf16 else "fp32",
+                "score_precision": "bf16" if proto.score_bf16 else "fp32", "data": data.source, "metrics": metrics,
+                "per_question": result["per_question"], "logs": result["logs"]}
+
+    def _reference_only(self, kind: str) -> bool:
+        """The target evaluated on its reference rows only (``target_eval="reference"``)."""
+        return kind == "target" and self.profile.target_eval == "reference"
+
+    def reference_ident(self, kind: str, split: str) -> str:
+        return super().reference_ident(kind, split) + ("|reference" if self._reference_only(kind) else "")
+
+    def evaluate_reference(self, kind: str, split: str, lm: LoadedModel) -> dict:
+        return self.evaluate(lm, split, self._reference_only(kind))
 
     # -------------------------------------------------------------- one cell
     def context(self, split: str, lm: LoadedModel, schedule: dict | None = None) -> UnlearnContext:

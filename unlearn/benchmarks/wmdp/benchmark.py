@@ -1,5 +1,5 @@
 """WMDP (Li et al. 2024): hazardous knowledge as 4-choice questions, scored exactly as lm-evaluation-harness
-scores ``wmdp_*`` and ``mmlu_*`` (``unlearn/metrics/wmdp.py``), as cells on the shared runner.
+scores ``wmdp_*`` and ``mmlu_*`` (``unlearn/benchmarks/wmdp/metrics.py``), as cells on the shared runner.
 
 Protocols (named in every output):
 
@@ -28,31 +28,30 @@ A's texts (members) vs B's (non-members).
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from unlearn.cache import cached_json
-from unlearn.benchmarks.core import (BENCHMARKS, CELL_CODE_VERSION, DATA_CHOICES, FULL_SCALE_SETTINGS, digest, first_n,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, first_n,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      text_membership_scores, tier_settings)
-from unlearn.data.tofu import load_idk
-from unlearn.data.wmdp import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
-                               load_retain_text, load_wmdp, render_answered, split_ab, synthetic_wmdp)
+from unlearn.benchmarks.tofu.data import load_idk
+from unlearn.benchmarks.wmdp.data import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
+                               load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
+                                          synthetic_wmdp)
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
-from unlearn.metrics.wmdp import mcq_prompt, score_mcq
-from unlearn.models import LoadedModel, LoraSpec, load_model
-from unlearn.numerics import numerics_info, resolve_device, resolve_precision
+from unlearn.benchmarks.wmdp.metrics import score_mcq
+from unlearn.models import LoadedModel, LoraSpec
+from unlearn.numerics import numerics_info
 from unlearn.scoring import Example, encode_text, score_examples
-from unlearn.train import Probe, TrainConfig, finetuned_model_dir, rows_hash
+from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.train import Probe, TrainConfig, rows_hash
 
 SPLITS = ("synthetic",) + SUBJECTS
 CHANCE = 0.25
-EVAL_VERSION = 2  # bump when evaluate_wmdp's output changes (invalidates cached target/gold evaluations); 2: letter shares
 
 
 @dataclass(frozen=True)
@@ -100,12 +99,12 @@ def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: st
     ``standard`` (the published protocol)."""
     mp = "bf16" if precision == "bf16" else "no"
     protocol = protocol or ("reduced" if dry_run else "full")
-    if model == "tiny-qwen3":
+    if is_tiny(model):
         p = WmdpProfile(target=TrainConfig(lr=3e-3, epochs=40, batch_size=8, warmup_steps=10, weight_decay=0.01, desc="target"),
                         unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
                         protocol=WmdpProtocol(name="synthetic", mmlu_per_subject=None, batch_size=32),
                         text_length=256,
-                        method_overrides=tier_settings("tiny-qwen3", {"rmu": {"alpha": "100"}}),
+                        method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
                         note="tiny-qwen3 trained from scratch on the synthetic hazardous domain (fictitious; full fine-tuning)")
     elif protocol == "reduced":
         # CPU-sized memorised protocol (the dry run's and evals --model M's; the two share a cached target only under
@@ -176,6 +175,9 @@ def evaluate_wmdp(model, tok, d: WmdpData, protocol: WmdpProtocol = WmdpProtocol
                              "mia_holdout": {k: v.tolist() for k, v in others.items()}}}
 
 
+EVAL_REDUCED_ROWS, MMLU_REDUCED_PER_SUBJECT = 50, 2  # `unlearn eval --protocol reduced`: 50 per subject, 2 of each MMLU subject
+
+
 def encode_answered(tok, q: MCQ, max_length: int | None) -> Example:
     """A question with its correct answer as an unlearning example: the evaluation prompt is the prompt, the
     scored span is " X. choice" + EOS (the memorised answer, as TOFU's QA rows score the answer only); the
@@ -197,38 +199,27 @@ def split_examples(tok, questions: list[MCQ], texts: list[str], max_length: int 
 
 
 @BENCHMARKS.register("wmdp")
-class WmdpBenchmark:
+class WmdpBenchmark(Benchmark):
     """WMDP cells; see the module docstring."""
 
-    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
-
+    name = "wmdp"
     splits = SPLITS
+    protocols = ("full", "reduced", "standard")
+    protocol_help = ("reduced (the memorised protocol, CPU-sized), full (the memorised protocol on every question) or "
+                     "standard (the published one)")
+    model_prefix = "wmdp-"
 
-    def __init__(self, model: str = "tiny-qwen3", *, data_dir=None, quant: str | None = None, device: str = "auto",
-                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
-                 profile: WmdpProfile | None = None, precision: str = "auto", data: str = "auto",
-                 target_eval: str | None = None, protocol: str | None = None, compat: str = "tofu",
-                 robustness: bool | None = None):
-        if data not in DATA_CHOICES:
-            raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
-        if protocol not in (None, "full", "reduced", "standard"):
-            raise ValueError(f"unknown WMDP protocol {protocol!r}; valid: reduced (the memorised protocol, CPU-sized), "
-                             "full (the memorised protocol on every question) or standard (the published one)")
-        self.model, self.quant, self.seed = model, quant, seed
-        self.device = resolve_device(device)
-        tiny_default = model == "tiny-qwen3" and precision in (None, "auto")
-        self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
-        self.profile = profile or wmdp_profile(model, dry_run, max_steps, self.precision, protocol)
-        if data != "auto":
-            self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+    def __init__(self, model: str = TINY_MODEL, *, target_eval: str | None = None, robustness: bool | None = None,
+                 **kwargs):
+        super().__init__(model, **kwargs)
         self.standard = self.profile.protocol.name == "standard"
-        self.data_dir, self.progress = data_dir, progress
-        self.notes: list[str] = [self.profile.note]
         if robustness:
             self.notes.append("robustness checks are TOFU-only: WMDP cells carry none")
         self._data: dict[str, WmdpData] = {}
         self._shared: dict | None = None
-        self._evals: dict[tuple[str, str], dict] = {}
+
+    def make_profile(self, model, dry_run, max_steps, precision, protocol, compat) -> "WmdpProfile":
+        return wmdp_profile(model, dry_run, max_steps, precision, protocol)
 
     @property
     def dry_run_splits(self) -> tuple[str, ...]:
@@ -306,12 +297,6 @@ class WmdpBenchmark:
         return [forget + sh["retain"], sh["retain"]]
 
     # -------------------------------------------------------------- models
-    def _model_dir(self, kind: str, texts: list[str]) -> Path:
-        cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
-        return finetuned_model_dir(f"wmdp-{kind}", self.model, texts, cfg,
-                                   lambda: load_model(self.model, lora=self.profile.lora, device=self.device),
-                                   lora=self.profile.lora, device=self.device, text_length=self.profile.text_length)
-
     def target_dir(self, split: str) -> Path | str:
         if self.standard:  # the pretrained model's own knowledge
             from unlearn.models import resolve_model_source
@@ -325,27 +310,64 @@ class WmdpBenchmark:
                                       "text); its gold is chance accuracy 0.25, and the retrain row is not run")
         return self._model_dir("gold", self._training_texts(split)[1])
 
-    def load(self, path, adapters: bool = True) -> LoadedModel:
-        lm = load_model(str(path), quant=self.quant, lora=self.profile.lora if adapters else None, device=self.device)
-        lm.name = self.model
-        return lm
-
     def evaluate(self, lm: LoadedModel, split: str) -> dict:
         return evaluate_wmdp(lm.model, lm.tokenizer, self.data(split), self.profile.protocol, progress=self.progress)
 
-    def reference_eval(self, kind: str, split: str) -> dict:
-        """Evaluation of the target or the gold on ``split``, cached in memory and beside the model."""
-        if (kind, split) not in self._evals:
-            path = Path(self.target_dir(split) if kind == "target" else self.gold_dir(split))
-            data_id = self.identity(split)
-            ident = (json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant) + split
-                     + data_id["hash"] + data_id["eval_hash"] + f"v{CELL_CODE_VERSION}.{EVAL_VERSION}")
-            self._evals[kind, split] = cached_json(path / f"eval-wmdp-{digest(ident)}.json",
-                                                   lambda: self.evaluate(self.load(path, adapters=False), split))
-        return self._evals[kind, split]
-
     # -------------------------------------------------------------- one cell
-    def context(self, lm: LoadedModel, split: str, schedule: dict | None = None) -> UnlearnContext:
+    def eval_inputs(self, split: str | None = None, *, max_rows: int | None = None, subjects: list[str] | None = None,
+                    eval_protocol=None) -> dict:
+        """The question sets of ``unlearn eval --benchmark wmdp``, as lm-evaluation-harness's tasks: ``wmdp_bio``,
+        ``wmdp_chem``, ``wmdp_cyber`` and ``mmlu`` (``subjects``: bio, chem, cyber, mmlu; default all four).
+        ``full`` protocol: every question (MMLU: all 57 subjects, 14,042); ``reduced``: the first
+        ``EVAL_REDUCED_ROWS`` questions of each WMDP subject and the first ``MMLU_REDUCED_PER_SUBJECT`` of each
+        MMLU subject; ``max_rows`` caps both further."""
+        if eval_protocol is not None:
+            raise ValueError("WMDP evaluation has no custom protocol; use --protocol full or reduced")
+        subjects = list(subjects or [*SUBJECTS, "mmlu"])
+        bad = [s for s in subjects if s not in (*SUBJECTS, "mmlu")]
+        if bad:
+            raise ValueError(f"unknown WMDP subject(s) {', '.join(bad)}; valid: {', '.join(SUBJECTS)}, mmlu")
+        protocol = self.protocol_name or "full"
+        if protocol not in ("full", "reduced"):
+            raise ValueError(f"unknown protocol {protocol!r} for WMDP evaluation; valid: full, reduced")
+        rows = EVAL_REDUCED_ROWS if protocol == "reduced" else None
+        mmlu_rows = MMLU_REDUCED_PER_SUBJECT if protocol == "reduced" else None
+        if max_rows is not None:
+            rows, mmlu_rows = min(rows or max_rows, max_rows), min(mmlu_rows or max_rows, max_rows)
+        sets, sources = {}, []
+        for s in subjects:
+            if s == "mmlu":  # only when asked (it is the default's fourth set): 14,042 questions under full
+                qs, src = load_mmlu(self.data_dir, mmlu_rows)
+                sets["mmlu"] = qs
+            else:
+                qs, src = load_wmdp(s, self.data_dir)
+                sets[f"wmdp_{s}"] = qs if rows is None else qs[:rows]
+            sources.append(src)
+        parts = []
+        if any(name != "mmlu" for name in sets):
+            parts.append("every WMDP question" if rows is None else f"first {rows} questions per WMDP subject")
+        if "mmlu" in sets:
+            parts.append("all 57 MMLU subjects" if mmlu_rows is None else f"first {mmlu_rows} per MMLU subject")
+        described = ", ".join(parts)
+        return {"subjects": subjects, "sets": sets, "sources": sources, "protocol": protocol, "described": described}
+
+    def evaluate_model(self, lm: LoadedModel, inputs: dict) -> dict:
+        metrics, per_question, timing = {}, {}, {}
+        for name, qs in inputs["sets"].items():
+            t = time.time()
+            res = score_mcq(lm.model, lm.tokenizer, qs, batch_size=8, progress=self.progress, desc=name)
+            metrics[f"{name}_acc"], metrics[f"{name}_acc_norm"] = res.acc, res.acc_norm
+            per_question[name] = {"loglik": res.loglik.tolist(), "pred": res.pred.tolist(), "answer": res.answers.tolist()}
+            timing[name] = round(time.time() - t, 1)
+        return {"split": ",".join(inputs["subjects"]),
+                "protocol": f"{inputs['protocol']} WMDP evaluation: lm-evaluation-harness's zero-shot prompt and scoring "
+                            f"(float32); {inputs['described']}",
+                "protocol_name": inputs["protocol"], "compat": "lm-eval", "precision": "fp32",
+                "data": "; ".join(inputs["sources"]), "metrics": metrics,
+                "questions": {k: len(v) for k, v in inputs["sets"].items()}, "per_question": per_question, "logs": None,
+                "seconds": timing}
+
+    def context(self, split: str, lm: LoadedModel, schedule: dict | None = None) -> UnlearnContext:
         d, tok, n = self.data(split), lm.tokenizer, self.profile.text_length
         sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
         forget_qs = d.forget if d.protocol != "standard" else []  # standard: forget texts are the corpus
@@ -356,7 +378,7 @@ class WmdpBenchmark:
             idk_answers=load_idk(None), build_gold=None if self.standard else (lambda: self.load(self.gold_dir(split), adapters=False)),
             target_lr=self.profile.target.lr)
 
-    def dynamics_probe(self, lm: LoadedModel, split: str, counter=None) -> Probe | None:
+    def dynamics_probe(self, split: str, lm: LoadedModel, counter=None) -> Probe | None:
         """forget_prob / retain_prob (the keys every benchmark's curve uses): the mean probability of the correct
         letter among the four on the first ``dynamics_rows`` questions of A and of the utility set."""
         n = self.profile.dynamics_rows
@@ -400,8 +422,8 @@ class WmdpBenchmark:
             run = {"cost": None, "dynamics": None, "method_stats": None}
         else:
             lm = self.load(self.target_dir(split))
-            ctx = self.context(lm, split, sched)
-            lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(m, split, counter), self.seed)
+            ctx = self.context(split, lm, sched)
+            lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(split, m, counter), self.seed)
             ev = self.evaluate(lm, split)
             if self.model_sink is not None:  # `unlearn export`
                 self.model_sink(lm)

@@ -1,0 +1,300 @@
+"""What every benchmark shares: the registry, the :class:`Benchmark` base (arguments, device and precision,
+target/gold model folders, loading, cached target/gold evaluations), the method-running step of a cell
+(settings, token count, dynamics probe, cost), the summary columns and small helpers. A benchmark package
+(``tofu/``, ``muse/``, ``wmdp/``) adds its data, recipes, evaluator and cell, and registers itself in
+``BENCHMARKS``."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearn.cache import cached_json
+from unlearn.provenance import source_version
+from unlearn.methods import UnlearnContext, get_method, make_config, schedule_overrides
+from unlearn.models import LoadedModel, load_model
+from unlearn.numerics import resolve_device, resolve_precision
+from unlearn.registry import Registry
+from unlearn.tiers import TINY_MODEL, is_tiny
+
+BENCHMARKS: Registry = Registry("benchmark")
+DATA_CHOICES = ("auto", "real", "synthetic")  # auto: the model profile's (real data; synthetic for tiny-qwen3)
+TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
+
+
+# Method settings of every full-scale profile (real models, published protocols): IWAP's influence pass keeps the
+# whole forward graph for its gradient (about 7 MB per token on Qwen3-4B's shape), so it runs one row at a time
+# (measured under a 10 GiB cap: 16 and 4 rows ran out, 1 row peaked at 5.3 GiB, the same scores up to rounding;
+# docs/guide.md, GPU tier)
+FULL_SCALE_SETTINGS = {"iwap": {"rows_per_pass": "1"}}
+
+
+# Source that decides a target/gold evaluation: everything but the unlearning methods, the tiers' tuned settings
+# (they change cells, not reference models) and the modules that only run, route or present results.
+NOT_EVALUATION = ("methods/", "data/tuned/", "bench.py", "executors.py", "tune.py", "cli.py", "__main__.py",
+                  "export.py", "report.py", "html_report.py")
+
+
+def evaluation_code_version() -> str:
+    """Hash of the source of the evaluators, metrics, models and scoring (derived from the files, never bumped by
+    hand): part of every cached target/gold evaluation's key, so an evaluation computed by other code is never
+    reused."""
+    return source_version(exclude=NOT_EVALUATION)
+
+
+class Benchmark:
+    """The shared part of a benchmark. A subclass sets ``name``, ``splits``, ``dry_run_splits`` and ``protocols``,
+    and implements ``make_profile`` (its recipes), ``data(split)``, ``identity(split)``, ``evaluate(lm, split)``,
+    ``target_dir(split)``, ``gold_dir(split)`` and ``run_cell(method, split, overrides)``; a module-level
+    ``metric_snapshot(cell)`` gives the numbers its snapshots pin. Every method here takes ``split`` first where
+    it takes one; a benchmark whose models do not depend on the split (MUSE) ignores it.
+
+    Models: ``target_dir`` / ``gold_dir`` are fine-tuned folders cached by recipe (``_model_dir``);
+    ``reference_eval(kind, split)`` is their evaluation, cached in memory and beside the model, keyed by the
+    protocol, the quantisation, the data and :func:`evaluation_code_version`."""
+
+    name: str = ""
+    splits: tuple[str, ...] = ()
+    dry_run_splits: tuple[str, ...] = ()
+    protocols: tuple[str, ...] = ("full", "reduced")
+    protocol_help = ""  # appended to the unknown-protocol error
+    model_prefix = ""  # of the cached model folders' kind ("muse-" -> muse-target-<hash>)
+    model_sink = None  # called with a cell's final unlearned model (LoadedModel) before it is dropped (`unlearn export`)
+
+    def __init__(self, model: str = TINY_MODEL, *, data_dir=None, quant: str | None = None, device: str = "auto",
+                 dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
+                 profile=None, precision: str = "auto", data: str = "auto", protocol: str | None = None,
+                 compat: str = "tofu"):
+        if data not in DATA_CHOICES:
+            raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
+        if protocol not in (None, *self.protocols):
+            raise ValueError(f"unknown {self.name.upper()} protocol {protocol!r}; valid: "
+                             + (self.protocol_help or ", ".join(self.protocols)))
+        self.model, self.quant, self.seed = model, quant, seed
+        self.device = resolve_device(device)
+        # auto: bf16 only where the hardware runs it natively; the tiny tier stays float32 (its snapshots)
+        tiny_default = is_tiny(model) and precision in (None, "auto")
+        self.precision = "fp32" if tiny_default else resolve_precision(precision, self.device)
+        fixed = getattr(getattr(profile, "protocol", None), "bf16", None)
+        if fixed is not None:  # a caller's own recipe (tests) fixes its precision itself
+            self.precision = "bf16" if fixed else "fp32"
+        self.profile = profile or self.make_profile(model, dry_run, max_steps, self.precision, protocol, compat)
+        if data != "auto":
+            self.profile = dataclasses.replace(self.profile, use_real_data=data == "real")
+        self.data_dir, self.data_choice, self.progress = data_dir, data, progress
+        self.protocol_name, self.compat = protocol, compat  # as asked (None: the profile's); `unlearn eval` reads them
+        self.notes: list[str] = [self.profile.note]
+        self._evals: dict[tuple[str, str | None], dict] = {}
+
+    def make_profile(self, model: str, dry_run: bool, max_steps: int | None, precision: str, protocol: str | None,
+                     compat: str):
+        """The benchmark's recipes (target, gold, unlearning schedule, evaluation protocol) for ``model``."""
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- `unlearn eval`
+    def eval_inputs(self, split: str, *, max_rows: int | None = None, subjects: list[str] | None = None,
+                    eval_protocol=None):
+        """What ``unlearn eval`` scores on ``split`` (data read and checked before any model loads): an object
+        handed to :meth:`evaluate_model`. ``max_rows`` caps every set; ``subjects`` selects sets where the
+        benchmark has several (WMDP); ``eval_protocol`` replaces the named protocol entirely (tests)."""
+        raise NotImplementedError(f"{self.name} has no `unlearn eval` yet")
+
+    def evaluate_model(self, lm: LoadedModel, inputs) -> dict:
+        """A given model's evaluation (no unlearning, no target or gold): {"split", "protocol" (description),
+        "protocol_name", "compat", "precision", "data" (source), "metrics" ({name: number}), "per_question",
+        "logs" (TOFU-format logs or None), ...}."""
+        raise NotImplementedError(f"{self.name} has no `unlearn eval` yet")
+
+    # -------------------------------------------------------------- models
+    def _model_dir(self, kind: str, rows: list) -> Path:
+        """The folder of the model fine-tuned on ``rows`` with the profile's target recipe (built once, cached)."""
+        from unlearn.train import finetuned_model_dir
+
+        cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
+        return finetuned_model_dir(self.model_prefix + kind, self.model, rows, cfg,
+                                   lambda: load_model(self.model, lora=self.profile.lora, device=self.device),
+                                   lora=self.profile.lora, device=self.device,
+                                   text_length=getattr(self.profile, "text_length", None))
+
+    def load(self, path, adapters: bool = True) -> LoadedModel:
+        """A cached target/gold folder, with the profile's fresh LoRA adapters unless ``adapters`` is False."""
+        lm = load_model(str(path), quant=self.quant, lora=self.profile.lora if adapters else None, device=self.device)
+        lm.name = self.model
+        return lm
+
+    # -------------------------------------------------------------- reference evaluations
+    def reference_dir(self, kind: str, split: str | None) -> Path:
+        """The model folder behind ``kind`` ("target" or "gold")."""
+        return Path(self.target_dir(split) if kind == "target" else self.gold_dir(split))
+
+    def reference_ident(self, kind: str, split: str | None) -> str:
+        """Everything that decides the evaluation of ``kind`` on ``split`` (its cache key)."""
+        data_id = self.identity(split)
+        return (json.dumps(dataclasses.asdict(self.profile.protocol), sort_keys=True) + str(self.quant) + str(split)
+                + data_id["hash"] + data_id.get("eval_hash", "") + evaluation_code_version())
+
+    def evaluate_reference(self, kind: str, split: str | None, lm: LoadedModel) -> dict:
+        return self.evaluate(lm, split)
+
+    def reference_eval(self, kind: str, split: str | None = None) -> dict:
+        """Evaluation of the target or the gold on ``split``, cached in memory and beside the model."""
+        if (kind, split) not in self._evals:
+            path = self.reference_dir(kind, split)
+            self._evals[kind, split] = cached_json(
+                path / f"eval-{self.name}{'-' + split if split else ''}-{digest(self.reference_ident(kind, split))}.json",
+                lambda: self.evaluate_reference(kind, split, self.load(path, adapters=False)))
+        return self._evals[kind, split]
+
+
+def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """A tier's method settings: ``base`` under the choices of its committed `unlearn tune` run
+    (unlearn/data/tuned/<tier>.json); just ``base`` when the tier has not been tuned."""
+    from unlearn.tune import tuned_overrides
+
+    out = {m: dict(v) for m, v in (base or {}).items()}
+    path = TUNED_DIR / f"{tier}.json"
+    if tier.replace("-", "").replace(".", "").replace("_", "").isalnum() and path.is_file():  # presets, not paths
+        for m, fields in tuned_overrides(path).items():
+            out.setdefault(m, {}).update(fields)
+    return out
+
+
+def method_settings(method: str, profile_overrides: dict, overrides: dict | None):
+    """(method config, shared-schedule changes) of ``method``: the profile's settings, then the caller's
+    (``--set``) over them."""
+    merged = {m: dict(v) for m, v in profile_overrides.items()}
+    for m, fields in (overrides or {}).items():
+        merged.setdefault(m, {}).update(fields)
+    return make_config(method, merged), schedule_overrides(method, merged)
+
+
+def run_method(method: str, cfg, ctx: UnlearnContext, probe_factory=None, seed: int = 0) -> tuple[LoadedModel, dict]:
+    """Unlearn with ``method`` on ``ctx``; returns the model (LoRA merged for evaluation) and what the run
+    cost and showed: {"cost": {"unlearn_s", "tokens"}, "dynamics": probe points or None, "method_stats"}.
+    ``probe_factory(lm, counter) -> Probe | None`` builds the benchmark's dynamics probe."""
+    torch.manual_seed(seed)
+    t0, counter = time.time(), TokenCounter(ctx.lm.model)
+    ctx.probe = probe_factory(ctx.lm, counter) if probe_factory is not None else None
+    with counter:
+        lm = get_method(method).run(ctx, cfg)
+    info = {"cost": {"unlearn_s": round(time.time() - t0, 2), "tokens": counter.tokens},
+            "dynamics": ctx.probe.points if ctx.probe is not None else None,
+            "method_stats": getattr(lm.model, "_unlearn_stats", None)}
+    return merged_for_evaluation(lm), info
+
+
+def autocast(model, enabled: bool):
+    """bf16 autocast on the model's device (a no-op context when not ``enabled``)."""
+    return torch.autocast(next(model.parameters()).device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
+
+
+def first_n(rows: list, n: int | None) -> list:
+    """The first ``n`` rows (all when ``n`` is None): a protocol's row cap."""
+    return rows if n is None else rows[:n]
+
+
+def round_sig(x: float | None, sig: int = 4) -> float | None:
+    if x is None or x == 0 or not math.isfinite(x):
+        return x
+    return float(f"{x:.{sig}g}")
+
+
+def schedule_record(schedule, sched: dict) -> dict:
+    """The shared unlearning schedule a cell ran with (the profile's, with the method's changes)."""
+    return {k: v for k, v in dataclasses.asdict(dataclasses.replace(schedule, **sched)).items()
+            if k not in ("progress", "desc")}
+
+
+class TokenCounter:
+    """Tokens that pass through a model's input embedding while active: the unlearning run's work, counted
+    the same way for every method (forward passes of the model being unlearned; a separate frozen copy's
+    passes are not counted). Deterministic, unlike wall time, so tuning can break ties on it."""
+
+    def __init__(self, model):
+        self.embedding, self.tokens, self._handle, self.paused = model.get_input_embeddings(), 0, None, False
+
+    def _count(self, module, args):
+        if not self.paused:
+            self.tokens += int(args[0].numel())
+
+    def __enter__(self):
+        self._handle = self.embedding.register_forward_pre_hook(self._count)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+
+
+def merged_for_evaluation(lm: LoadedModel) -> LoadedModel:
+    """Fold LoRA adapters into full-precision weights before scoring: the same function, evaluated
+    without the adapter overhead. Quantised bases and IWAP's output masks (hooks on the adapter
+    wrappers) are left as they are."""
+    from unlearn.models import is_peft, is_quantised
+
+    model = lm.model
+    if is_peft(model) and not is_quantised(model) and not hasattr(model, "_iwap_hooks"):
+        lm.model = model.merge_and_unload()
+    return lm
+
+
+def text_membership_scores(model, tok, texts: list[str], max_tokens: int | None, batch_size: int, k: float,
+                           progress: bool = False, desc: str = "mia") -> dict[str, np.ndarray]:
+    """Every MIA score (LOSS, ZLib, Min-K%, Min-K%++; higher = member) of plain texts, each cut to its first
+    ``max_tokens`` tokens (None: all), no EOS appended."""
+    from unlearn.metrics import mia
+    from unlearn.scoring import encode_text, score_examples
+
+    examples = [encode_text(tok, t, max_tokens, eos=False) for t in texts]
+    res = score_examples(model, examples, tok.pad_token_id, batch_size=batch_size, token_stats=True,
+                         share_prompts=False, progress=progress, desc=desc)
+    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
+            "min_k": mia.min_k_score(res.token_logprobs, k),
+            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
+
+
+def fold_into_weights(lm: LoadedModel):
+    """The unlearned model as plain full-precision weights: LoRA adapters merged, IWAP's pruned atoms zeroed
+    in the weights (its output-mask hooks removed). A 4-bit (QLoRA) model becomes a dequantised copy in its
+    compute dtype on the CPU (``unlearn.models.dequantised_copy``); the 4-bit model itself is left as it was."""
+    from unlearn.methods.iwap import merge_masks
+    from unlearn.models import dequantised_copy, is_peft, is_quantised
+
+    model = lm.model
+    pruned = getattr(model, "_iwap_pruned", None)
+    hooks = getattr(model, "_iwap_hooks", [])
+    if is_quantised(model):
+        model, hooks = dequantised_copy(model), []  # the hooks stay on the 4-bit model; the copy has none
+    elif is_peft(model):
+        model = model.merge_and_unload()
+    if pruned is not None:
+        for h in hooks:
+            h.remove()
+        with torch.no_grad():
+            merge_masks(model, pruned["mlp"], pruned["heads"])
+    return model
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def summary_columns(m_target: float, m_gold: float, m_model: float, u_target: float, u_model: float, mia_auc: float) -> dict:
+    """Forget efficacy = clip((m_t - m)/(m_t - m_g), 0, 1); retain performance = u/u_t; MIA AUC as is."""
+    gap = m_target - m_gold
+    efficacy = float(np.clip((m_target - m_model) / gap, 0, 1)) if gap > 0 else float("nan")
+    retain = u_model / u_target if u_target > 0 else float("nan")
+    return {"forget_efficacy": efficacy, "retain_performance": retain, "mia_auc": mia_auc}

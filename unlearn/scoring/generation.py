@@ -1,0 +1,137 @@
+"""Greedy generation: finished rows leave the batch (``greedy_batch``), transformers' ``generate`` as the
+reference engine, and the stop rules."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from tqdm.auto import tqdm
+
+from unlearn.scoring.encoding import attention_mask, chat_prompt_ids, clean_up_tokenization, format_prompt, open_unlearning_prompt, pad_sequences
+from unlearn.scoring.answers import cache_argument, length_sorted_batches
+
+
+ENGINE = "fast"  # greedy generation: ``fast`` (greedy_batch) or ``hf`` (transformers' generate); see generate_ids
+
+
+@torch.no_grad()
+def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 200, batch_size: int = 16,
+             device: str | torch.device | None = None, progress: bool = False, style: str = "tofu",
+             engine: str | None = None) -> list[str]:
+    """Greedy answers to ``questions``, batched with left padding, at most ``max_new_tokens`` each (``engine``:
+    see ``generate_ids``).
+
+    ``open-unlearning`` style reproduces that tool's generation: batches in the given order (not sorted by
+    length), every pad-id token masked out of attention (so with pad = EOS the template's EOS tokens too;
+    ``generate`` then derives position ids from that mask), decoded with ``clean_up_tokenization_spaces``.
+    """
+    ou = style == "open-unlearning"
+    prompts = [open_unlearning_prompt(tokenizer, q) if ou else chat_prompt_ids(tokenizer, format_prompt(tokenizer, q))
+               for q in questions]
+    texts = generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         device=device, progress=progress, in_order=ou, hide_pad=ou, engine=engine)
+    return [(clean_up_tokenization(t) if ou else t).strip() for t in texts]
+
+
+def _settled_criteria(tokenizer, width: int, settled: list):
+    """A stopping criterion that marks row r done once ``settled[r]`` (None: never) holds for its continuation."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class Settled(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = [f is not None and f(tokenizer.decode(row[width:], skip_special_tokens=True))
+                    for f, row in zip(settled, input_ids)]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([Settled()])
+
+
+def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int,
+                 settled: list | None = None, decode=None) -> list[list[int]]:
+    """Greedy continuation of one left-padded batch, token for token what ``model.generate(do_sample=False)``
+    computes for each row, but a row leaves the batch as soon as it is finished (EOS, max_new_tokens, or
+    ``settled[r](decode(tokens))``), so later steps run only the rows still decoding. Returns each row's new
+    tokens up to and including its EOS.
+
+    Same computation as HF's greedy loop: position ids from the attention mask (cumsum - 1, 0 on padding), one
+    KV cache, the LM head on the last position only, argmax of the float32 logits. A row's logits do not depend
+    on the other rows of the batch (attention is per row), so dropping finished rows changes no row's tokens up
+    to the rounding of batched matrix products (tests hold the outputs equal to ``generate``)."""
+    n = ids.shape[0]
+    out: list[list[int]] = [[] for _ in range(n)]
+    alive = torch.arange(n, device=ids.device)
+    positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    # a PEFT wrapper passes keyword arguments through: what the wrapped model takes decides
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
+    step_out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
+    cache = getattr(step_out, "cache", None) or step_out.past_key_values
+    cache_arg = cache_argument(inner)
+    last_pos = positions[:, -1:]
+    for t in range(max_new_tokens):
+        nxt = step_out.logits[:, -1].float().argmax(-1)
+        tokens = nxt.tolist()
+        keep = []
+        for row, tok_id in enumerate(tokens):
+            r = int(alive[row])
+            out[r].append(tok_id)
+            done = tok_id == eos_id or t + 1 == max_new_tokens
+            if not done and settled is not None and settled[r] is not None:
+                done = bool(settled[r](decode(out[r])))
+            if not done:
+                keep.append(row)
+        if not keep:
+            break
+        if len(keep) < len(tokens):
+            sel = torch.tensor(keep, device=ids.device)
+            alive, nxt, mask, last_pos = alive[sel], nxt[sel], mask[sel], last_pos[sel]
+            cache.reorder_cache(sel)
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
+        last_pos = last_pos + 1
+        step_out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last_pos, use_cache=True,
+                         **{cache_arg: cache}, **kwargs)
+    return out
+
+
+@torch.no_grad()
+def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int, batch_size: int = 16,
+                 device: str | torch.device | None = None, progress: bool = False, in_order: bool = False,
+                 hide_pad: bool = False, settled=None, engine: str | None = None) -> list[str]:
+    """Greedy continuations of tokenized ``prompts`` (left-padded batches, length-sorted unless ``in_order``),
+    decoded without special tokens and not stripped. ``hide_pad``: every pad-id token masked out of attention.
+    ``settled(text) -> bool`` (or a list of them, one per prompt, None for a row that never settles): a row stops
+    once its decoded continuation is settled, i.e. once no further tokens could change what the caller keeps of it
+    (MUSE's KnowMem answer, cut at a stop string); the kept part is then the same as with all ``max_new_tokens``
+    generated. ``engine``: ``fast`` (``greedy_batch``: finished rows leave the batch) or ``hf`` (transformers'
+    ``generate``, every row computed until the batch ends); both give the same texts. None: ``ENGINE``."""
+    engine = engine or ENGINE
+    if engine not in ("fast", "hf"):
+        raise ValueError(f"unknown generation engine {engine!r}; valid: fast, hf")
+    device = device or next(model.parameters()).device
+    outputs: list[str] = [""] * len(prompts)
+    per_row = settled if isinstance(settled, list) else [settled] * len(prompts)
+    was_training = model.training
+    model.eval()
+    order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
+             else length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
+    decode = lambda toks: tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
+    for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
+        ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
+        mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
+        if engine == "fast":
+            rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
+                                settled=[per_row[i] for i in idx], decode=decode)
+            for row, i in enumerate(idx):
+                outputs[i] = decode(rows[row])
+            continue
+        width = ids.shape[1]
+        stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
+                             stopping_criteria=stops)
+        for row, i in enumerate(idx):
+            outputs[i] = decode(out[row, width:])
+    model.train(was_training)
+    return outputs
