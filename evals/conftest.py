@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH_MARKS = ("tofu", "muse", "wmdp")
+BENCH_MARKS = ("tofu", "muse", "wmdp", "unsafe")
 SESSION_BENCHES = pytest.StashKey[list]()  # the benchmarks whose cells the session runs
 
 
@@ -64,6 +64,14 @@ def wmdp_bench(request, data_dir):
     return WmdpBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
 
 
+@pytest.fixture(scope="session")
+def unsafe_bench(request, data_dir):
+    from unlearn.benchmarks.unsafe.benchmark import UnsafeBenchmark
+
+    model = request.config.getoption("--model")  # the real sets on the CPU-sized protocol for any other model
+    return UnsafeBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
+
+
 def prebuild_tasks(name: str, bench) -> list[tuple[str, object]]:
     """(task name, thunk) for one benchmark's shared work, the trainings first: its target, its golds, then
     the reference evaluations every cell reads."""
@@ -75,7 +83,7 @@ def prebuild_tasks(name: str, bench) -> list[tuple[str, object]]:
     if name == "muse":
         return [("muse-target", bench.target_dir), ("muse-gold", lambda: bench.gold_dir("news")),
                 ("muse-eval-target", lambda: bench.reference_eval("target")), ("muse-eval-gold", lambda: bench.reference_eval("gold"))]
-    splits = ("synthetic",)  # WMDP's tiny-tier split
+    splits = ("synthetic",)  # WMDP's and the unsafe benchmark's tiny-tier split
     return ([(f"{name}-target-{s}", lambda s=s: bench.target_dir(s)) for s in splits]
             + [(f"{name}-gold-{s}", lambda s=s: bench.gold_dir(s)) for s in splits]
             + [(f"{name}-eval-{k}-{s}", lambda k=k, s=s: bench.reference_eval(k, s)) for s in splits for k in ("target", "gold")])

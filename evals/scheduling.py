@@ -1,6 +1,6 @@
 """Which tests must share a pytest-xdist worker: those that read one cell, so each cell unlearns and is
 evaluated once per run. ``pytest -n 2 --dist loadgroup`` schedules by :func:`cell_group` (the root
-``conftest.py`` installs :class:`CellScheduling`): a TOFU or WMDP cell (method, split) is one group; MUSE
+``conftest.py`` installs :class:`CellScheduling`): a TOFU, WMDP or unsafe cell (method, split) is one group; MUSE
 groups by method, because a method's first step is shared by its news, news-scal and news-sust cells. The
 group is read from the test id (``test_x[method-split...]``), which the controller has without collecting;
 xdist's own ``xdist_group`` marker cannot carry it under pytest 9 (xdist 3.8 renames node ids through an
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from xdist.scheduler import LoadScopeScheduling
 
-BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp"}
+BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp",
+               "evals/test_unsafe.py": "unsafe"}
 # modules whose tests share a module-scoped run (a bench subprocess): one worker, so the run happens once
 SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py")
 

@@ -98,6 +98,6 @@ def test_eval_runs_every_registered_benchmark_muse_included(capsys, tmp_path, mo
 
 def test_eval_names_the_valid_benchmarks_and_rejects_subjects_outside_wmdp(capsys):
     assert main(["eval", "--benchmark", "tofuu", "--model", "tiny-qwen3"]) == 2
-    assert "valid benchmarks: tofu, muse, wmdp" in capsys.readouterr().err
+    assert "valid benchmarks: tofu, muse, wmdp, unsafe" in capsys.readouterr().err
     assert main(["eval", "--benchmark", "tofu", "--model", "tiny-qwen3", "--subjects", "chem"]) == 2
     assert "--subjects is WMDP's" in capsys.readouterr().err

@@ -154,7 +154,7 @@ def test_private_names_across_modules_are_found(tmp_path):
                                   "unlearn.d uses unlearn.a._hidden"]
 
 
-@pytest.mark.parametrize("name", ["tofu", "muse", "wmdp"])
+@pytest.mark.parametrize("name", ["tofu", "muse", "wmdp", "unsafe"])
 def test_each_benchmark_is_a_package_folder(name):
     from unlearn.benchmarks import BENCHMARKS, Benchmark
 

@@ -174,9 +174,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_score)
     e = sub.add_parser("eval", help="evaluate a model on a benchmark split without unlearning")
     e.add_argument("--benchmark", default="tofu",
-                   help="tofu (a split, TOFU's metrics), muse (VerbMem, KnowMem, the Min-K%% AUC) or wmdp (accuracy per "
-                        "subject and MMLU's, as lm-evaluation-harness)")
-    e.add_argument("--split", default=None, help="the benchmark's split (default its first: TOFU forget01, MUSE news)")
+                   help="tofu (a split, TOFU's metrics), muse (VerbMem, KnowMem, the Min-K%% AUC), wmdp (accuracy per "
+                        "subject and MMLU's, as lm-evaluation-harness) or unsafe (compliance, over-refusal, regeneration)")
+    e.add_argument("--split", default=None, help="the benchmark's split (default its first: TOFU forget01, MUSE news, unsafe synthetic)")
     e.add_argument("--subjects", help="WMDP's sets, comma-separated, among bio,chem,cyber,mmlu (default all four; "
                                       "mmlu is 14,042 questions under --protocol full)")
     e.add_argument("--model", default="smollm2-135m", help="preset, hub id or folder")
@@ -193,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON (no progress bars)")
     e.set_defaults(fn=cmd_eval)
     b = sub.add_parser("bench", help="run the benchmark grid and write outputs/")
-    b.add_argument("--benchmarks", default=None, help="comma-separated; default every registered one (tofu, muse, wmdp); dry run: tofu,muse")
+    b.add_argument("--benchmarks", default=None, help="comma-separated; default every registered one (tofu, muse, wmdp, unsafe); dry run: tofu,muse")
     b.add_argument("--methods", help="comma-separated; default all (dry run: finetune,grad_ascent,dsu,iwap,trou)")
     b.add_argument("--splits", help="comma-separated, of any benchmark run; default all (dry run: forget01, news)")
     b.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")

@@ -29,7 +29,10 @@ NATIVE = {"tofu": ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_
           # WMDP: hazard accuracy on A (memorised; the forget measure, chance 0.25 as its gold) and B (never trained),
           # the gold model's measured accuracy on A, utility (MMLU-format) accuracy, and the share of the most frequent
           # predicted letter on the utility set (1.0: one letter whatever the question)
-          "wmdp": ["hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "top_letter_share_utility"]}
+          "wmdp": ["hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "top_letter_share_utility"],
+          # forget to be unsafe: the compliant answers reproduced (as asked, reworded, worst case over samples), the
+          # share answered without a refusal, benign QA kept, benign look-alike requests refused
+          "unsafe": ["forget_rouge", "paraphrase_rouge", "regen_leak", "forget_compliance", "retain_rouge", "over_refusal"]}
 
 
 def fmt(x) -> str:
