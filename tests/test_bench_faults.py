@@ -306,6 +306,62 @@ def test_code_version_follows_the_source_that_decides_numbers(tmp_path, fake, mo
     assert FakeBench.ran == ["grad_ascent", "npo", "retrain"]
 
 
+def test_reference_evaluations_follow_the_evaluation_source_not_the_methods(tmp_path, monkeypatch):
+    """Cached target/gold evaluations are keyed by a hash of the evaluation source (derived, never bumped by hand):
+    editing a metric or the scoring changes it, editing a method or a tier's tuned settings does not; a changed
+    key computes the evaluation again instead of reading the old file."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    import unlearn.benchmarks.base as base
+    from unlearn.provenance import source_version
+
+    root = tmp_path / "pkg"
+    for name in ("methods/npo.py", "scoring/answers.py", "benchmarks/tofu/metrics.py", "bench.py", "data/tuned/t.json"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("v = 1\n")
+    version = lambda: source_version(root, exclude=base.NOT_EVALUATION)  # noqa: E731
+    first = version()
+    for name in ("methods/npo.py", "bench.py", "data/tuned/t.json"):
+        (root / name).write_text("v = 2\n")
+    assert version() == first
+    (root / "scoring/answers.py").write_text("v = 2\n")
+    second = version()
+    assert second != first
+    (root / "benchmarks/tofu/metrics.py").write_text("v = 2\n")
+    assert version() not in (first, second)
+
+    @dataclasses.dataclass(frozen=True)
+    class Proto:
+        name: str = "p"
+
+    class Tiny(base.Benchmark):
+        name, splits = "tiny", ("s",)
+        evaluated = 0
+
+        def make_profile(self, *args):
+            return SimpleNamespace(protocol=Proto(), note="", lora=None)
+
+        def identity(self, split):
+            return {"hash": "data"}
+
+        def target_dir(self, split):
+            return tmp_path
+
+        def load(self, path, adapters=True):
+            return None
+
+        def evaluate(self, lm, split):
+            Tiny.evaluated += 1
+            return {"n": Tiny.evaluated}
+
+    monkeypatch.setattr(base, "evaluation_code_version", lambda: "code-a")
+    assert Tiny("m", device="cpu").reference_eval("target", "s") == {"n": 1}
+    assert Tiny("m", device="cpu").reference_eval("target", "s") == {"n": 1}  # read back from the file
+    monkeypatch.setattr(base, "evaluation_code_version", lambda: "code-b")
+    assert Tiny("m", device="cpu").reference_eval("target", "s") == {"n": 2}  # other code: computed again
+
+
 # ---------------------------------------------------------------- scale-out pieces: list, shard, one cell
 def test_shards_cover_the_grid_exactly_once_and_the_full_run_writes_the_tables(fake):
     FakeBench.splits = FakeBench.dry_run_splits = ("s1", "s2")
