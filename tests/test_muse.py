@@ -215,3 +215,16 @@ def test_reduced_real_slice_holds_what_it_evaluates(news_dir):
     assert len(d.sust) == N_REQUESTS and all(len(s) == 4 for s in d.sust[1:])
     assert isinstance(d, MuseData) and "reduced slice" in d.source
     assert len(reduce_real(load_muse_folder(news_dir), n=4, width=1500, later=0).sust) == 1  # the dry run's: news only
+
+
+def test_reference_evaluations_are_one_per_benchmark_not_per_split():
+    """Every MUSE split evaluates the same sets, so the target's and gold's evaluations have one cache key, asked
+    for with or without a split (the cells and the evals' prebuild ask without one)."""
+    from unlearn.benchmarks.muse.benchmark import MuseBenchmark
+
+    bench = MuseBenchmark("tiny-qwen3", device="cpu")
+    keys = {bench.reference_ident(kind, split) for kind in ("target",) for split in (None, *bench.splits)}
+    assert len(keys) == 1
+    assert bench.identity(None) == bench.identity("news")
+    with pytest.raises(ValueError, match="unknown MUSE split 'news-x'"):
+        bench.identity("news-x")

@@ -363,10 +363,11 @@ class MuseBenchmark(Benchmark):
     def data_sources(self) -> list[str]:
         return [self._data.source] if self._data is not None else []
 
-    def identity(self, split: str = "news") -> dict:
+    def identity(self, split: str | None = "news") -> dict:
+        """Every split reads the same corpus, so ``None`` (the reference evaluations, shared by the splits) is news."""
         from unlearn.train import rows_hash
 
-        d = self.data(split)
+        d = self.data(split or "news")
         return {"source": d.source, "kind": "synthetic" if d.synthetic else "real", "corpus": d.corpus,
                 "forget_texts": len(d.forget), "train_texts": sum(map(len, self.requests())) + len(d.retain),
                 "hash": rows_hash(self.requests() + [d.retain]),
