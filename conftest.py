@@ -25,6 +25,9 @@ def pytest_addoption(parser):
                 help="autocast for evals: auto = bf16 where the hardware has it (the tiny tier stays fp32)")
     g.addoption("--max-steps", type=int, default=None, help="cap on unlearning optimiser steps in evals")
     g.addoption("--set", action="append", default=[], metavar="METHOD.FIELD=VALUE", help="method hyperparameter override")
+    g.addoption("--seeds", type=int, default=1,
+                help="run every eval cell with seeds 0..N-1 (each with its own target and gold); the expectation "
+                     "rows must hold on every seed (default 1)")
 
 
 def pytest_configure(config):

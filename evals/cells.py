@@ -21,28 +21,45 @@ def session_cells():
     yield cells
     dump = os.environ.get("UNLEARN_EVAL_DUMP")
     if dump and cells:
-        Path(dump).write_text(json.dumps([{k: c[k] for k in DUMPED} for c in cells.values()], indent=1, allow_nan=True))
+        rows = [{**{k: c[k] for k in DUMPED}, **({"seeds": [{k: s[k] for k in ("summary", "metrics")} for s in c["seed_cells"]]}
+                                                 if c.get("seed_cells") else {})} for c in cells.values()]
+        Path(dump).write_text(json.dumps(rows, indent=1, allow_nan=True))
 
 
 def cell_for(request, bench, cells: dict) -> dict:
-    """The cell ``request.param`` = (method, split) of ``bench``, run once per session (``--set`` applied)."""
+    """The cell ``request.param`` = (method, split) of ``bench``, run once per session (``--set`` applied).
+    With ``--seeds N`` (N > 1) the cell is also run with seeds 1..N-1, each on a benchmark of that seed (its
+    own target and gold), under ``cell["seed_cells"]`` (seed 0 first): the expectation rows must hold on every
+    seed; snapshots and the other tests read seed 0."""
     method, split = request.param
     if (method, split) not in cells:
-        cells[method, split] = bench.run_cell(method, split, parse_overrides(request.config.getoption("--set")))
+        overrides = parse_overrides(request.config.getoption("--set"))
+        cell = bench.run_cell(method, split, overrides)
+        n = request.config.getoption("--seeds")
+        if n > 1:
+            from evals.conftest import bench_with_seed
+
+            cell["seed_cells"] = [cell] + [bench_with_seed(request, bench.name, seed).run_cell(method, split, overrides)
+                                           for seed in range(1, n)]
+        cells[method, split] = cell
     return cells[method, split]
 
 
 def check_expectation(cell: dict, threshold: tuple, known_failures: dict, request) -> None:
-    """Assert one (name, direction, bound) row of an expectations table on ``cell`` (summary first, then metrics);
-    a row listed in ``known_failures`` runs as a strict xfail with the measured value as its reason."""
+    """Assert one (name, direction, bound) row of an expectations table on ``cell`` (summary first, then metrics)
+    and, with ``--seeds``, on every seed's cell (the worst seed decides); a row listed in ``known_failures`` runs
+    as a strict xfail with the measured value as its reason."""
     from evals.expectations import check
 
     name, direction, bound = threshold
     key = (cell["method"], cell["split"], name)
     if key in known_failures:
         request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=known_failures[key]))
-    value = cell["summary"].get(name, cell["metrics"].get(name))
-    assert check(value, direction, bound), f"{cell['method']} on {cell['split']}: {name}={value:.4g} (want {direction} {bound})"
+    values = [c["summary"].get(name, c["metrics"].get(name)) for c in cell.get("seed_cells") or [cell]]
+    bad = [(seed, v) for seed, v in enumerate(values) if not check(v, direction, bound)]
+    where = lambda seed: f" (seed {seed} of {len(values)})" if len(values) > 1 else ""  # noqa: E731
+    assert not bad, "; ".join(f"{cell['method']} on {cell['split']}{where(seed)}: {name}={v:.4g} (want {direction} {bound})"
+                              for seed, v in bad)
 
 
 def skip_unless_default_tier(request, cell: dict) -> None:

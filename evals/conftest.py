@@ -39,37 +39,49 @@ def _bench_kwargs(request, data_dir) -> dict:
                 max_steps=opt("--max-steps"), progress=False)
 
 
+def make_bench(name: str, request, data_dir, seed: int = 0):
+    """The session's benchmark ``name`` for the chosen --model: the tiny tier's synthetic data, or real data on
+    the CPU-sized protocol for any other model (TOFU: the embedded copy by default)."""
+    model = request.config.getoption("--model")
+    kwargs = dict(_bench_kwargs(request, data_dir), seed=seed)
+    if name == "tofu":
+        from unlearn.benchmarks import TofuBenchmark
+
+        # test_target_is_far_from_gold reads the target's forget logs, so the target gets the full evaluation
+        return TofuBenchmark(model, target_eval="full", **kwargs)
+    from unlearn.benchmarks import BENCHMARKS
+
+    return BENCHMARKS.get(name)(model, protocol="reduced" if model != "tiny-qwen3" else None, **kwargs)
+
+
+_SEEDED: dict = {}
+
+
+def bench_with_seed(request, name: str, seed: int):
+    """The benchmark ``name`` with another seed (``--seeds``): built once per session, its own target and gold."""
+    if (name, seed) not in _SEEDED:
+        _SEEDED[name, seed] = make_bench(name, request, request.getfixturevalue("data_dir"), seed)
+    return _SEEDED[name, seed]
+
+
 @pytest.fixture(scope="session")
 def tofu_bench(request, data_dir):
-    from unlearn.benchmarks import TofuBenchmark
-
-    # any model but tiny-qwen3 runs on real TOFU (embedded copy by default); test_target_is_far_from_gold reads
-    # the target's forget logs, so the target gets the full evaluation
-    return TofuBenchmark(request.config.getoption("--model"), target_eval="full", **_bench_kwargs(request, data_dir))
+    return make_bench("tofu", request, data_dir)
 
 
 @pytest.fixture(scope="session")
 def muse_bench(request, data_dir):
-    from unlearn.benchmarks.muse.benchmark import MuseBenchmark
-
-    model = request.config.getoption("--model")  # real News on the CPU-sized protocol for any other model
-    return MuseBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
+    return make_bench("muse", request, data_dir)
 
 
 @pytest.fixture(scope="session")
 def wmdp_bench(request, data_dir):
-    from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark
-
-    model = request.config.getoption("--model")  # real questions on the CPU-sized protocol for any other model
-    return WmdpBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
+    return make_bench("wmdp", request, data_dir)
 
 
 @pytest.fixture(scope="session")
 def unsafe_bench(request, data_dir):
-    from unlearn.benchmarks.unsafe.benchmark import UnsafeBenchmark
-
-    model = request.config.getoption("--model")  # the real sets on the CPU-sized protocol for any other model
-    return UnsafeBenchmark(model, protocol="reduced" if model != "tiny-qwen3" else None, **_bench_kwargs(request, data_dir))
+    return make_bench("unsafe", request, data_dir)
 
 
 def prebuild_tasks(name: str, bench) -> list[tuple[str, object]]:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.amber import AmberSnapshotExtension
 
+from evals.cells import cell_for, check_expectation, session_cells
 from evals.expectations import DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
-from unlearn.methods import method_names, parse_overrides
+from unlearn.methods import method_names
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = TofuBenchmark.splits
@@ -27,18 +28,13 @@ class TopLevelSnapshots(AmberSnapshotExtension):
 
 @pytest.fixture(scope="session")
 def cell_cache():
-    return {}
+    yield from session_cells()
 
 
 @pytest.fixture
 def cell(request, tofu_bench, cell_cache):
     """Each (method, split) runs once per session, shared by its threshold and snapshot tests."""
-    method, split = request.param
-    key = (method, split)
-    if key not in cell_cache:
-        overrides = parse_overrides(request.config.getoption("--set"))
-        cell_cache[key] = tofu_bench.run_cell(method, split, overrides)
-    return cell_cache[key]
+    return cell_for(request, tofu_bench, cell_cache)
 
 
 def _grid():
@@ -56,18 +52,9 @@ def _threshold_grid():
             for split in SPLITS for method in method_names() for name, d, t in TOFU_EXPECTATIONS.get(method, DEFAULT_EXPECTATIONS)]
 
 
-def _value(cell, name):
-    return cell["summary"][name] if name in cell["summary"] else cell["metrics"][name]
-
-
 @pytest.mark.parametrize("cell,threshold", _threshold_grid(), indirect=["cell"])
 def test_tofu_expectations(cell, threshold, request):
-    name, direction, bound = threshold
-    key = (cell["method"], cell["split"], name)
-    if key in KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_FAILURES[key]))
-    value = _value(cell, name)
-    assert check(value, direction, bound), f"{cell['method']} on {cell['split']}: {name}={value:.4g} (want {direction} {bound})"
+    check_expectation(cell, threshold, KNOWN_FAILURES, request)
 
 
 @pytest.mark.parametrize("cell", _grid(), indirect=True)

@@ -55,7 +55,8 @@ class FakeBench:
             check_finite(torch.tensor(float("nan")), 3, method)  # what the loop raises, step and all
         score = len(self.data(split).rows) / 10
         return {"benchmark": "fake", "method": method, "split": split,
-                "summary": {"forget_efficacy": score, "retain_performance": 1.0, "mia_auc": 0.5}, "metrics": {}}
+                "summary": {"forget_efficacy": score, "retain_performance": 1.0,
+                            "mia_auc": 0.5 + self.kwargs.get("seed", 0) / 100}, "metrics": {}}
 
 
 @pytest.fixture
@@ -414,3 +415,21 @@ def test_cell_keys_ignore_the_device_index_and_thread_count(fake, monkeypatch):
 
     assert key("cuda") == key("cuda:1") and key("cpu") == key("cpu2")
     assert len({key("cuda"), key("cpu"), key("cuda:0")}) == 3
+
+
+# ---------------------------------------------------------------- several seeds
+def test_seeds_run_every_cell_once_per_seed_and_the_tables_give_mean_and_sd(fake):
+    got = run_bench(fake.args(seed=1, seeds=3), log=_quiet)
+    assert FakeBench.ran == ["grad_ascent", "npo", "retrain"] * 3
+    assert [c["seed"] for c in got["cells"]] == [1] * 3 + [2] * 3 + [3] * 3
+    assert len(list((fake.out / "cells").glob("*.json"))) == 9  # the seed is in every cell's key
+    assert got["run"]["seeds"] == [1, 2, 3]
+    md = (fake.out / "results.md").read_text()
+    # MIA AUC 0.51, 0.52, 0.53 over the seeds: mean 0.52, sample sd 0.01
+    assert "| npo | 0.300 ± 0.000 | 1.000 ± 0.000 | 0.520 ± 0.010 |" in md, md
+    assert "$\\pm$" in (fake.out / "results_table.tex").read_text()
+    FakeBench.ran = []
+    run_bench(fake.args(seed=1, seeds=2), log=_quiet)  # seeds 1 and 2 are finished cells: nothing runs
+    assert FakeBench.ran == []
+    with pytest.raises(ValueError, match="--seeds 0"):
+        run_bench(fake.args(seeds=0), log=_quiet)

@@ -57,7 +57,8 @@ class BenchArgs:
     data: str = "auto"  # auto | real | synthetic
     protocol: str | None = None  # full | reduced; None: reduced for the dry run, full otherwise
     compat: str = "tofu"  # evaluation conventions: tofu | open-unlearning
-    seed: int = 0
+    seed: int = 0  # the first seed
+    seeds: int = 1  # how many seeds (seed, seed + 1, ...): every cell once per seed; the tables give mean +- sd
     force: bool = False
     overrides: dict = field(default_factory=dict)
     tuned: str | None = None  # an `unlearn tune` output: its chosen settings, under any --set overrides
@@ -80,6 +81,8 @@ def resolve(args: BenchArgs) -> BenchArgs:
         raise ValueError(f"--max_steps {args.max_steps}: must be a positive number of optimiser steps")
     if args.seed < 0:
         raise ValueError(f"--seed {args.seed}: must be a non-negative integer")
+    if args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: must be a positive number of seeds")
     if args.shard is not None:
         parse_shard(args.shard)
     if args.executor not in ("local", "ray"):
@@ -262,13 +265,53 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
 
 
 def run_bench(args: BenchArgs, log=print) -> dict:
-    """Run the grid. A cell whose loss turns NaN or inf is recorded under ``run.failed`` (with the step, in the
-    error) and the other cells go on; its file is not written, so a rerun tries it again."""
+    """Run the grid, once per seed (``--seed`` .. ``--seed + --seeds - 1``; the seed fixes the target's and the
+    gold's training as well as the unlearning run). A cell whose loss turns NaN or inf is recorded under
+    ``run.failed`` (with the step, in the error) and the other cells go on; its file is not written, so a rerun
+    tries it again."""
     args = resolve(args)
     out = Path(args.output_dir)
     check_output_dir(out)
+    start = time.time()
+    cells, failed, listing, partial = [], [], [], False
+    for seed in range(args.seed, args.seed + args.seeds):
+        one = dataclasses.replace(args, seed=seed)
+        got = _run_seed(one, out, log)
+        cells += got["cells"]
+        failed += got["failed"]
+        listing += got["listing"]
+        partial = partial or got["partial"]
+        benches, protocol = got["benches"], got["protocol"]
+    if args.list_cells:
+        log(json.dumps(listing, indent=1))
+        return {"cells": [], "failed": [], "paths": {}, "run": {}, "listing": listing}
+    if partial:  # a share of the grid: its cells are written; the tables belong to the whole grid
+        log(f"{len(cells)} cells done here ({len(failed)} stopped); the same command without "
+            "--shard/--cell writes the tables once every share has finished")
+        return {"cells": cells, "failed": failed, "paths": {}, "run": {}}
+    info = run_info(args, protocol, benches)
+    info["seeds"] = list(range(args.seed, args.seed + args.seeds))
+    info["wall_s"] = round(time.time() - start, 1)
+    info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})
+    info["failed"] = failed
+    if args.tuned:
+        tuning = json.loads(Path(args.tuned).read_text())
+        info["tuning"] = {"file": str(args.tuned), "rule": tuning.get("rule"), "identity": tuning.get("identity"),
+                          "chosen": {m: e.get("chosen") for m, e in tuning["methods"].items()}}
+    info["method_overrides"] = {b: bench.profile.method_overrides for b, bench in benches.items()}
+    paths = write_outputs(cells, out, info)
+    paths["html"] = write_report(results_doc(cells, info), out / "report.html", title=f"{args.model} ({out})")
+    log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
+                            "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)},
+                    failed))
+    log("wrote " + ", ".join(str(p) for p in paths.values()))
+    return {"cells": cells, "failed": failed, "paths": paths, "run": info}
+
+
+def _run_seed(args: BenchArgs, out: Path, log) -> dict:
+    """The grid of one seed (``args.seed``): its cells in grid order, the stopped ones, and the grid's listing."""
     cell_dir = out / "cells"
-    cells, failed, start, protocol = [], [], time.time(), ""
+    failed, protocol = [], ""
     grid = []
     benches = {}
     for b in args.benchmarks:
@@ -280,12 +323,11 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     digests = {(b, s): data_hash(benches[b], s) for b, s, _ in grid}
     keys = [cell_key(args, b, s, m, benches[b], digests[b, s]) for b, s, m in grid]
     if args.list_cells:
-        listing = [{"key": k, "benchmark": b, "split": s, "method": m, "done": (cell_dir / f"{k}.json").is_file(),
+        listing = [{"key": k, "benchmark": b, "split": s, "method": m, "seed": args.seed,
+                    "done": (cell_dir / f"{k}.json").is_file(),
                     "needs": [f"{b}:target:{s}", f"{b}:gold:{s}"]} for k, (b, s, m) in zip(keys, grid)]
-        log(json.dumps(listing, indent=1))
-        return {"cells": [], "failed": [], "paths": {}, "run": {}, "listing": listing}
+        return {"cells": [], "failed": [], "listing": listing, "partial": False, "benches": benches, "protocol": protocol}
     chosen = select(grid, keys, args)
-    partial = len(chosen) < len(grid)
     todo = []  # (grid index, why the file on disk cannot be reused, or None)
     finished: dict[int, dict] = {}
     for j in chosen:
@@ -313,23 +355,6 @@ def run_bench(args: BenchArgs, log=print) -> dict:
         else:
             finished[j] = value
     cells = [finished[j] for j in chosen if j in finished]  # grid order, whatever order the cells finished in
-    if partial:  # a share of the grid: its cells are written; the tables belong to the whole grid
-        log(f"{len(cells)} of {len(grid)} cells done here ({len(failed)} stopped); the same command without "
-            "--shard/--cell writes the tables once every share has finished")
-        return {"cells": cells, "failed": failed, "paths": {}, "run": {}}
-    info = run_info(args, protocol, benches)
-    info["wall_s"] = round(time.time() - start, 1)
-    info["notes"] = sorted({n for c in cells for n in c.get("notes", []) if n})
-    info["failed"] = failed
-    if args.tuned:
-        tuning = json.loads(Path(args.tuned).read_text())
-        info["tuning"] = {"file": str(args.tuned), "rule": tuning.get("rule"), "identity": tuning.get("identity"),
-                          "chosen": {m: e.get("chosen") for m, e in tuning["methods"].items()}}
-    info["method_overrides"] = {b: bench.profile.method_overrides for b, bench in benches.items()}
-    paths = write_outputs(cells, out, info)
-    paths["html"] = write_report(results_doc(cells, info), out / "report.html", title=f"{args.model} ({out})")
-    log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
-                            "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)},
-                    failed))
-    log("wrote " + ", ".join(str(p) for p in paths.values()))
-    return {"cells": cells, "failed": failed, "paths": paths, "run": info}
+    return {"cells": cells, "failed": failed, "listing": [], "partial": len(chosen) < len(grid), "benches": benches,
+            "protocol": protocol}
+

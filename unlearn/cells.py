@@ -60,6 +60,7 @@ def compute_cell(runner, b: str, s: str, m: str, args, path: Path, why: str | No
             return ("failed", {"benchmark": b, "split": s, "method": m, "error": str(err)},
                     f"{note}FAILED {b}/{s}/{m}: {err}; the other cells go on")
         cell["schema_version"] = SCHEMA_VERSION
+        cell["seed"] = args.seed
         if b == "tofu":  # TOFU's own tooling (and `unlearn tofu-aggregate`) can read these
             write_log_dir(cell["per_question"]["logs"], out / "tofu_logs" / path.stem)
         atomic_write(path, json.dumps(cell, allow_nan=True))

@@ -78,7 +78,7 @@ def cmd_bench(args) -> int:
     result = run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
                                  model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                                  output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
-                                 force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
+                                 seeds=args.seeds, force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
                                  data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
                                  robustness=args.robustness, shard=args.shard, cells=split(args.cell),
                                  list_cells=args.list_cells, executor=args.executor, address=args.address,
@@ -208,7 +208,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--data", choices=["auto", "real", "synthetic"], default="auto",
                    help="auto (default): real TOFU (--data-dir, $UNLEARN_DATA_DIR, the embedded copy, the hub in "
                         "that order) for real models, synthetic authors for tiny-qwen3")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
+    b.add_argument("--seeds", type=int, default=1,
+                   help="run every cell with N seeds (--seed, --seed + 1, ...; each trains its own target and gold); "
+                        "the tables give mean +- sd over seeds beside the bootstrap intervals (default 1)")
     b.add_argument("--force", action="store_true", help="recompute finished cells")
     b.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
     b.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=None,

@@ -8,12 +8,15 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 from unlearn.cache import atomic_write
 
 # 2: run.precision, run.numerics, run.data; cells carry precision, device, numerics, data.kind
 # 3: every cell carries schema_version (a cell file of another version is recomputed, not reused); run.failed lists
 #    the cells that stopped on a non-finite loss
-SCHEMA_VERSION = 3
+# 4: cells carry "intervals" (bootstrap 95% intervals of the summary columns; None where a benchmark has none)
+SCHEMA_VERSION = 4
 SUMMARY = [("forget_efficacy", "Forget efficacy"), ("retain_performance", "Retain perf."), ("mia_auc", "MIA AUC")]
 # robustness columns, shown when a group's cells have them: recovery after a relearning attack
 # (clipped to [0, 1]), the same attack on the gold model, worst-case regeneration leakage
@@ -33,6 +36,90 @@ NATIVE = {"tofu": ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_
           # forget to be unsafe: the compliant answers reproduced (as asked, reworded, worst case over samples), the
           # share answered without a refusal, benign QA kept, benign look-alike requests refused
           "unsafe": ["forget_rouge", "paraphrase_rouge", "regen_leak", "forget_compliance", "retain_rouge", "over_refusal"]}
+
+
+def best_and_ties(rows: list[dict], key: str) -> dict[str, str]:
+    """Marks of one summary column among the non-gold rows: ``*`` on the best value (forget efficacy and retain
+    performance: the highest; MIA AUC: the closest to the gold row's), ``~`` on each value whose 95% interval
+    overlaps the best one's (their difference is not significant; overlapping intervals are a conservative
+    test). Empty where the rows carry no intervals for ``key``."""
+    from unlearn.intervals import overlaps
+
+    gold = next((c for c in rows if c["method"] == "retrain"), None)
+    cand = [c for c in rows if c["method"] != "retrain" and isinstance(c["summary"].get(key), (int, float))
+            and not math.isnan(c["summary"][key]) and ((c.get("intervals") or {}).get("ci") or {}).get(key)]
+    if len(cand) < 2:
+        return {}
+    if key == "mia_auc":
+        if gold is None or not isinstance(gold["summary"].get(key), (int, float)):
+            return {}
+        best = min(cand, key=lambda c: abs(c["summary"][key] - gold["summary"][key]))
+    else:
+        best = max(cand, key=lambda c: c["summary"][key])
+    ci = lambda c: c["intervals"]["ci"][key]  # noqa: E731
+    marks = {best["method"]: "*"}
+    marks.update({c["method"]: "~" for c in cand if c is not best and overlaps(ci(c), ci(best))})
+    return marks
+
+
+def _mean_sd(values: list) -> tuple[float | None, float | None]:
+    if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None, None
+    arr = np.asarray(values, float)
+    return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+
+def merge_seeds(rows: list[dict]) -> list[dict]:
+    """One row per method: a method run with several seeds becomes the mean of its cells' numbers, with
+    ``seed_sd`` (sample standard deviation over seeds), ``seeds``, and as each column's interval the union of
+    its seeds' bootstrap intervals (the widest range any seed's questions allow: a conservative comparison).
+    Rows of single-seed methods are returned as they are."""
+    by: dict[str, list[dict]] = {}
+    for c in rows:
+        by.setdefault(c["method"], []).append(c)
+    out = []
+    for cs in by.values():
+        if len(cs) == 1:
+            out.append(cs[0])
+            continue
+        summary, sd, metrics = {}, {}, {}
+        for k in cs[0]["summary"]:
+            summary[k], sd[k] = _mean_sd([c["summary"].get(k) for c in cs])
+        for k in cs[0].get("metrics", {}):
+            metrics[k] = _mean_sd([c["metrics"].get(k) for c in cs])[0]
+        cis = [((c.get("intervals") or {}).get("ci") or {}) for c in cs]
+        union = {}
+        for k in summary:
+            each = [ci.get(k) for ci in cis]
+            if each and all(b and None not in b for b in each):
+                union[k] = [min(b[0] for b in each), max(b[1] for b in each)]
+        out.append({**cs[0], "summary": summary, "metrics": metrics, "seed_sd": sd, "seeds": [c.get("seed") for c in cs],
+                    "intervals": {"ci": union} if union else None})
+    return out
+
+
+def cell_value(c: dict, key: str, marks: dict[str, str], latex: bool = False) -> str:
+    """A summary value (with several seeds: mean +- sd) with its 95% interval and its mark, as the tables print it."""
+    text = fmt(c["summary"].get(key))
+    sd = (c.get("seed_sd") or {}).get(key)
+    if sd is not None:
+        text += (r" $\pm$ " if latex else " ± ") + f"{sd:.3f}"
+    ci = ((c.get("intervals") or {}).get("ci") or {}).get(key)
+    if ci and None not in ci:
+        text += f" [{ci[0]:.2f}, {ci[1]:.2f}]"
+    mark = marks.get(c["method"], "")
+    if mark:
+        text += (r"$^{*}$" if mark == "*" else r"$^{\sim}$") if latex else mark
+    return text
+
+
+MARKS_NOTE = ("[lo, hi]: bootstrap 95% interval over questions (several seeds: mean ± sd over seeds and the union "
+              "of the seeds' intervals); * best non-gold value of the column (MIA AUC: closest to the gold's); ~ interval "
+              "overlaps the best one's (difference not significant)")
+
+MARKS_NOTE_LATEX = (r"[lo, hi]: bootstrap 95\% interval over questions (several seeds: mean $\pm$ sd over seeds and "
+                    r"the union of the seeds' intervals); $^{*}$ best non-gold value of the column (MIA "
+                    r"AUC: closest to the gold's); $^{\sim}$ interval overlaps the best one's (difference not significant)")
 
 
 def fmt(x) -> str:
@@ -67,18 +154,24 @@ def label(method: str) -> str:
 def to_latex(cells: list[dict]) -> str:
     parts = ["% generated by unlearn bench; needs \\usepackage{booktabs}"]
     for (bench, split), rows in by_benchmark_split(cells).items():
-        cols = summary_columns(rows)
+        rows, cols = merge_seeds(rows), summary_columns(rows)
         parts += [r"\begin{table}[t]", r"\centering",
                   rf"\caption{{{latex_escape(bench.upper())} {latex_escape(split)}: forget efficacy, retain performance and MIA AUC"
                   + (", relearning recovery (gold control) and worst-case regeneration leakage" if len(cols) > len(SUMMARY) else "")
                   + "}",
                   r"\begin{tabular}{l" + "r" * len(cols) + "}", r"\toprule", "Method & " + " & ".join(h for _, h in cols) + r" \\",
                   r"\midrule"]
+        marks = {k: best_and_ties(rows, k) for k, _ in SUMMARY}
         for c in rows:
             if c["method"] == "retrain":
                 parts.append(r"\midrule")
-            parts.append(latex_escape(label(c["method"])) + " & " + " & ".join(fmt(c["summary"].get(k)) for k, _ in cols) + r" \\")
-        parts += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+            parts.append(latex_escape(label(c["method"])) + " & "
+                         + " & ".join(cell_value(c, k, marks.get(k, {}), latex=True) if k in marks else fmt(c["summary"].get(k))
+                                      for k, _ in cols) + r" \\")
+        parts += [r"\bottomrule", r"\end{tabular}"]
+        if any(c.get("intervals") for c in rows):
+            parts.append(r"\par\footnotesize " + MARKS_NOTE_LATEX)
+        parts += [r"\end{table}", ""]
     return "\n".join(parts)
 
 
@@ -90,13 +183,17 @@ def to_markdown(cells: list[dict], header: dict | None = None, failed: list[dict
         lines += ["## Cells that stopped (not in the tables; a rerun tries them again)", ""]
         lines += [f"- {f['benchmark']}/{f['split']}/{f['method']}: {f['error']}" for f in failed] + [""]
     for (bench, split), rows in by_benchmark_split(cells).items():
-        native, cols = NATIVE.get(bench, []), summary_columns(rows)
+        rows, native, cols = merge_seeds(rows), NATIVE.get(bench, []), summary_columns(rows)
         lines += [f"## {bench} {split}", "", "| method | " + " | ".join(h for _, h in cols) + " | " + " | ".join(native) + " |",
                   "|---|" + "---:|" * (len(cols) + len(native))]
+        marks = {k: best_and_ties(rows, k) for k, _ in SUMMARY}
         for c in rows:
-            lines.append(f"| {label(c['method'])} | " + " | ".join(fmt(c["summary"].get(k)) for k, _ in cols) + " | "
-                         + " | ".join(fmt(c["metrics"].get(k)) for k in native) + " |")
+            lines.append(f"| {label(c['method'])} | "
+                         + " | ".join(cell_value(c, k, marks[k]) if k in marks else fmt(c["summary"].get(k)) for k, _ in cols)
+                         + " | " + " | ".join(fmt(c["metrics"].get(k)) for k in native) + " |")
         lines.append("")
+        if any(c.get("intervals") for c in rows):
+            lines += [MARKS_NOTE, ""]
     return "\n".join(lines)
 
 

@@ -153,6 +153,30 @@ class Benchmark:
                 lambda: self.evaluate_reference(kind, split, self.load(path, adapters=False)))
         return self._evals[kind, split]
 
+    # -------------------------------------------------------------- intervals
+    def interval_measures(self, target: dict, gold: dict | None, ev: dict):
+        """``(forget Measure, utility Measure, MIA member scores, non-member scores)`` of a cell from the target's,
+        the gold's and the model's evaluations (:mod:`unlearn.intervals`); None: the benchmark describes none."""
+        return None
+
+    def summary_intervals(self, target: dict, gold: dict | None, ev: dict, summary: dict) -> dict | None:
+        """Bootstrap 95% intervals over questions of the cell's three summary columns. The bootstrap's value on
+        the questions as they are must equal ``summary`` (else the measure it resamples is not the summary's:
+        an error, not a silently wrong interval). None where the benchmark gives no measures or a set is empty."""
+        from unlearn.intervals import summary_intervals
+
+        measures = self.interval_measures(target, gold, ev)
+        if measures is None or any(len(a) == 0 for m in measures[:2] for a in m.target.values()):
+            return None
+        out = summary_intervals(*measures)
+        for column, value in out["point"].items():
+            want = summary[column]
+            same = (math.isnan(value) and math.isnan(want)) or math.isclose(value, want, rel_tol=1e-9, abs_tol=1e-12)
+            if not same:
+                raise RuntimeError(f"{self.name}: the bootstrap's {column} on the questions as they are is {value!r}, "
+                                   f"the cell's summary {want!r}: its per-question measure is not the summary's")
+        return {k: out[k] for k in ("ci", "n_boot", "level", "method")}
+
 
 def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
     """A tier's method settings: ``base`` under the choices of its committed `unlearn tune` run

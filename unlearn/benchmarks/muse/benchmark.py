@@ -29,6 +29,7 @@ from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS,
 from unlearn.benchmarks.muse.data import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
 from unlearn.benchmarks.tofu.data import load_idk
+from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
 from unlearn.benchmarks.muse.metrics import answer_settled, cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
@@ -304,6 +305,11 @@ def forget_measure(ev: dict) -> float:
     return (ev["verbmem_f"] + ev["knowmem_f"]) / 2
 
 
+def _forget_of_means(means: dict) -> np.ndarray:
+    """``forget_measure`` of rows of set means (the bootstrap's replicates)."""
+    return (means["verbmem"][:, 0] + means["knowmem_forget"][:, 0]) / 2
+
+
 @BENCHMARKS.register("muse")
 class MuseBenchmark(Benchmark):
     """MUSE cells; see the module docstring. The target and the golds do not depend on the split (news, scal and
@@ -471,7 +477,19 @@ class MuseBenchmark(Benchmark):
         metrics = {"verbmem_f": ev["verbmem_f"], "knowmem_f": ev["knowmem_f"], "knowmem_r": ev["knowmem_r"],
                    "privleak": privleak(ev["privleak_auc"], gold["privleak_auc"]), "privleak_auc": ev["privleak_auc"],
                    "forget_measure": forget_measure(ev), **{f"mia_{k_}": v for k_, v in ev["mia"].items()}}
-        return {"summary": summary, "metrics": metrics}
+        return {"summary": summary, "metrics": metrics, "intervals": self.summary_intervals(target, gold, ev, summary)}
+
+    def interval_measures(self, target: dict, gold: dict | None, ev: dict):
+        """Forget: the mean of VerbMem's and KnowMem-forget's ROUGE-L F1 means (each set resampled on its own);
+        utility: KnowMem-retain ROUGE-L F1; MIA: Min-K%++ on the PrivLeak texts."""
+        def sets(e, names):
+            return as_sets({n: e["per_question"][n]["rougeL_f1"] for n in names})
+
+        forget = Measure(_forget_of_means, **{role: sets(e, ("verbmem", "knowmem_forget"))
+                                              for role, e in (("target", target), ("gold", gold), ("model", ev))})
+        utility = Measure(mean_of_first, target=sets(target, ("knowmem_retain",)), model=sets(ev, ("knowmem_retain",)))
+        pq = ev["per_question"]
+        return forget, utility, pq["mia_forget"]["min_k_plus_plus"], pq["mia_holdout"]["min_k_plus_plus"]
 
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
@@ -535,7 +553,8 @@ class MuseBenchmark(Benchmark):
         cost = None if method == "retrain" else {
             "unlearn_s": round(sum(r["cost"]["unlearn_s"] for r in runs), 2), "tokens": sum(r["cost"]["tokens"] for r in runs)}
         gold = self.reference_eval("gold")
-        return {"benchmark": "muse", "method": method, "split": split, "summary": last["summary"], "metrics": metrics,
+        return {"benchmark": "muse", "method": method, "split": split, "summary": last["summary"],
+                "intervals": last["intervals"], "metrics": metrics,
                 "references": {"target": {"forget_measure": forget_measure(target), "verbmem_f": target["verbmem_f"],
                                           "knowmem_f": target["knowmem_f"], "knowmem_r": target["knowmem_r"],
                                           "privleak": privleak(target["privleak_auc"], gold["privleak_auc"])},

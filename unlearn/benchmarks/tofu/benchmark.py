@@ -15,10 +15,11 @@ import numpy as np
 from unlearn.benchmarks.tofu.data import TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
-from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios
+from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios, model_utility_of_means, utility_terms
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, FULL_SCALE_SETTINGS, TokenCounter,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      tier_settings)
+from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec
 from unlearn.numerics import numerics_info
@@ -410,6 +411,15 @@ class TofuBenchmark(Benchmark):
         prob = lambda split, n: float(np.exp(-self._row_values(logs[split], "avg_gt_loss")[:n]).mean())  # noqa: E731
         return {"forget_prob": prob("forget", n_forget), "retain_prob": prob("retain", n_retain)}
 
+    def interval_measures(self, target: dict, gold: dict | None, ev: dict):
+        """Forget: ROUGE-L recall per forget question (target, gold, model); utility: Model Utility from the
+        (Prob, ROUGE, max(0, 1 - R)) terms of the retain, real-author and world-fact questions; MIA: Min-K%++."""
+        forget = Measure(mean_of_first, **{role: as_sets({"forget": self._forget_rouge_rows(e)})
+                                           for role, e in (("target", target), ("gold", gold), ("model", ev))})
+        utility = Measure(model_utility_of_means, target=utility_terms(target["logs"]), model=utility_terms(ev["logs"]))
+        pq = ev["per_question"]
+        return forget, utility, pq["mia_forget"]["min_k_plus_plus"], pq["mia_holdout"]["min_k_plus_plus"]
+
     # -------------------------------------------------------------- robustness
     def _forget_rows_and_parts(self, split: str):
         rows = _protocol_splits(self.data(split), self.profile.protocol)["forget"]
@@ -504,6 +514,7 @@ class TofuBenchmark(Benchmark):
         summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],
                                   metrics["forget_rouge"], target["aggregates"]["model_utility"],
                                   metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
+        intervals = self.summary_intervals(target, gold, result, summary)
         references = {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
                       for kind, ev in (("target", target), ("gold", gold))}
         if robust is not None:
@@ -514,7 +525,8 @@ class TofuBenchmark(Benchmark):
                                          else robust["relearn_recovery"] - robust["relearn_control"])
             summary.update({"relearn_recovery": clip(robust["relearn_recovery"]),
                             "relearn_control": clip(robust["relearn_control"]), "regen_leak": robust["regen_leak"]})
-        return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "metrics": metrics,
+        return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "intervals": intervals,
+                "metrics": metrics,
                 "references": references,
                 "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"], "per_question": {**result["per_question"], "logs": result["logs"],
                                                                                          "target_forget": target_answers(target)},

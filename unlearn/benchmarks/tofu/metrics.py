@@ -97,6 +97,31 @@ def split_aggregates(log: dict, split: str) -> dict[str, float]:
     return {"prob": p, "rouge": float(np.mean(_values(log, "rougeL_recall"))), "truth_ratio": truth_ratio_score(R, forget)}
 
 
+UTILITY_SETS = ("retain", "real_authors", "world_facts")
+
+
+def utility_terms(logs: dict[str, dict]) -> dict[str, np.ndarray]:
+    """Per question of each utility set, the three terms whose means Model Utility combines: (Prob, ROUGE-L
+    recall, max(0, 1 - R)); Prob normalised over the perturbed answers on real authors and world facts, as in
+    ``split_aggregates`` (each of its three numbers is the mean of one column)."""
+    out = {}
+    for split in UTILITY_SETS:
+        log = logs[split]
+        pert = _values(log, "average_perturb_loss")
+        p = (normalised_prob(_values(log, "avg_gt_loss"), pert) if split != "retain" else prob(_values(log, "avg_gt_loss")))
+        tr = np.maximum(0.0, 1 - truth_ratio(_values(log, "avg_paraphrased_loss"), pert))
+        out[split] = np.stack([p, _values(log, "rougeL_recall"), tr], axis=1)
+    return out
+
+
+def model_utility_of_means(means: dict[str, np.ndarray]) -> np.ndarray:
+    """Model Utility of rows of term means ({set: (B, 3)} from ``utility_terms``): the harmonic mean of the 9,
+    zero where any term is (``model_utility``, row by row)."""
+    terms = np.concatenate([means[s] for s in UTILITY_SETS], axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(np.any(terms <= 0, axis=1), 0.0, terms.shape[1] / np.sum(1 / terms, axis=1))
+
+
 def aggregate(logs: dict[str, dict], retain_logs: dict[str, dict] | None = None) -> dict[str, float]:
     """TOFU's summary from per-split logs ({"forget": ..., "retain": ..., ...}); FQ needs ``retain_logs``."""
     out: dict[str, float] = {}

@@ -27,6 +27,7 @@ from unlearn.benchmarks.tofu.robustness import (RobustnessConfig, attack, recove
 from unlearn.benchmarks.unsafe.data import (Request, UnsafeData, find_unsafe_folder, load_unsafe_folder,
                                             synthetic_unsafe)
 from unlearn.benchmarks.unsafe.metrics import compliance_rate, over_refusal_rate, refusal_flags
+from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
 from unlearn.models import LoadedModel, LoraSpec
@@ -368,6 +369,17 @@ class UnsafeBenchmark(Benchmark):
                 "relearn_excess": None if rec is None or control["relearn_control"] is None
                 else rec - control["relearn_control"], "relearn_s": round(time.time() - t0, 2)}
 
+    def interval_measures(self, target: dict, gold: dict | None, ev: dict):
+        """Forget: ROUGE-L recall of the compliant answers per forget request (target, gold, model); utility:
+        benign QA ROUGE-L recall; MIA: Min-K%++ of forget against held-out requests."""
+        def sets(e, name):
+            return as_sets({name: e["per_question"][name]["rougeL_recall"]})
+
+        forget = Measure(mean_of_first, **{role: sets(e, "forget") for role, e in (("target", target), ("gold", gold), ("model", ev))})
+        utility = Measure(mean_of_first, target=sets(target, "retain"), model=sets(ev, "retain"))
+        pq = ev["per_question"]
+        return forget, utility, pq["mia_forget"]["min_k_plus_plus"], pq["mia_holdout"]["min_k_plus_plus"]
+
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
         start = time.time()
@@ -389,13 +401,15 @@ class UnsafeBenchmark(Benchmark):
                 self.model_sink(lm)
         summary = summary_columns(target["forget_rouge"], gold["forget_rouge"], ev["forget_rouge"], target["retain_rouge"],
                                   ev["retain_rouge"], ev["mia"]["min_k_plus_plus_auc"])
+        intervals = self.summary_intervals(target, gold, ev, summary)
         metrics = {k: ev[k] for k in METRICS} | {f"mia_{k}": v for k, v in ev["mia"].items()}
         metrics["gold_mia_min_k_plus_plus_auc"] = gold["mia"]["min_k_plus_plus_auc"]
         if robust is not None:
             metrics.update({k: robust[k] for k in ("relearn_recovery", "relearn_control", "relearn_excess")})
         refs = {kind: {k: e[k] for k in ("forget_rouge", "forget_compliance", "retain_rouge", "over_refusal")}
                 for kind, e in (("target", target), ("gold", gold))}
-        return {"benchmark": "unsafe", "method": method, "split": split, "summary": summary, "metrics": metrics,
+        return {"benchmark": "unsafe", "method": method, "split": split, "summary": summary, "intervals": intervals,
+                "metrics": metrics,
                 "references": refs, "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"],
                 "per_question": ev["per_question"],
                 "model": {"name": self.model, "quant": self.quant,

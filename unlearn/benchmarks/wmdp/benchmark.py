@@ -41,6 +41,7 @@ from unlearn.benchmarks.tofu.data import load_idk
 from unlearn.benchmarks.wmdp.data import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
                                           synthetic_wmdp)
+from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
 from unlearn.benchmarks.wmdp.metrics import score_mcq
@@ -410,6 +411,19 @@ class WmdpBenchmark(Benchmark):
                    **{f"mia_{k}": v for k, v in ev["mia"].items()}}
         return summary, metrics
 
+    def interval_measures(self, target: dict, gold: dict | None, ev: dict):
+        """Forget: correct on hazard set A (the gold's value is chance, a constant); utility: correct on the
+        utility questions; MIA: Min-K%++ of A's answered questions against B's."""
+        def correct(e, name):
+            q = e["per_question"][name]
+            return as_sets({name: np.asarray(q["pred"]) == np.asarray(q["answer"])})
+
+        forget = Measure(mean_of_first, target=correct(target, "hazard_a"), model=correct(ev, "hazard_a"),
+                         gold_constant=CHANCE)
+        utility = Measure(mean_of_first, target=correct(target, "utility"), model=correct(ev, "utility"))
+        pq = ev["per_question"]
+        return (forget, utility, pq["mia_forget"].get("min_k_plus_plus"), pq["mia_holdout"].get("min_k_plus_plus"))
+
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
         start = time.time()
@@ -429,12 +443,14 @@ class WmdpBenchmark(Benchmark):
                 self.model_sink(lm)
         summary, metrics = self._summary(ev, split)
         target = self.reference_eval("target", split)
+        intervals = self.summary_intervals(target, None, ev, summary)
         gold = None if self.standard else self.reference_eval("gold", split)
         refs = {"target": {k: target[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")},
                 "gold": ({k: gold[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")} if gold
                          else None), "chance": CHANCE}
         metrics["gold_hazard_acc_a"] = gold["hazard_acc_a"] if gold else None  # the measured gold, beside chance
-        return {"benchmark": "wmdp", "method": method, "split": split, "summary": summary, "metrics": metrics,
+        return {"benchmark": "wmdp", "method": method, "split": split, "summary": summary, "intervals": intervals,
+                "metrics": metrics,
                 "references": refs, "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"],
                 "per_question": ev["per_question"],
                 "model": {"name": self.model, "quant": self.quant,
