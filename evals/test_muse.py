@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
-from evals.expectations import DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
+from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.muse.benchmark import MuseBenchmark, metric_snapshot
 from unlearn.benchmarks.muse.metrics import privleak
@@ -30,7 +30,7 @@ def muse_cell(request, muse_bench, muse_cells):
 
 def _threshold_grid():
     return [pytest.param((method, split), (name, d, t), id=f"{method}-{split}-{name}")
-            for split in SPLITS for method in method_names() for name, d, t in MUSE_EXPECTATIONS.get(method, DEFAULT_EXPECTATIONS)]
+            for split in SPLITS for method in method_names() for name, d, t in expectation_rows(MUSE_EXPECTATIONS, method, DEFAULT_EXPECTATIONS)]
 
 
 @pytest.mark.parametrize("muse_cell,threshold", _threshold_grid(), indirect=["muse_cell"])

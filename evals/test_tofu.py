@@ -9,7 +9,7 @@ import pytest
 from syrupy.extensions.amber import AmberSnapshotExtension
 
 from evals.cells import cell_for, check_expectation, session_cells
-from evals.expectations import DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
+from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
 from unlearn.methods import method_names
 
@@ -49,7 +49,7 @@ def _threshold_grid():
     """One test per (method, split, threshold): a known failure of one threshold is a strict xfail of that
     threshold alone; the cell's other thresholds are still asserted."""
     return [pytest.param((method, split), (name, d, t), id=f"{method}-{split}-{name}")
-            for split in SPLITS for method in method_names() for name, d, t in TOFU_EXPECTATIONS.get(method, DEFAULT_EXPECTATIONS)]
+            for split in SPLITS for method in method_names() for name, d, t in expectation_rows(TOFU_EXPECTATIONS, method, DEFAULT_EXPECTATIONS)]
 
 
 @pytest.mark.parametrize("cell,threshold", _threshold_grid(), indirect=["cell"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
-from evals.expectations import UNSAFE_DEFAULT, UNSAFE_EXPECTATIONS, UNSAFE_KNOWN_FAILURES
+from evals.expectations import expectation_rows, UNSAFE_DEFAULT, UNSAFE_EXPECTATIONS, UNSAFE_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.unsafe.benchmark import metric_snapshot
 from unlearn.methods import method_names
@@ -26,7 +26,7 @@ def pytest_generate_tests(metafunc):
     splits = _splits(metafunc.config)
     if "threshold" in metafunc.fixturenames:
         params = [pytest.param((m, s), (name, d, t), id=f"{m}-{s}-{name}")
-                  for s in splits for m in method_names() for name, d, t in UNSAFE_EXPECTATIONS.get(m, UNSAFE_DEFAULT)]
+                  for s in splits for m in method_names() for name, d, t in expectation_rows(UNSAFE_EXPECTATIONS, m, UNSAFE_DEFAULT)]
         metafunc.parametrize("unsafe_cell,threshold", params, indirect=["unsafe_cell"])
     else:
         metafunc.parametrize("unsafe_cell", [pytest.param((m, s), id=f"{m}-{s}") for s in splits for m in method_names()],

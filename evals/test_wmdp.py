@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
-from evals.expectations import DEFAULT_EXPECTATIONS, WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES
+from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES
 from evals.test_tofu import TopLevelSnapshots
 from unlearn.benchmarks.wmdp.benchmark import CHANCE, metric_snapshot
 from unlearn.benchmarks.wmdp.data import SUBJECTS
@@ -27,7 +27,7 @@ def pytest_generate_tests(metafunc):  # the grid depends on --model: synthetic o
     splits = _splits(metafunc.config)
     if "threshold" in metafunc.fixturenames:
         params = [pytest.param((m, s), (name, d, t), id=f"{m}-{s}-{name}")
-                  for s in splits for m in method_names() for name, d, t in WMDP_EXPECTATIONS.get(m, DEFAULT_EXPECTATIONS)]
+                  for s in splits for m in method_names() for name, d, t in expectation_rows(WMDP_EXPECTATIONS, m, DEFAULT_EXPECTATIONS)]
         metafunc.parametrize("wmdp_cell,threshold", params, indirect=["wmdp_cell"])
     else:
         methods = ["retrain"] if "gold_only" in metafunc.fixturenames else method_names()

@@ -316,6 +316,17 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def mia_versus_gold(mia_auc: float | None, gold_auc: float | None) -> dict:
+    """The membership verdict's numbers: the gold's AUC on the same rows, ``mia_gap`` = |AUC - gold's| (what an
+    unlearned model is held to: near the gold's on either side, since an AUC far below it flags the forget rows
+    as well) and ``mia_offset`` = |AUC - 0.5| (what the gold itself is held to: its rows are enough to calibrate
+    the comparison). None where a value is missing."""
+    ok = lambda x: isinstance(x, (int, float)) and not math.isnan(x)  # noqa: E731
+    return {"gold_mia_auc": gold_auc if ok(gold_auc) else None,
+            "mia_gap": abs(mia_auc - gold_auc) if ok(mia_auc) and ok(gold_auc) else None,
+            "mia_offset": abs(mia_auc - 0.5) if ok(mia_auc) else None}
+
+
 def summary_columns(m_target: float, m_gold: float, m_model: float, u_target: float, u_model: float, mia_auc: float) -> dict:
     """Forget efficacy = clip((m_t - m)/(m_t - m_g), 0, 1); retain performance = u/u_t; MIA AUC as is."""
     gap = m_target - m_gold

@@ -25,7 +25,8 @@ import numpy as np
 
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, autocast, first_n,
                                      fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
-                                     schedule_record, summary_columns, text_membership_scores, tier_settings)
+                                     mia_versus_gold, schedule_record, summary_columns, text_membership_scores,
+                                     tier_settings)
 from unlearn.benchmarks.muse.data import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
 from unlearn.benchmarks.tofu.data import load_idk
@@ -476,7 +477,8 @@ class MuseBenchmark(Benchmark):
                                   ev["knowmem_r"], ev["mia"]["min_k_plus_plus_auc"])
         metrics = {"verbmem_f": ev["verbmem_f"], "knowmem_f": ev["knowmem_f"], "knowmem_r": ev["knowmem_r"],
                    "privleak": privleak(ev["privleak_auc"], gold["privleak_auc"]), "privleak_auc": ev["privleak_auc"],
-                   "forget_measure": forget_measure(ev), **{f"mia_{k_}": v for k_, v in ev["mia"].items()}}
+                   "forget_measure": forget_measure(ev), **{f"mia_{k_}": v for k_, v in ev["mia"].items()},
+                   **mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"])}
         return {"summary": summary, "metrics": metrics, "intervals": self.summary_intervals(target, gold, ev, summary)}
 
     def interval_measures(self, target: dict, gold: dict | None, ev: dict):

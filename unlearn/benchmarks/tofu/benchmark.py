@@ -17,8 +17,8 @@ from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios, model_utility_of_means, utility_terms
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, FULL_SCALE_SETTINGS, TokenCounter,
-                                     method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     tier_settings)
+                                     method_settings, mia_versus_gold, peak_memory_mb, round_sig, run_method,
+                                     schedule_record, summary_columns, tier_settings)
 from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec
@@ -515,6 +515,7 @@ class TofuBenchmark(Benchmark):
                                   metrics["forget_rouge"], target["aggregates"]["model_utility"],
                                   metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
         intervals = self.summary_intervals(target, gold, result, summary)
+        metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
         references = {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
                       for kind, ev in (("target", target), ("gold", gold))}
         if robust is not None:

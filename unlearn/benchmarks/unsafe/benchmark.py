@@ -20,7 +20,7 @@ import numpy as np
 
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, autocast, first_n, method_settings,
                                      peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     tier_settings)
+                                     mia_versus_gold, tier_settings)
 from unlearn.benchmarks.tofu.metrics import rouge_l_recall
 from unlearn.benchmarks.tofu.robustness import (RobustnessConfig, attack, recovery, relearn_split,
                                                 sampled_generations, worst_case_leak)
@@ -404,6 +404,7 @@ class UnsafeBenchmark(Benchmark):
         intervals = self.summary_intervals(target, gold, ev, summary)
         metrics = {k: ev[k] for k in METRICS} | {f"mia_{k}": v for k, v in ev["mia"].items()}
         metrics["gold_mia_min_k_plus_plus_auc"] = gold["mia"]["min_k_plus_plus_auc"]
+        metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
         if robust is not None:
             metrics.update({k: robust[k] for k in ("relearn_recovery", "relearn_control", "relearn_excess")})
         refs = {kind: {k: e[k] for k in ("forget_rouge", "forget_compliance", "retain_rouge", "over_refusal")}

@@ -36,7 +36,7 @@ import numpy as np
 
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, first_n,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     text_membership_scores, tier_settings)
+                                     mia_versus_gold, text_membership_scores, tier_settings)
 from unlearn.benchmarks.tofu.data import load_idk
 from unlearn.benchmarks.wmdp.data import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
@@ -449,6 +449,7 @@ class WmdpBenchmark(Benchmark):
                 "gold": ({k: gold[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")} if gold
                          else None), "chance": CHANCE}
         metrics["gold_hazard_acc_a"] = gold["hazard_acc_a"] if gold else None  # the measured gold, beside chance
+        metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"].get("min_k_plus_plus_auc") if gold else None))
         return {"benchmark": "wmdp", "method": method, "split": split, "summary": summary, "intervals": intervals,
                 "metrics": metrics,
                 "references": refs, "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"],
