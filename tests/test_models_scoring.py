@@ -442,3 +442,32 @@ def test_fast_generation_equals_hf_generate_on_an_unmerged_lora_model(quant):
     kw = dict(max_new_tokens=12, batch_size=4)
     assert (generate(lm.model, lm.tokenizer, questions, engine="fast", **kw)
             == generate(lm.model, lm.tokenizer, questions, engine="hf", **kw))
+
+
+def test_qlora_target_training_saves_a_plain_model_of_what_it_trained(tmp_path):
+    """``--quant 4bit`` targets and golds train as QLoRA (4-bit base + LoRA, as the methods do) and are saved
+    dequantised with the adapters merged: the folder is plain, computes what the trained 4-bit model computed,
+    and sits under another recipe than the full-precision target's."""
+    from unlearn.train import TrainConfig, finetuned_model_dir
+
+    spec, kept = LoraSpec(r=4), {}
+    cfg = TrainConfig(lr=3e-3, epochs=2, batch_size=3, progress=False)
+
+    def build(quant):
+        def make():
+            kept[quant] = load_model("tiny-qwen3", quant=quant, lora=spec)
+            return kept[quant]
+        return make
+
+    q = finetuned_model_dir("target", "tiny-qwen3", QA, cfg, build("4bit"), lora=spec, cache_root=tmp_path, quant="4bit")
+    f = finetuned_model_dir("target", "tiny-qwen3", QA, cfg, build(None), lora=spec, cache_root=tmp_path)
+    assert q != f and q.is_dir() and f.is_dir()
+    saved = load_model(str(q))
+    assert not any("lora_" in n for n, _ in saved.model.named_parameters())
+    assert not any(type(m).__name__ == "Linear4bit" for m in saved.model.modules())
+    batch = collate([encode_qa(saved.tokenizer, a, b) for a, b in QA], saved.tokenizer.pad_token_id)
+    trained = kept["4bit"].model.train()  # bitsandbytes' float32 dequantise-and-matmul path on every CPU kind
+    want = _logits(trained, batch)
+    np.testing.assert_allclose(_logits(saved.model.eval(), batch).numpy(), want.numpy(), atol=2e-4, rtol=0)
+    with trained.disable_adapter():  # the training moved the adapters: without them the model differs
+        assert (_logits(trained, batch) - want).abs().max() > 1e-3

@@ -240,13 +240,16 @@ def rows_hash(pairs: list[tuple[str, str]]) -> str:
 
 def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]] | list[str], cfg: TrainConfig,
                         build_model: Callable[[], object], *, lora: object = None,
-                        cache_root: Path | None = None, device: str = "cpu", text_length: int | None = None) -> Path:
+                        cache_root: Path | None = None, device: str = "cpu", text_length: int | None = None,
+                        quant: str | None = None) -> Path:
     """Folder of ``model_name`` fine-tuned on ``pairs`` with ``cfg`` (target or gold), cached by recipe.
     ``text_length``: ``pairs`` are plain texts (causal-LM training on every token, MUSE's corpora), each cut
     to its first ``text_length`` tokens.
 
     LoRA adapters, when used, are merged into the full-precision base so the result is a plain model
-    and the adapters-disabled reference of a later unlearning run is this model.
+    and the adapters-disabled reference of a later unlearning run is this model. ``quant="4bit"``: the model
+    ``build_model`` gives is 4-bit + LoRA (QLoRA, gradient checkpointing on CUDA, as the methods train); it is
+    saved dequantised with the adapters merged, and the recipe records the quantisation.
     """
     from unlearn.cache import cached_artefact
     from unlearn.models import merged_copy_for_save
@@ -263,6 +266,8 @@ def finetuned_model_dir(kind: str, model_name: str, pairs: list[tuple[str, str]]
         recipe["lora_init_seed"] = LORA_INIT_SEED
     if text_length is not None:  # (absent for QA pairs, so their recipes and cached models stay as they were)
         recipe["text_length"] = text_length
+    if quant is not None:  # (absent for full-precision bases, likewise)
+        recipe["quant"] = quant
 
     def build(out: Path) -> None:
         lm = build_model()

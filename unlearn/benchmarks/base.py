@@ -115,14 +115,17 @@ class Benchmark:
 
     # -------------------------------------------------------------- models
     def _model_dir(self, kind: str, rows: list) -> Path:
-        """The folder of the model fine-tuned on ``rows`` with the profile's target recipe (built once, cached)."""
+        """The folder of the model fine-tuned on ``rows`` with the profile's target recipe (built once, cached).
+        With ``--quant 4bit`` (and LoRA) the training itself is QLoRA: the base is loaded in 4-bit as the
+        unlearning methods load it, so a 4B target trains under the same memory cap; the saved folder is plain."""
         from unlearn.train import finetuned_model_dir
 
+        quant = self.quant if self.profile.lora is not None else None
         cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
         return finetuned_model_dir(self.model_prefix + kind, self.model, rows, cfg,
-                                   lambda: load_model(self.model, lora=self.profile.lora, device=self.device),
+                                   lambda: load_model(self.model, quant=quant, lora=self.profile.lora, device=self.device),
                                    lora=self.profile.lora, device=self.device,
-                                   text_length=getattr(self.profile, "text_length", None))
+                                   text_length=getattr(self.profile, "text_length", None), quant=quant)
 
     def load(self, path, adapters: bool = True) -> LoadedModel:
         """A cached target/gold folder, with the profile's fresh LoRA adapters unless ``adapters`` is False."""

@@ -98,9 +98,13 @@ def trainable_parameters(model) -> list[torch.nn.Parameter]:
 
 
 def merged_copy_for_save(model):
-    """Merge LoRA into full-precision base weights (the target becomes a plain model)."""
+    """The model as plain weights to save (a target or gold becomes a plain model): LoRA merged into the base;
+    a 4-bit (QLoRA) model is dequantised layer by layer on the CPU with its adapters merged (``dequantised_copy``:
+    what the 4-bit model computes, up to the compute dtype's rounding of W + dW)."""
+    if is_quantised(model):
+        from unlearn.models.quant import dequantised_copy
+
+        return dequantised_copy(model)
     if is_peft(model):
-        if is_quantised(model):
-            raise ValueError("merging LoRA into 4-bit weights is lossy; build targets from a full-precision base")
         return model.merge_and_unload()
     return model
