@@ -9,11 +9,14 @@ take their AVX2 code paths, which every x86-64 machine of the project has, and f
 initialise, so :func:`pin_numerics` must run before ``import torch``: the root ``conftest.py`` calls it
 first thing, and the CLI calls it for the tiny tier before it imports anything that imports torch.
 
-Measured with :func:`fingerprint` (torch 2.13.0+cpu): under these pins an AMD
-EPYC with AVX-512 prints the same hashes for GEMM, elementwise, attention and a short training run as
-an AMD EPYC with AVX2 only (gemm edf43b6a7622, elementwise 922dcc4b5ab7, attention 15d07d617373,
-training f5df9d0a03be), and different ones without them. ``tests/test_numerics.py`` checks that those
-hashes hold on the machine that runs the tests.
+MKL runs in *strict* conditional numerical reproducibility (``MKL_CBWR=AVX2,STRICT``): MKL's documented mode
+for bitwise-equal results on every processor with the AVX2 branch, whatever the thread count and the arrays'
+alignment. Without ``STRICT`` an Intel Xeon (AVX-512/AMX) computed small GEMMs (attention blocks, the
+backward of a 96x384 linear layer) differently from an AMD EPYC and from itself at 1 and 2 threads, which
+trained a different tiny tier. Measured with :func:`fingerprint` (torch 2.13.0+cpu) on the Intel Xeon, the
+same hashes at 1 and 2 threads: gemm edf43b6a7622 (also the AMD EPYC's under the earlier non-strict pin),
+elementwise 922dcc4b5ab7, attention d80fbb81edb2, training 6ec459dc44ce. ``tests/test_numerics.py``
+checks that those hashes hold on the machine that runs the tests.
 
 oneDNN is left alone: float32 matmuls go to MKL (oneDNN only runs the bf16 autocast paths, which the
 tiny tier never uses), and capping oneDNN at AVX2 would make bf16 emulated on CPUs that have it.
@@ -42,13 +45,15 @@ def worker_threads() -> int:
 THREADS = worker_threads()
 PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",  # ATen's vectorised kernels: the AVX2 build on every CPU
-    "MKL_CBWR": "AVX2",  # MKL conditional numerical reproducibility: its AVX2 code path
+    # MKL's strict conditional numerical reproducibility on its AVX2 code path: the same bits on every CPU with
+    # AVX2 at any thread count and alignment (without STRICT small GEMMs differed between CPU vendors)
+    "MKL_CBWR": "AVX2,STRICT",
     "OMP_NUM_THREADS": str(THREADS),  # a fixed thread count (see worker_threads)
     "MKL_NUM_THREADS": str(THREADS),
 }
-# numerics_fingerprint.py's hashes for the pinned AVX2 paths (torch 2.13.0+cpu), measured on both CPU kinds
+# fingerprint()'s hashes under the pins (torch 2.13.0+cpu), measured on an Intel Xeon (AVX-512/AMX) at 1 and 2 threads
 REFERENCE_FINGERPRINT = {"torch": "2.13.0+cpu", "gemm": "edf43b6a7622", "elementwise": "922dcc4b5ab7",
-                         "attention": "15d07d617373", "training": "f5df9d0a03be"}
+                         "attention": "d80fbb81edb2", "training": "6ec459dc44ce"}
 
 
 class NumericsPinError(RuntimeError):
