@@ -403,7 +403,6 @@ class UnsafeBenchmark(Benchmark):
                                   ev["retain_rouge"], ev["mia"]["min_k_plus_plus_auc"])
         intervals = self.summary_intervals(target, gold, ev, summary)
         metrics = {k: ev[k] for k in METRICS} | {f"mia_{k}": v for k, v in ev["mia"].items()}
-        metrics["gold_mia_min_k_plus_plus_auc"] = gold["mia"]["min_k_plus_plus_auc"]
         metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
         if robust is not None:
             metrics.update({k: robust[k] for k in ("relearn_recovery", "relearn_control", "relearn_excess")})
