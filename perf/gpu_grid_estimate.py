@@ -1,7 +1,11 @@
 """Wall time of the full TOFU grid (11 methods x forget01/05/10, full protocol) for a Qwen3-4B QLoRA model, from
 the throughput the GPU tier measured (``.ci/gpu`` writes ``outputs/gpu_report.jsonl``; tests/test_gpu_4b.py).
 
-    python perf/gpu_grid_estimate.py outputs/gpu_report.jsonl
+    python perf/gpu_grid_estimate.py outputs/gpu_report.jsonl [THROUGHPUT.jsonl]
+
+With a second file from ``perf/gpu_throughput.py`` (warm medians), its rates replace the tier's: training at the
+target fine-tuning step's warm rate (the warm finetune method's beside it), generation at the fastest exact
+configuration (4-bit + LoRA, ``fast`` engine) measured at the full protocol's 200 new tokens that fit the cap.
 
 How (each choice is printed with the result):
 - training: target (full, 5 epochs) and one gold per split (retainNN, 5 epochs) at two measured rates of the same
@@ -45,7 +49,7 @@ def load(report: str) -> dict[str, dict]:
     return recs
 
 
-def main(report: str) -> None:
+def main(report: str, throughput: str | None = None) -> None:
     from unlearn.benchmarks.tofu.data import load_tofu
     from unlearn.models.tiny import train_tiny_tokenizer
 
@@ -63,9 +67,19 @@ def main(report: str) -> None:
     # two measured rates for the same work (NLL on QA rows, batch 16, QLoRA): the target fine-tuning test's and the
     # finetune method's (it trains on retain rows with the same loss); the grid is given at both
     rates = sorted({recs["target fine-tuning"]["tokens_per_s"], recs["method finetune"]["tokens_per_s"]})
-    train_tps = rates[0]
     score_tps = recs["scoring batch 16"]["tokens_per_s"]
     gen_tps = recs["generation batch 16"]["tokens_per_s"]
+    gen_desc = "batch 16"
+    if throughput:
+        warm = load(throughput)
+        rates = [warm["target fine-tuning"]["tokens_per_s"]]
+        print(f"warm training rates ({throughput}): target fine-tuning {rates[0]:.0f} tok/s, finetune method "
+              f"{warm['method finetune']['tokens_per_s']:.0f} tok/s (the grid uses the first)")
+        long = [r for k, r in warm.items() if k.startswith("generation 4bit+lora fast") and r.get("new_tokens") == 200
+                and "tokens_per_s" in r]
+        if long:
+            best = max(long, key=lambda r: r["tokens_per_s"])
+            gen_tps, gen_desc = best["tokens_per_s"], f"batch {best['batch_size']} at 200 new tokens, warm"
     methods = {k.split(" ", 1)[1]: r for k, r in recs.items() if k.startswith("method ")}
 
     grid = {}
@@ -73,8 +87,9 @@ def main(report: str) -> None:
         grid[train_tps] = _grid(recs, methods, full, qa_tokens, answer_tokens, train_tps, score_tps, gen_tps)
     dev = next(iter(recs.values()))["device"]
     print(f"# Full TOFU grid estimate, {recs['target fine-tuning']['model']} (4-bit + LoRA) on {dev}")
-    print(f"rates: training {' or '.join(f'{r:.0f}' for r in rates)} tok/s (target fine-tuning test, finetune method; "
-          f"batch 16), scoring {score_tps:.0f} tok/s (batch 16), generation {gen_tps:.0f} new tok/s (batch 16); "
+    train_desc = "target fine-tuning, warm" if throughput else "target fine-tuning test, finetune method"
+    print(f"rates: training {' or '.join(f'{r:.0f}' for r in rates)} tok/s ({train_desc}; batch 16), scoring "
+          f"{score_tps:.0f} tok/s (batch 16), generation {gen_tps:.0f} new tok/s ({gen_desc}); "
           f"mean QA {qa_tokens:.0f} tokens, answer {answer_tokens:.0f}")
     for train_tps, (rows, total, train_s, eval_s) in grid.items():
         print(f"## at {train_tps:.0f} training tok/s")
@@ -114,6 +129,6 @@ def _grid(recs, methods, full, qa_tokens, answer_tokens, train_tps, score_tps, g
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
-    main(sys.argv[1])
+    main(*sys.argv[1:])

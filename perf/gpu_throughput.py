@@ -3,6 +3,7 @@ synchronised, the median of 3; the first (cold) call reported beside it. On a Qw
 config, random weights, no download), 4-bit NF4 + LoRA, the process capped at 10 GiB of GPU memory.
 
     python perf/gpu_throughput.py OUT.jsonl            # on a CUDA machine
+    python perf/gpu_throughput.py OUT.jsonl long       # only the full protocol's generation length (long_generation)
     UNLEARN_GPU_TIER_DEVICE=cpu UNLEARN_GPU_TIER_MODEL=tiny-qwen3 python perf/gpu_throughput.py OUT.jsonl
 
 Steps (each a JSON line: cold seconds, median warm seconds, tokens, tokens/s, peak GiB):
@@ -14,6 +15,9 @@ Steps (each a JSON line: cold seconds, median warm seconds, tokens, tokens/s, pe
   (transformers' generate; B in 16, 64); new tokens per second;
 - ``generation dequantised bf16 batch B``: the same on a plain bf16 copy of the model (NF4 dequantised, adapters
   merged; what an evaluation could run instead of the 4-bit + LoRA model) where it fits under the cap;
+- ``generation dequantised bf16 hf dynamic|static+compile batch B``: transformers' generate on that copy with the
+  default cache and with a static KV cache (compiled on CUDA; the cold call holds the compilation), B in 64, 128,
+  with the share of rows whose greedy tokens agree between the two;
 - ``qlora target training + save``: ``finetuned_model_dir`` with ``quant="4bit"`` (the `--quant 4bit` target
   path), its GPU peak and wall time with the dequantised save.
 The CPU rehearsal checks the script end to end; its figures mean nothing.
@@ -84,6 +88,66 @@ def measure(step: str, fn, tokens: int, out, repeats: int = REPEATS, **extra) ->
     out.write(json.dumps(rec) + "\n")
     out.flush()
     return rec
+
+
+def static_generation(model, tok, questions, out) -> None:
+    """transformers' generate with a static KV cache (on CUDA it compiles the decoding step with torch.compile:
+    the cold call includes the compilation) on the dequantised bf16 model, against the same call with the default
+    dynamic cache: new tokens/s, and the share of rows whose greedy tokens agree exactly."""
+    from unlearn.scoring.encoding import attention_mask, chat_prompt_ids, format_prompt, pad_sequences
+
+    for b in (64, 128):
+        prompts = [chat_prompt_ids(tok, format_prompt(tok, q)) for q in questions[:b]]
+        ids, mask = pad_sequences(prompts, tok.pad_token_id, left=True, device=DEVICE)
+        mask = attention_mask(ids, mask, None)
+        width = ids.shape[1]
+
+        def run(**extra):
+            return model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=NEW_TOKENS,
+                                  min_new_tokens=NEW_TOKENS, pad_token_id=tok.pad_token_id,
+                                  eos_token_id=tok.eos_token_id, temperature=None, top_p=None, top_k=None,
+                                  use_cache=True, **extra)[:, width:]
+        try:
+            reference = run()
+            measure(f"generation dequantised bf16 hf dynamic batch {b}", run, b * NEW_TOKENS, out, new_tokens=NEW_TOKENS,
+                    batch_size=b, engine="hf")
+            static = run(cache_implementation="static")
+            agree = sum(bool(torch.equal(x, y)) for x, y in zip(static, reference)) / b
+            measure(f"generation dequantised bf16 hf static+compile batch {b}", lambda: run(cache_implementation="static"),
+                    b * NEW_TOKENS, out, new_tokens=NEW_TOKENS, batch_size=b, engine="hf static",
+                    rows_agreeing_with_dynamic=agree)
+        except Exception as err:  # noqa: BLE001 - a failed compile is a finding to record, not a reason to lose the file
+            rec = {"step": f"generation static batch {b}", "error": f"{type(err).__name__}: {str(err)[:300]}"}
+            print(json.dumps(rec), flush=True)
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+
+
+def long_generation(path: str) -> None:
+    """The full protocol's generation length (200 new tokens) on the 4-bit + LoRA model, the exact ``fast`` engine,
+    batches of 64 and 128: new tokens/s and peak memory under the cap (``python perf/gpu_throughput.py OUT long``)."""
+    from unlearn.benchmarks.tofu.benchmark import profile_for
+    from unlearn.benchmarks.tofu.data import load_tofu
+    from unlearn.models import load_model, resolve_model_source
+    from unlearn.scoring import generate
+
+    if CUDA:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, CAP_GIB * 2**30 / total), 0)
+    profile = profile_for("qwen3-4b-random", dry_run=False, max_steps=2, precision="bf16" if CUDA else "fp32",
+                          protocol="full")
+    resolve_model_source(MODEL)
+    lm = load_model(MODEL, quant="4bit", lora=profile.lora, device=DEVICE)
+    lm.model.eval()
+    questions = [r.question for r in load_tofu("forget10").forget]
+    new = 200
+    with open(path, "a") as out:
+        for b in (64, 128):
+            with (torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)):
+                measure(f"generation 4bit+lora fast batch {b} at {new} new tokens",
+                        lambda: generate(lm.model, lm.tokenizer, questions[:b], max_new_tokens=new, batch_size=b,
+                                         engine="fast"),
+                        b * new, out, new_tokens=new, batch_size=b, engine="fast")
 
 
 def main(path: str) -> None:
@@ -180,10 +244,15 @@ def main(path: str) -> None:
                     b * NEW_TOKENS, out, new_tokens=NEW_TOKENS, batch_size=b, engine="fast")
     except torch.OutOfMemoryError as err:
         print(json.dumps({"step": "dequantised bf16 copy", "oom": str(err).splitlines()[0][:200]}), flush=True)
+    else:
+        static_generation(plain, tok, questions, out)
     del plain
 
     out.close()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "gpu_throughput.jsonl")
+    if sys.argv[2:] == ["long"]:
+        long_generation(sys.argv[1])
+    else:
+        main(sys.argv[1] if len(sys.argv) > 1 else "gpu_throughput.jsonl")

@@ -202,6 +202,18 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
             assert np.abs(c - a).max() > 1e-5  # bf16 scoring is a different computation (the check has teeth)
 
 
+def test_real_model_full_protocol_generates_64_prompts_a_batch_but_open_unlearning_keeps_its_32():
+    """The GPU-sized generation batch (perf/results/gpu_throughput_h200_2026-12-04.jsonl) is the real-model full
+    profile's; the conformance path keeps open-unlearning's batches, and the tiny tier its own protocol."""
+    from unlearn.benchmarks.tofu.benchmark import profile_for
+
+    assert profile_for("smollm2-135m", dry_run=False, max_steps=None).protocol.generation_batch_size == 64
+    ou = profile_for("smollm2-135m", dry_run=False, max_steps=None, compat="open-unlearning").protocol
+    assert ou.generation_batch_size == 32 and ou.batch_size == 32
+    assert profile_for("smollm2-135m", dry_run=True, max_steps=None).protocol.generation_batch_size == 80
+    assert profile_for("tiny-qwen3", dry_run=False, max_steps=None).protocol.generation_batch_size is None
+
+
 def test_lora_initialisation_does_not_depend_on_what_the_process_drew_before():
     """Two loads with LoRA give the same adapters whatever ran in between (a cell's result must not depend on
     the cells before it), and the load leaves the caller's RNG stream where it was."""
