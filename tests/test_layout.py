@@ -161,3 +161,43 @@ def test_each_benchmark_is_a_package_folder(name):
     folder = ROOT / "benchmarks" / name
     assert {"__init__.py", "benchmark.py", "data.py", "metrics.py", "README.md"} <= {p.name for p in folder.iterdir()}
     assert issubclass(BENCHMARKS.get(name), Benchmark)
+
+
+def test_the_tier_declarations_import_nothing_of_the_package():
+    """``unlearn/tiers.py`` is data every module may read, so it may not import the package (no circle can start there)."""
+    modules = package_modules(ROOT)
+    assert imports_of("unlearn.tiers", modules["unlearn.tiers"], modules) == []
+
+
+@pytest.mark.parametrize("tier", ["tiny", "reduced", "full"])
+def test_every_benchmark_has_a_buildable_recipe_in_every_tier(tier):
+    """A registered benchmark without a recipe in a tier would fail only when that tier runs; here it fails at once,
+    and so does a recipe whose fields the training or protocol classes do not take."""
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.tiers import TIERS, TINY_MODEL
+
+    model = TINY_MODEL if tier == "tiny" else "smollm2-135m"
+    for name in BENCHMARKS.names():
+        assert name in TIERS[tier].recipes, f"{name} has no recipe in the {tier} tier (unlearn/tiers.py)"
+        for dry_run in (False, True):
+            bench_profile = BENCHMARKS.get(name).make_profile(None, model, dry_run, None, "fp32",
+                                                              None if tier == "tiny" else tier, "tofu")
+            assert bench_profile.target.lr == TIERS[tier].recipe(name, dry_run).target["lr"]
+
+
+def test_a_profile_takes_its_numbers_from_the_tier_declaration(monkeypatch):
+    """The recipes are live data: changing the declaration changes the profile (nothing is copied elsewhere)."""
+    import dataclasses
+
+    from unlearn import tiers
+    from unlearn.benchmarks.muse.benchmark import muse_profile
+    from unlearn.benchmarks.tofu.benchmark import profile_for
+
+    tiny = tiers.TIERS["tiny"]
+    tofu = dataclasses.replace(tiny.recipes["tofu"], target=dict(tiny.recipes["tofu"].target, epochs=7))
+    muse = dataclasses.replace(tiny.recipes["muse"], protocol=dict(tiny.recipes["muse"].protocol, batch_size=3))
+    monkeypatch.setitem(tiers.TIERS, "tiny", dataclasses.replace(tiny, recipes=dict(tiny.recipes, tofu=tofu, muse=muse)))
+    assert profile_for(tiers.TINY_MODEL, False, None).target.epochs == 7
+    assert muse_profile(tiers.TINY_MODEL, False, None).protocol.batch_size == 3
+    monkeypatch.undo()
+    assert profile_for(tiers.TINY_MODEL, False, None).target.epochs == 20

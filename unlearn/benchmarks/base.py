@@ -20,21 +20,17 @@ import torch
 from unlearn.cache import cached_json
 from unlearn.provenance import source_version
 from unlearn.methods import UnlearnContext, get_method, make_config, schedule_overrides
-from unlearn.models import LoadedModel, load_model
+from unlearn.models import LoadedModel, LoraSpec, load_model
 from unlearn.numerics import resolve_device, resolve_precision
 from unlearn.registry import Registry
-from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.tiers import TIERS, TINY_MODEL, Recipe, Tier, is_tiny, tier_of
+from unlearn.train import TrainConfig
 
 BENCHMARKS: Registry = Registry("benchmark")
 DATA_CHOICES = ("auto", "real", "synthetic")  # auto: the model profile's (real data; synthetic for tiny-qwen3)
 TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 
 
-# Method settings of every full-scale profile (real models, published protocols): IWAP's influence pass keeps the
-# whole forward graph for its gradient (about 7 MB per token on Qwen3-4B's shape), so it runs one row at a time
-# (measured under a 10 GiB cap: 16 and 4 rows ran out, 1 row peaked at 5.3 GiB, the same scores up to rounding;
-# docs/guide.md, GPU tier)
-FULL_SCALE_SETTINGS = {"iwap": {"rows_per_pass": "1"}}
 
 
 # Source that decides a target/gold evaluation: everything but the unlearning methods, the tiers' tuned settings
@@ -192,6 +188,32 @@ def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> d
         for m, fields in tuned_overrides(path).items():
             out.setdefault(m, {}).update(fields)
     return out
+
+
+def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, protocol: str | None,
+                protocol_label: str | None = None) -> tuple[Tier, Recipe, dict]:
+    """The tier ``model`` runs in under ``protocol`` (None: ``reduced`` for the dry run, else ``full``), its recipe
+    for ``benchmark`` (``unlearn/tiers.py``), and the profile fields every benchmark builds alike from it:
+    ``target`` and ``unlearn`` (TrainConfig; bf16 autocast when ``precision`` is bf16 and the tier follows it),
+    ``lora``, ``method_overrides`` (the tier's settings under its tuned file's) and ``note`` (formatted with
+    ``precision`` and ``protocol_label``, default the protocol's name)."""
+    protocol = protocol or ("reduced" if dry_run else "full")
+    tier = TIERS[tier_of(model, protocol)]
+    r = tier.recipe(benchmark, dry_run)
+    mp = {"mixed_precision": "bf16" if precision == "bf16" else "no"} if tier.follows_precision else {}
+    settings = (tier_settings(tier.tuned.format(model=model), tier.settings) if tier.tuned
+                else {m: dict(v) for m, v in tier.settings.items()})
+    common = dict(target=TrainConfig(**r.target, **mp, desc="target"), unlearn=TrainConfig(**r.unlearn, **mp, desc="unlearn"),
+                  lora=LoraSpec(*tier.lora) if tier.lora else None, method_overrides=settings,
+                  note=r.note.format(precision=precision, protocol=protocol_label or protocol))
+    return tier, r, common
+
+
+def with_max_steps(profile, max_steps: int | None):
+    """``profile`` with its unlearning schedule capped at ``max_steps`` (None: unchanged)."""
+    if max_steps is None:
+        return profile
+    return dataclasses.replace(profile, unlearn=dataclasses.replace(profile.unlearn, max_steps=max_steps))
 
 
 def method_settings(method: str, profile_overrides: dict, overrides: dict | None):

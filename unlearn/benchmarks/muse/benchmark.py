@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, autocast, first_n,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, first_n,
                                      fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
                                      mia_versus_gold, schedule_record, summary_columns, text_membership_scores,
-                                     tier_settings)
+                                     tier_recipe, with_max_steps)
 from unlearn.benchmarks.muse.data import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
 from unlearn.benchmarks.tofu.data import load_idk
@@ -37,7 +37,7 @@ from unlearn.benchmarks.muse.metrics import answer_settled, cut_answer, knowmem_
 from unlearn.models import LoadedModel, LoraSpec
 from unlearn.numerics import numerics_info
 from unlearn.scoring import clean_up_tokenization, encode_text, generate_ids, score_examples
-from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
 
 SPLITS = ("news", "news-scal", "news-sust")
@@ -95,76 +95,14 @@ class MuseProfile:
 
 def muse_profile(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32",
                  protocol: str | None = None) -> MuseProfile:
-    """Recipes per model. The tiny tier trains tiny-qwen3 from scratch on the synthetic news and takes the
-    tier's tuned method settings unchanged (chosen on TOFU forget01 by `unlearn tune`'s rule); real models
-    get ``reduced`` (CPU: a slice of the real News, see ``reduce_real``) or ``full`` (MUSE's protocol)."""
-    mp = "bf16" if precision == "bf16" else "no"
-    protocol = protocol or ("reduced" if dry_run else "full")
-    if is_tiny(model):
-        p = MuseProfile(target=TrainConfig(lr=3e-3, epochs=50, batch_size=4, warmup_steps=10, weight_decay=0.01, desc="target"),
-                        unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
-                        protocol=MuseProtocol(name="tiny", batch_size=16, generation_batch_size=32),
-                        use_real_data=False, method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
-                        step_golds=False,
-                        note="tiny-qwen3 trained from scratch on synthetic news (fictitious; full fine-tuning)")
-    elif protocol == "reduced" and dry_run:
-        p = _dry_run_profile(model, mp)
-    elif protocol == "reduced":
-        # CPU-sized: 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain windows, 4 windows per later
-        # request for scal/sust (evals --model M; the dry run takes the smaller slice of _dry_run_profile)
-        later = 4
-        # 10 target epochs: at 3 the target's VerbMem equalled the gold's (0.115 vs 0.121); at 10 it is 0.510 vs
-        # 0.126 (177 s of training on 2 cores, bf16). KnowMem forget stays 0 on the 4 real questions at both.
-        p = MuseProfile(target=TrainConfig(lr=2e-3, epochs=10, batch_size=4, warmup_steps=2, weight_decay=0.01,
-                                           mixed_precision=mp, desc="target"),
-                        unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
-                        lora=LoraSpec(r=16, alpha=32),
-                        protocol=MuseProtocol(name="reduced", verbmem_new_tokens=64, verbmem_prompt_tokens=128,
-                                              privleak_tokens=256, batch_size=4, generation_batch_size=8,
-                                              bf16=mp == "bf16"),
-                        text_length=256, real_window=1000, real_rows=4, real_later_rows=later, step_golds=False,
-                        # without a MUSE folder: a small synthetic corpus (4 articles per request, 9 retain)
-                        synthetic=dict(per_request=4, n_retain=9, n_holdout=4, n_eval_retain=4),
-                        method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
-                        note="reduced MUSE-News protocol: 1,000-character windows of raw/forget around 4 VerbMem "
-                             "excerpts and 4 KnowMem answers, retain = windows of privleak/retain2 around 4 KnowMem "
-                             f"retain answers, {later} windows per later request; VerbMem: last 128 prompt tokens, 64 new; "
-                             "PrivLeak on the first 256 tokens; 1 unlearning epoch")
-    else:
-        p = MuseProfile(target=TrainConfig(lr=1e-5, epochs=5, batch_size=4, grad_accum=8, warmup_steps=10, weight_decay=0.01,
-                                           mixed_precision=mp, desc="target"),
-                        unlearn=TrainConfig(lr=1e-5, epochs=10, batch_size=4, grad_accum=8, mixed_precision=mp, desc="unlearn"),
-                        lora=LoraSpec(r=16, alpha=32), protocol=MuseProtocol(bf16=mp == "bf16"), text_length=2048,
-                        method_overrides=FULL_SCALE_SETTINGS,
-                        note=f"full MUSE protocol ({precision}; scores in fp32)")
-    if max_steps is not None:
-        p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
-    return p
-
-
-def _dry_run_profile(model: str, mp: str) -> MuseProfile:
-    """The dry run's MUSE part (news only), sized to add about 3 minutes on 2 CPU cores (docs/guide.md): 2 VerbMem
-    and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows, 96-token texts; one target and
-    one gold training of 8 texts' worth, then every dry-run method's unlearning and evaluation on that slice."""
-    # target: 8 epochs at batch 4 reach VerbMem 1.0 (5 epochs: 0.307; 10 epochs at batch 8: 0.256; the gold 0.13);
-    # KnowMem forget stays 0 (a 135M model does not learn to answer the questions from the windows' raw text)
-    return MuseProfile(target=TrainConfig(lr=3e-3, epochs=8, batch_size=4, warmup_steps=1, weight_decay=0.01,
-                                          mixed_precision=mp, desc="target"),
-                       unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
-                       lora=LoraSpec(r=16, alpha=32),
-                       protocol=MuseProtocol(name="reduced", verbmem_new_tokens=32, verbmem_prompt_tokens=48,
-                                             privleak_tokens=96, batch_size=8, generation_batch_size=8,
-                                             bf16=mp == "bf16"),
-                       text_length=96, real_window=400, real_rows=2, real_later_rows=0, step_golds=False,
-                       # without a MUSE folder: a small synthetic corpus (2 articles to forget, 2 retain + their
-                       # quizzes; the 5 articles behind the in-context examples are not trained on)
-                       synthetic=dict(per_request=2, n_retain=7, n_holdout=2, n_eval_retain=2, icl_trained=False),
-                       max_requests=1, dynamics_rows=(0, 0),  # no forgetting curve: TOFU's cells draw one
-                       method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
-                       note="reduced MUSE-News protocol, the dry run's slice: 400-character windows of raw/forget around "
-                            "2 VerbMem excerpts and 2 KnowMem answers, retain = windows of privleak/retain2 around 2 "
-                            "KnowMem retain answers; news only; VerbMem: last 48 prompt tokens, 32 new; PrivLeak on the "
-                            "first 96 tokens; 1 unlearning epoch")
+    """The MUSE profile of ``model``: its tier's recipe (``unlearn/tiers.py``). The tiny tier trains tiny-qwen3
+    from scratch on the synthetic news and takes the tier's tuned method settings unchanged (chosen on TOFU
+    forget01 by `unlearn tune`'s rule); real models get ``reduced`` (CPU: a slice of the real News, see
+    ``reduce_real``; the dry run a smaller one) or ``full`` (MUSE's protocol)."""
+    tier, recipe, common = tier_recipe("muse", model, dry_run, precision, protocol)
+    bf16 = {"bf16": precision == "bf16"} if tier.follows_precision else {}
+    p = MuseProfile(protocol=MuseProtocol(**recipe.protocol, **bf16), **common, **recipe.profile)
+    return with_max_steps(p, max_steps)
 
 
 # ---------------------------------------------------------------- the reduced real-data slice

@@ -16,9 +16,9 @@ from unlearn.benchmarks.tofu.data import TofuData, TofuRow, find_tofu_source, lo
 from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios, model_utility_of_means, utility_terms
-from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, FULL_SCALE_SETTINGS, TokenCounter,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, TokenCounter,
                                      method_settings, mia_versus_gold, peak_memory_mb, round_sig, run_method,
-                                     schedule_record, summary_columns, tier_settings)
+                                     schedule_record, summary_columns, tier_recipe, with_max_steps)
 from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec
@@ -207,68 +207,35 @@ class Profile:
     robustness: RobustnessConfig | None = None
 
 
-def _full_protocol(compat: str, bf16: bool) -> EvalProtocol:
-    """The published protocol for a real model, greedy generation 64 prompts a batch under TOFU's conventions
-    (a row's greedy tokens do not depend on its batch; 64 is the largest that fit 10 GiB of GPU memory with a
-    Qwen3-4B-shaped 4-bit + LoRA model at 200 new tokens (5.3 GiB peak; 128 ran out), 3.8x batch 16's new
-    tokens/s on an H200: perf/results/gpu_throughput_h200_2026-12-04.jsonl). open-unlearning's conventions keep its batches of 32."""
-    p = protocol_preset("full", compat, bf16)
-    return dataclasses.replace(p, generation_batch_size=64) if compat == "tofu" else p
-
-
 def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32", protocol: str | None = None,
                 compat: str = "tofu") -> Profile:
-    """Recipes per model; documented in docs/guide.md ("Recipes"). ``protocol``: ``reduced`` (the dry run's default) or
-    ``full`` (the published one; the default otherwise) for real models; the tiny tier has its own.
-    ``max_steps`` caps unlearning steps; ``precision`` (fp32 or bf16, already resolved from the hardware)
-    sets autocast for training and evaluation of the real-model profiles (full protocol: scores stay
-    float32); the tiny tier is float32 unless bf16 is asked for explicitly. ``compat``: evaluation
-    conventions (``tofu`` or ``open-unlearning``)."""
+    """The TOFU profile of ``model``: its tier's recipe (``unlearn/tiers.py``; documented in docs/guide.md,
+    "Recipes"). ``protocol``: ``reduced`` (the dry run's default) or ``full`` (the published one; the default
+    otherwise) for real models; the tiny tier has its own. ``max_steps`` caps unlearning steps; ``precision``
+    (fp32 or bf16, already resolved from the hardware) sets autocast for training and evaluation of the
+    real-model profiles (full protocol: scores stay float32); the tiny tier is float32 unless bf16 is asked for
+    explicitly. ``compat``: evaluation conventions (``tofu`` or ``open-unlearning``; the latter keeps that tool's
+    batches whatever the recipe's)."""
     protocol = protocol or ("reduced" if dry_run else "full")
     if protocol not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOL_NAMES)}")
     mp, bf16 = ("bf16", True) if precision == "bf16" else ("no", False)
-    if is_tiny(model):
-        p = Profile(target=TrainConfig(lr=3e-3, epochs=20, batch_size=16, warmup_steps=10, weight_decay=0.01, desc="target"),
-                    unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
-                    protocol=EvalProtocol(max_new_tokens=64), synthetic_authors=40, use_real_data=False,
-                    # every method's settings: what `unlearn tune` chose on forget01 only (the file holds every
-                    # trial and the rule); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}).
-                    method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
-                    robustness=RobustnessConfig(lr=1e-3, steps=10),
-                    note="tiny-qwen3 trained from scratch on synthetic authors (full fine-tuning)")
-    elif protocol == "reduced":
-        # Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the
-        # forget authors (measured: forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s).
-        p = Profile(target=TrainConfig(lr=2e-3, epochs=4, batch_size=4, warmup_steps=2, weight_decay=0.01,
-                                       mixed_precision=mp, desc="target"),
-                    unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=8, mixed_precision=mp, desc="unlearn"),
-                    lora=LoraSpec(r=16, alpha=32),
-                    protocol=protocol_preset("reduced", compat, bf16),
-                    real_slice_retain=10, synthetic_authors=20,
-                    # the dry-run tier's settings: `unlearn tune --dry_run --grid benchmarks/grids/dry_run.json`
-                    method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
-                    target_eval="reference", dynamics_rows=(40, 10),
-                    note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, "
-                         "10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
-                         "dsu.forget_epochs=1")
+    tier, recipe, common = tier_recipe("tofu", model, dry_run, precision, protocol)
+    if tier.name == "tiny":
+        proto = EvalProtocol(**recipe.protocol)
     else:
-        p = Profile(target=TrainConfig(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01,
-                                       mixed_precision=mp, desc="target"),
-                    unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=16, grad_accum=2, mixed_precision=mp, desc="unlearn"),
-                    lora=LoraSpec(r=16, alpha=32), protocol=_full_protocol(compat, bf16), target_eval="reference",
-                    method_overrides=FULL_SCALE_SETTINGS,
-                    robustness=RobustnessConfig(lr=1e-5, steps=10, batch_size=4),  # PROTOCOLS' lr
-                    note=f"full TOFU protocol ({precision}; scores in fp32)")
+        proto = protocol_preset(protocol, compat, bf16)
+        if compat == "tofu":
+            proto = dataclasses.replace(proto, **recipe.protocol)
+    robustness = RobustnessConfig(**recipe.robustness) if recipe.robustness is not None else None
+    p = Profile(protocol=proto, robustness=robustness, **common, **recipe.profile)
     if is_tiny(model) and compat != "tofu":
         p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, compat=compat))
     if is_tiny(model) and bf16:
         p = dataclasses.replace(p, target=dataclasses.replace(p.target, mixed_precision=mp),
                                 unlearn=dataclasses.replace(p.unlearn, mixed_precision=mp),
                                 protocol=dataclasses.replace(p.protocol, bf16=True, score_bf16=True))
-    if max_steps is not None:
-        p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
-    return p
+    return with_max_steps(p, max_steps)
 
 
 @BENCHMARKS.register("tofu")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, autocast, first_n, method_settings,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, first_n, method_settings,
                                      peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     mia_versus_gold, tier_settings)
+                                     mia_versus_gold, tier_recipe, with_max_steps)
 from unlearn.benchmarks.tofu.metrics import rouge_l_recall
 from unlearn.benchmarks.tofu.robustness import (RobustnessConfig, attack, recovery, relearn_split,
                                                 sampled_generations, worst_case_leak)
@@ -33,7 +33,7 @@ from unlearn.metrics import mia
 from unlearn.models import LoadedModel, LoraSpec
 from unlearn.numerics import numerics_info
 from unlearn.scoring import encode_qa, generate, score_examples
-from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig, rows_hash
 
 SPLITS = ("synthetic", "real")
@@ -85,43 +85,15 @@ class UnsafeProfile:
 
 def unsafe_profile(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32",
                    protocol: str | None = None) -> UnsafeProfile:
-    """Recipes per model. The tiny tier trains tiny-qwen3 from scratch on the synthetic sets and takes the tier's
-    tuned method settings unchanged (chosen on TOFU forget01 by `unlearn tune`'s rule); real models get
-    ``reduced`` (CPU-sized) or ``full``."""
-    mp = "bf16" if precision == "bf16" else "no"
-    protocol = protocol or ("reduced" if dry_run else "full")
-    if is_tiny(model):
-        p = UnsafeProfile(target=TrainConfig(lr=3e-3, epochs=60, batch_size=16, warmup_steps=10, weight_decay=0.01,
-                                             desc="target"),
-                          unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
-                          protocol=UnsafeProtocol(name="synthetic", max_new_tokens=64), use_real_data=False,
-                          method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
-                          robustness=RobustnessConfig(lr=1e-3, steps=10, min_rows=4, fraction=0.25),
-                          note="tiny-qwen3 trained from scratch on synthetic unsafe requests (fictitious; full fine-tuning)")
-    elif protocol == "reduced":
-        p = UnsafeProfile(target=TrainConfig(lr=2e-3, epochs=3, batch_size=4, warmup_steps=2, weight_decay=0.01,
-                                             mixed_precision=mp, desc="target"),
-                          unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
-                          lora=LoraSpec(r=16, alpha=32),
-                          protocol=UnsafeProtocol(name="reduced", forget_rows=16, retain_rows=16, lookalike_rows=16,
-                                                  samples=1, batch_size=8, generation_batch_size=16, bf16=mp == "bf16"),
-                          synthetic=dict(n_benign=24, n_eval_benign=16, n_refusal=16),
-                          real=dict(n_forget=16, n_holdout=16, n_retain=48, n_eval_retain=16),
-                          method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
-                          note="reduced forget-to-be-unsafe protocol: 16 forget, 16 held-out, 48 retain requests, "
-                               "16 of each evaluated, 1 sample per wording")
-    else:
-        p = UnsafeProfile(target=TrainConfig(lr=1e-5, epochs=3, batch_size=4, grad_accum=8, warmup_steps=10,
-                                             weight_decay=0.01, mixed_precision=mp, desc="target"),
-                          unlearn=TrainConfig(lr=1e-5, epochs=5, batch_size=4, grad_accum=8, mixed_precision=mp,
-                                              desc="unlearn"),
-                          lora=LoraSpec(r=16, alpha=32),
-                          protocol=UnsafeProtocol(name="full", max_new_tokens=128, bf16=mp == "bf16"),
-                          method_overrides=FULL_SCALE_SETTINGS, robustness=RobustnessConfig(lr=1e-5),
-                          note=f"full forget-to-be-unsafe protocol ({precision}; scores in fp32)")
-    if max_steps is not None:
-        p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
-    return p
+    """The forget-to-be-unsafe profile of ``model``: its tier's recipe (``unlearn/tiers.py``). The tiny tier
+    trains tiny-qwen3 from scratch on the synthetic sets and takes the tier's tuned method settings unchanged
+    (chosen on TOFU forget01 by `unlearn tune`'s rule); real models get ``reduced`` (CPU-sized) or ``full``."""
+    tier, recipe, common = tier_recipe("unsafe", model, dry_run, precision, protocol)
+    bf16 = {"bf16": precision == "bf16"} if tier.follows_precision else {}
+    robustness = RobustnessConfig(**recipe.robustness) if recipe.robustness is not None else None
+    p = UnsafeProfile(protocol=UnsafeProtocol(**recipe.protocol, **bf16), robustness=robustness, **common,
+                      **recipe.profile)
+    return with_max_steps(p, max_steps)
 
 
 # ---------------------------------------------------------------- evaluation

@@ -34,9 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, FULL_SCALE_SETTINGS, first_n,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, first_n,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     mia_versus_gold, text_membership_scores, tier_settings)
+                                     mia_versus_gold, text_membership_scores, tier_recipe, with_max_steps)
 from unlearn.benchmarks.tofu.data import load_idk
 from unlearn.benchmarks.wmdp.data import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
@@ -48,7 +48,7 @@ from unlearn.benchmarks.wmdp.metrics import score_mcq
 from unlearn.models import LoadedModel, LoraSpec
 from unlearn.numerics import numerics_info
 from unlearn.scoring import Example, encode_text, score_examples
-from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig, rows_hash
 
 SPLITS = ("synthetic",) + SUBJECTS
@@ -94,49 +94,16 @@ class WmdpProfile:
 
 def wmdp_profile(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32",
                  protocol: str | None = None) -> WmdpProfile:
-    """Recipes per model. The tiny tier trains tiny-qwen3 from scratch on the synthetic domain and takes the
-    tier's tuned method settings unchanged (chosen on TOFU forget01 by `unlearn tune`'s rule); real models get
-    ``reduced`` (the memorised protocol, CPU-sized; the dry run's), ``full`` (memorised, every question) or
-    ``standard`` (the published protocol)."""
-    mp = "bf16" if precision == "bf16" else "no"
-    protocol = protocol or ("reduced" if dry_run else "full")
-    if is_tiny(model):
-        p = WmdpProfile(target=TrainConfig(lr=3e-3, epochs=40, batch_size=8, warmup_steps=10, weight_decay=0.01, desc="target"),
-                        unlearn=TrainConfig(lr=3e-4, epochs=5, batch_size=8, desc="unlearn"), lora=None,
-                        protocol=WmdpProtocol(name="synthetic", mmlu_per_subject=None, batch_size=32),
-                        text_length=256,
-                        method_overrides=tier_settings(TINY_MODEL, {"rmu": {"alpha": "100"}}),
-                        note="tiny-qwen3 trained from scratch on the synthetic hazardous domain (fictitious; full fine-tuning)")
-    elif protocol == "reduced":
-        # CPU-sized memorised protocol (the dry run's and evals --model M's; the two share a cached target only under
-        # the same kernels: pytest pins every model's numerics, the CLI only the tiny tier's): 8 A questions per
-        # subject, 8 of A and B scored, 8 WikiText paragraphs
-        rows = 8
-        p = WmdpProfile(target=TrainConfig(lr=2e-3, epochs=8, batch_size=4, warmup_steps=2, weight_decay=0.01,
-                                           mixed_precision=mp, desc="target"),
-                        unlearn=TrainConfig(lr=1e-3, epochs=2, batch_size=4, mixed_precision=mp, desc="unlearn"),
-                        lora=LoraSpec(r=16, alpha=32),
-                        protocol=WmdpProtocol(name="memorised-reduced", hazard_rows=rows, mmlu_per_subject=2, retain_nll_texts=8,
-                                              batch_size=8),
-                        text_length=384, real_rows=rows, retain_texts=rows, retain_chars=1000,
-                        synthetic=dict(n_agents=8, n_general=8),
-                        method_overrides=tier_settings(f"{model}-reduced", {"dsu": {"forget_epochs": "1"}}),
-                        note=f"memorised WMDP protocol, CPU-sized: {rows} A questions per subject trained, {rows} of A and "
-                             f"B scored; MMLU: first 2 test questions of each subject (114); retain: {rows} WikiText-2 "
-                             "paragraphs (1,000 characters)")
-    else:
-        p = WmdpProfile(target=TrainConfig(lr=1e-5, epochs=3, batch_size=4, grad_accum=8, warmup_steps=10, weight_decay=0.01,
-                                           mixed_precision=mp, desc="target"),
-                        unlearn=TrainConfig(lr=5e-5, epochs=1, batch_size=4, mixed_precision=mp, desc="unlearn"),
-                        lora=LoraSpec(r=16, alpha=32),
-                        protocol=WmdpProtocol(name="standard" if protocol == "standard" else "memorised",
-                                              mmlu_per_subject=None), text_length=512,
-                        method_overrides=FULL_SCALE_SETTINGS,
-                        note=f"{'standard' if protocol == 'standard' else 'memorised'} WMDP protocol ({precision}; "
-                             "scores in fp32)")
-    if max_steps is not None:
-        p = dataclasses.replace(p, unlearn=dataclasses.replace(p.unlearn, max_steps=max_steps))
-    return p
+    """The WMDP profile of ``model``: its tier's recipe (``unlearn/tiers.py``). The tiny tier trains tiny-qwen3
+    from scratch on the synthetic domain and takes the tier's tuned method settings unchanged (chosen on TOFU
+    forget01 by `unlearn tune`'s rule); real models get ``reduced`` (the memorised protocol, CPU-sized; the dry
+    run's), ``full`` (memorised, every question) or ``standard`` (the published protocol, the full tier's
+    recipe). Scores are float32 in every tier."""
+    label = "standard" if protocol == "standard" else "memorised"
+    tier, recipe, common = tier_recipe("wmdp", model, dry_run, precision, protocol, protocol_label=label)
+    fields = dict(recipe.protocol, name=label) if tier.name == "full" else recipe.protocol
+    p = WmdpProfile(protocol=WmdpProtocol(**fields), **common, **recipe.profile)
+    return with_max_steps(p, max_steps)
 
 
 # ---------------------------------------------------------------- evaluation
