@@ -152,3 +152,26 @@ def test_bootstrap_difference_by_hand():
     assert d == 0 and lo == hi == 0  # the same values on the same questions
     d, lo, hi = bootstrap_diff([0.0, 1.0] * 20, [0.5] * 10)  # unpaired: lengths differ
     assert d == 0 and lo < 0 < hi
+
+
+def test_summary_table_shows_intervals_marks_and_merged_seeds():
+    """The page's summary values carry what the Markdown table carries: the bootstrap interval, the best (*) and
+    not-significantly-different (~) marks, and one row per method over seeds (mean ± sd), sorting by the value."""
+    doc = small_doc()
+    rows = [c for c in doc["cells"] if c["split"] == "forget01"]
+    a, b, gold = (next(c for c in rows if c["method"] == m) for m in ("method_00", "method_01", "retrain"))
+    a["summary"]["forget_efficacy"], b["summary"]["forget_efficacy"] = 0.9, 0.5
+    a["intervals"] = {"ci": {"forget_efficacy": [0.8, 0.95]}}
+    b["intervals"] = {"ci": {"forget_efficacy": [0.3, 0.6]}}
+    second = {**b, "seed": 1, "summary": {**b["summary"], "forget_efficacy": 0.7},
+              "intervals": {"ci": {"forget_efficacy": [0.55, 0.85]}}}
+    doc["cells"].append(second)
+    text = render([("t", doc)])
+    table = re.search(r'<table class="summary sortable" data-group="tofu-forget01">(.*?)</table>', text).group(1)
+    row = lambda m: re.search(rf'<tr class="[a-z]*" data-method="{m}">(.*?)</tr>', table).group(1)  # noqa: E731
+    assert '<td data-v="0.9">0.900 [0.80, 0.95]*</td>' in row("method_00")
+    merged = row("method_01")  # seeds 0 and 1: mean 0.6, sd 0.141, the union of the intervals, overlapping the best's
+    assert re.search(r'<td data-v="0.6[0-9]*">0.600 ± 0.141 \[0.30, 0.85\]~</td>', merged), merged
+    assert table.count('data-method="method_01"') == 1
+    assert "bootstrap 95% interval" in text
+    assert gold["method"] == "retrain" and "*" not in re.sub(r"<[^>]+>", "", row("retrain"))

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from unlearn.cache import atomic_write
-from unlearn.report import NATIVE, ROBUST, SUMMARY, by_benchmark_split, fmt, label, read_results
+from unlearn.report import (MARKS_NOTE, NATIVE, ROBUST, SUMMARY, best_and_ties, by_benchmark_split, cell_value, fmt,
+                            label, merge_seeds, read_results)
 
 PAGE_ROWS = 200  # drill-down rows rendered per click
 BOOTSTRAP = 1000  # resamples for the comparison's intervals
@@ -189,27 +190,33 @@ def dynamics_svg(rows: list[dict]) -> str | None:
 
 
 # ---------------------------------------------------------------- tables
-def _value_td(v) -> str:
-    """A table cell showing ``v`` and sorting by it (undefined values: blank, sorted last)."""
+def _value_td(v, text: str | None = None) -> str:
+    """A table cell showing ``text`` (default ``v`` formatted) and sorting by ``v`` (undefined: blank, sorted last)."""
     n = _num(v)
-    return f'<td data-v="{"" if n is None else n}">{fmt(v)}</td>'
+    return f'<td data-v="{"" if n is None else n}">{esc(fmt(v) if text is None else text)}</td>'
 
 
 def summary_table(bench: str, split: str, rows: list[dict]) -> str:
+    """One row per method (several seeds: their mean ± sd), each summary value with its bootstrap 95% interval and
+    the Markdown table's marks (* best, ~ not significantly different from it), sorting by the value."""
+    rows = merge_seeds(rows)
     cols = SUMMARY + [c for c in ROBUST if any(c[0] in r["summary"] for r in rows)]
     native = [k for k in NATIVE.get(bench, []) if any(k in r.get("metrics", {}) for r in rows)]
+    marks = {k: best_and_ties(rows, k) for k, _ in SUMMARY}
     head = "".join(f'<th data-sort="num">{esc(h)}</th>' for _, h in cols) + "".join(
         f'<th data-sort="num">{esc(k)}</th>' for k in native)
     body = []
     for c in rows:
         gold = c["method"] == "retrain"
-        cells = "".join(_value_td(c["summary"].get(k)) for k, _ in cols)
+        cells = "".join(_value_td(c["summary"].get(k), cell_value(c, k, marks[k]) if k in marks else None)
+                        for k, _ in cols)
         cells += "".join(_value_td(c["metrics"].get(k)) for k in native)
         badge = ' <span class="badge">gold</span>' if gold else ""
         body.append(f'<tr class="{"gold" if gold else ""}" data-method="{esc(c["method"])}">'
                     f'<td data-v="{esc(c["method"])}">{esc(c["method"])}{badge}</td>{cells}</tr>')
+    note = f'<p class="note">{esc(MARKS_NOTE)}</p>' if any(c.get("intervals") for c in rows) else ""
     return (f'<table class="summary sortable" data-group="{esc(bench)}-{esc(split)}"><thead><tr><th data-sort="text">method</th>'
-            f'{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+            f'{head}</tr></thead><tbody>{"".join(body)}</tbody></table>{note}')
 
 
 def identity_table(run: dict) -> str:
