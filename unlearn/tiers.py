@@ -41,6 +41,9 @@ class Recipe:
 
 @dataclass(frozen=True)
 class Tier:
+    """A tier: how its models train (LoRA or full fine-tuning, precision rule), its method settings, and every
+    benchmark's recipe."""
+
     name: str
     lora: tuple[int, int] | None  # (rank, alpha) of the LoRA every training uses; None: full fine-tuning
     follows_precision: bool  # training and evaluation follow --precision; False: float32 (pinned numerics)

@@ -26,7 +26,7 @@ from unlearn.numerics import numerics_info
 from unlearn.benchmarks.tofu.protocol import COMPATS, PROTOCOL_NAMES, EvalProtocol, protocol_preset, rouge_reference
 from unlearn.benchmarks.tofu.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
 from unlearn.scoring import encode_qa, format_prompt, generate, score_examples
-from unlearn.tiers import TINY_MODEL, is_tiny
+from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
 
 
@@ -229,9 +229,9 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
             proto = dataclasses.replace(proto, **recipe.protocol)
     robustness = RobustnessConfig(**recipe.robustness) if recipe.robustness is not None else None
     p = Profile(protocol=proto, robustness=robustness, **common, **recipe.profile)
-    if is_tiny(model) and compat != "tofu":
+    if tier.name == "tiny" and compat != "tofu":
         p = dataclasses.replace(p, protocol=dataclasses.replace(p.protocol, compat=compat))
-    if is_tiny(model) and bf16:
+    if tier.name == "tiny" and bf16:
         p = dataclasses.replace(p, target=dataclasses.replace(p.target, mixed_precision=mp),
                                 unlearn=dataclasses.replace(p.unlearn, mixed_precision=mp),
                                 protocol=dataclasses.replace(p.protocol, bf16=True, score_bf16=True))
