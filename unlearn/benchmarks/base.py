@@ -1,8 +1,9 @@
 """What every benchmark shares: the registry, the :class:`Benchmark` base (arguments, device and precision,
 target/gold model folders, loading, cached target/gold evaluations), the method-running step of a cell
-(settings, token count, dynamics probe, cost), the summary columns and small helpers. A benchmark package
-(``tofu/``, ``muse/``, ``wmdp/``) adds its data, recipes, evaluator and cell, and registers itself in
-``BENCHMARKS``."""
+(settings, token count, dynamics probe, cost), the summary columns, ``tier_recipe`` (a tier's recipe from
+``unlearn/tiers.py`` as profile fields) and small helpers. A benchmark package (``tofu/``, ``muse/``, ``wmdp/``,
+``unsafe/``) adds its data, profile and protocol classes, evaluator and cell, and registers itself in
+``BENCHMARKS``; its recipes are in ``unlearn/tiers.py``."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ class Benchmark:
 
     def make_profile(self, model: str, dry_run: bool, max_steps: int | None, precision: str, protocol: str | None,
                      compat: str):
-        """The benchmark's recipes (target, gold, unlearning schedule, evaluation protocol) for ``model``."""
+        """The benchmark's profile for ``model`` (target, gold, unlearning schedule, evaluation protocol): its
+        tier's recipe from ``unlearn/tiers.py`` (``tier_recipe``) in the benchmark's own classes."""
         raise NotImplementedError
 
     # -------------------------------------------------------------- `unlearn eval`
