@@ -45,6 +45,18 @@ REPEATS = 3
 NEW_TOKENS = 32
 
 
+def cap_memory():
+    """The process's GPU memory capped at CAP_GIB (nothing on a CPU)."""
+    if CUDA:
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, CAP_GIB * 2**30 / total), 0)
+
+
+def bf16_autocast():
+    """bf16 autocast on CUDA, as the GPU tier evaluates; off on a CPU rehearsal."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)
+
+
 def sync():
     if CUDA:
         torch.cuda.synchronize()
@@ -131,9 +143,7 @@ def long_generation(path: str) -> None:
     from unlearn.models import load_model, resolve_model_source
     from unlearn.scoring import generate
 
-    if CUDA:
-        total = torch.cuda.get_device_properties(0).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, CAP_GIB * 2**30 / total), 0)
+    cap_memory()
     profile = profile_for("qwen3-4b-random", dry_run=False, max_steps=2, precision="bf16" if CUDA else "fp32",
                           protocol="full")
     resolve_model_source(MODEL)
@@ -143,7 +153,7 @@ def long_generation(path: str) -> None:
     new = 200
     with open(path, "a") as out:
         for b in (64, 128):
-            with (torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)):
+            with bf16_autocast():
                 measure(f"generation 4bit+lora fast batch {b} at {new} new tokens",
                         lambda: generate(lm.model, lm.tokenizer, questions[:b], max_new_tokens=new, batch_size=b,
                                          engine="fast"),
@@ -159,9 +169,7 @@ def main(path: str) -> None:
     from unlearn.scoring import encode_qa, generate
     from unlearn.train import finetuned_model_dir, nll_loss, train
 
-    if CUDA:
-        total = torch.cuda.get_device_properties(0).total_memory
-        torch.cuda.set_per_process_memory_fraction(min(1.0, CAP_GIB * 2**30 / total), 0)
+    cap_memory()
     profile = profile_for("qwen3-4b-random", dry_run=False, max_steps=2, precision="bf16" if CUDA else "fp32",
                           protocol="full")
     data = load_tofu("forget10")
@@ -224,12 +232,9 @@ def main(path: str) -> None:
     lm = load_model(MODEL, quant="4bit", lora=profile.lora, device=DEVICE)
     lm.model.eval()
     questions = [r.question for r in data.forget] * 2
-    def auto():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)
-
     for engine, batches in (("fast", (16, 32, 64, 128)), ("hf", (16, 64))):
         for b in batches:
-            with auto():
+            with bf16_autocast():
                 measure(f"generation 4bit+lora {engine} batch {b}",
                         lambda: generate(lm.model, tok, questions[:b], max_new_tokens=NEW_TOKENS, batch_size=b, engine=engine),
                         b * NEW_TOKENS, out, new_tokens=NEW_TOKENS, batch_size=b, engine=engine)

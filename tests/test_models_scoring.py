@@ -203,7 +203,7 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
 
 
 def test_real_model_full_protocol_generates_64_prompts_a_batch_but_open_unlearning_keeps_its_32():
-    """The GPU-sized generation batch (perf/results/gpu_throughput_h200_2026-12-04.jsonl) is the real-model full
+    """The GPU-sized generation batch (measured in docs/guide.md, "Warm throughput") is the real-model full
     profile's; the conformance path keeps open-unlearning's batches, and the tiny tier its own protocol."""
     from unlearn.benchmarks.tofu.benchmark import profile_for
 

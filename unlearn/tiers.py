@@ -172,7 +172,7 @@ FULL = Tier(
         # greedy generation 64 prompts a batch under TOFU's conventions (a row's greedy tokens do not depend on
         # its batch; 64 is the largest that fit 10 GiB of GPU memory with a Qwen3-4B-shaped 4-bit + LoRA model at
         # 200 new tokens, 5.3 GiB peak with 128 over the cap, and 3.8x batch 16's new tokens/s on an H200:
-        # perf/results/gpu_throughput_h200_2026-12-04.jsonl); open-unlearning's conventions keep their 32
+        # docs/guide.md, "Warm throughput"); open-unlearning's conventions keep their 32
         "tofu": Recipe(target=dict(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01),
                        unlearn=dict(lr=1e-5, epochs=5, batch_size=16, grad_accum=2),
                        protocol=dict(generation_batch_size=64), profile=dict(target_eval="reference"),
