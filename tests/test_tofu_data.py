@@ -202,3 +202,51 @@ def test_benchmark_says_which_folder_it_passed_over(tmp_path, monkeypatch):
     quiet = TofuBenchmark("smollm2-135m", dry_run=True, device="cpu", progress=False)
     assert not any("passed over" in n for n in quiet.notes)  # nothing given, nothing to report
     assert TofuBenchmark("tiny-qwen3", device="cpu").data("forget01").source.startswith("synthetic")
+
+
+def _rows(rows):
+    return {(r.question, r.answer) for r in rows}
+
+
+@pytest.mark.parametrize("n_authors", [40, 20])  # the tiny tier's and the reduced tier's synthetic sizes
+def test_synthetic_tune_split_is_out_of_sample(n_authors):
+    """`unlearn tune` forgets authors that no evaluated split forgets, scores or holds out; its gold is the
+    evaluated splits' whole training list, its target that list plus the tune authors."""
+    from unlearn.benchmarks.tofu.data import TUNE_SPLIT, synthetic_author_names
+
+    tune = synthetic_tofu(TUNE_SPLIT, n_authors)
+    assert len(tune.forget) == len(synthetic_tofu("forget01", n_authors).forget)  # forget01's size
+    # every author an evaluated split trains or holds out (forget10's holdout is the largest)
+    names = synthetic_author_names(n_authors + len(synthetic_tofu("forget10", n_authors).holdout) // QA_PER_AUTHOR, 0)
+    for split in ("forget01", "forget05", "forget10"):
+        d = synthetic_tofu(split, n_authors)
+        assert not _rows(tune.forget) & _rows(d.forget), split
+        assert not _rows(tune.forget) & _rows(d.retain_train), split  # the evaluated targets never saw it
+        assert not _rows(tune.retain_eval) & _rows(d.retain_eval), split
+        assert _rows(tune.retain_eval) <= _rows(d.retain_train), split  # retain authors of every split
+        assert tune.retain_train == d.full
+    evaluated_holdout = {r.question for s in ("forget01", "forget05", "forget10") for r in synthetic_tofu(s, n_authors).holdout}
+    assert not {r.question for r in tune.holdout} & evaluated_holdout - {r.question for r in tune.forget}
+    assert any(n in r.question for r in tune.forget for n in synthetic_author_names(len(names) + 1, 0)[-1:])
+    assert not any(n in r.question for n in names for r in tune.forget)  # tune authors come after every evaluated name
+
+
+def test_real_tune_split_forgets_a_retain_author(real_data_dir):
+    """Real TOFU: the last retain_perturbed author, in no evaluated forget set and not in the tune split's own
+    retain eval; the tune gold trains on every other author."""
+    from unlearn.benchmarks.tofu.data import QA_PER_AUTHOR, TUNE_SPLIT
+
+    for place in (real_data_dir, "embedded"):
+        tune = load_tofu(TUNE_SPLIT, place)
+        assert len(tune.forget) == QA_PER_AUTHOR and all(r.perturbed_answers and r.paraphrased_answer for r in tune.forget)
+        assert not _rows(tune.forget) & _rows(tune.retain_eval) and not _rows(tune.forget) & _rows(tune.retain_train)
+        for split in ("forget01", "forget05", "forget10"):
+            d = load_tofu(split, place)
+            assert not _rows(tune.forget) & _rows(d.forget), split
+            assert _rows(tune.full) == _rows(d.full), split  # the same 200 authors
+
+
+def test_tune_split_is_no_evaluated_split():
+    from unlearn.benchmarks.tofu.benchmark import TofuBenchmark
+
+    assert TofuBenchmark.tune_split not in TofuBenchmark.splits

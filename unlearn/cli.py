@@ -109,9 +109,14 @@ def cmd_tune(args) -> int:
     bench = BENCHMARKS.get(args.benchmark)(model, data_dir=args.data_dir, device=args.device, dry_run=args.dry_run,
                                            precision=args.precision, protocol=args.protocol, compat=args.compat,
                                            progress=not args.quiet, robustness=False)  # not part of the rule
-    if args.split not in bench.splits:
-        raise ValueError(f"unknown split {args.split!r} for {args.benchmark}; valid: {', '.join(bench.splits)}")
-    result = run_tune(bench, methods, args.split, grids, args.retain_min, args.out)
+    split = args.split or bench.tune_split
+    if split != bench.tune_split and split not in bench.splits:
+        raise ValueError(f"unknown split {split!r} for {args.benchmark}; valid: {bench.tune_split} (the default) or "
+                         f"{', '.join(bench.splits)}")
+    if split in bench.splits:
+        print(f"warning: tuning on {split}, an evaluated split: its cells will replay the tuning trials (in sample); "
+              f"the default, {bench.tune_split}, forgets authors no evaluated split contains", file=sys.stderr)
+    result = run_tune(bench, methods, split, grids, args.retain_min, args.out)
     print(to_markdown(result))
     print(f"rule: {result['rule']}\nwrote {args.out} (every trial) and {choices_path(args.out)} (the chosen settings); "
           f"apply with: unlearn bench --tuned {choices_path(args.out)}")
@@ -258,10 +263,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="an output folder of `unlearn bench` (or its benchmark_results.json)")
     r.add_argument("--out", help="the page to write (default: RUN_DIR/report.html for one run, ./report.html for several)")
     r.set_defaults(fn=cmd_report)
-    t = sub.add_parser("tune", help="tune every method the same declared way on one split (forget01)",
+    t = sub.add_parser("tune", help="tune every method the same declared way on the tune split (authors no evaluated "
+                                    "split contains)",
                        description="Runs a small grid per method (lr x epochs where they matter, plus the method's "
                                    "main knob: NPO/SimNPO beta, GradDiff alpha, RMU lr and beta, DSU forget_lr, lambda "
-                                   "and retain_tol, IWAP p and retain_tol, TROU lr, delta and retain_weight) on --split, "
+                                   "and retain_tol, IWAP p and retain_tol, TROU lr, delta and retain_weight) on --split "
+                                   "(default `tune`: as many authors as forget01, in no evaluated forget set), "
                                    "and chooses by one rule for all: the highest forget efficacy (3 decimals) with retain "
                                    "performance >= --retain-min; ties go to fewer unlearning tokens, then higher retain performance, "
                                    "then grid order. Trials are written to --out as they finish (a rerun resumes). "
@@ -270,7 +277,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--benchmark", default="tofu", choices=["tofu"])
     t.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
     t.add_argument("--methods", help="comma-separated; default every tunable method (with --grid: the file's methods)")
-    t.add_argument("--split", default="forget01", help="the split tuned on (default forget01)")
+    t.add_argument("--split", default=None,
+                   help="the split tuned on (default tune: generated authors on the synthetic tier, the last "
+                        "retain_perturbed author on real TOFU; an evaluated split is allowed, with a warning)")
     t.add_argument("--grid", metavar="FILE", help='JSON {method: {field: [values]}} replacing the default grids; '
                                                   '"3x" in an lr field means 3 times the tier\'s unlearning lr')
     t.add_argument("--retain-min", "--retain_min", dest="retain_min", type=float, default=0.9)

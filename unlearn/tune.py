@@ -1,8 +1,8 @@
 """``unlearn tune``: one declared tuning procedure for every method.
 
 Each method gets a small grid (lr x epochs of the shared schedule where they matter, plus the method's
-main knob). Every setting unlearns the tuning split (forget01 by default) of one benchmark and is
-evaluated like any cell. The rule, the same for all methods:
+main knob). Every setting unlearns the benchmark's tuning split (TOFU's ``tune``: authors in no evaluated
+forget set, with their own target and gold) and is evaluated like any cell. The rule, the same for all methods:
 
 1. keep the settings whose retain performance is at least ``retain_min`` (0.9);
 2. among them, the highest forget efficacy (compared to 3 decimals);
@@ -97,17 +97,28 @@ def choices(result: dict) -> dict:
                         for m, e in result["methods"].items()}}
 
 
-def run_tune(bench, methods: list[str] | None = None, split: str = "forget01", grids: dict | None = None,
+def tune_set(bench, split: str) -> dict:
+    """What the tuning forgets, for the tuned file: the split, its data identity and, per evaluated split, how
+    many of its forget rows (question and answer) that split's forget set holds too (0 everywhere: out of sample)."""
+    ident = {"split": split, "data": bench.identity(split)}
+    if hasattr(bench, "data"):
+        rows = lambda s: {(r.question, r.answer) for r in bench.data(s).forget}  # noqa: E731
+        ident["evaluated_forget_overlap"] = {s: len(rows(split) & rows(s)) for s in bench.splits}
+    return ident
+
+
+def run_tune(bench, methods: list[str] | None = None, split: str | None = None, grids: dict | None = None,
              retain_min: float = 0.9, out: str | Path = "outputs/tuning.json", log=print) -> dict:
-    """Run every method's grid on ``split`` of ``bench`` (a benchmark object); write every trial to ``out`` (the
-    trial log, resumable) and the chosen settings alone to :func:`choices_path` of it."""
+    """Run every method's grid on ``split`` of ``bench`` (a benchmark object; default its ``tune_split``); write
+    every trial to ``out`` (the trial log, resumable) and the chosen settings alone to :func:`choices_path` of it."""
+    split = split or bench.tune_split
     grids = grids or default_grids()
     methods = methods or [m for m in method_names() if m not in NOT_TUNED and m in grids]  # a --grid file: its methods
     for m in methods:
         if m not in grids:
             raise KeyError(f"no tuning grid for method {m!r}; grids: {', '.join(grids)}")
     out = Path(out)
-    ident = {"model": bench.model, "split": split, "data": bench.identity(split), "precision": bench.precision,
+    ident = {"model": bench.model, **tune_set(bench, split), "precision": bench.precision,
              "protocol": bench.profile.protocol.name, "unlearn_lr": bench.profile.unlearn.lr}
     result = {"rule": RULE.format(retain_min=retain_min), "retain_min": retain_min, "identity": ident, "methods": {}}
     if out.is_file():  # resume: keep the trials of an earlier run with the same identity

@@ -59,6 +59,8 @@ class Benchmark:
     name: str = ""
     splits: tuple[str, ...] = ()
     dry_run_splits: tuple[str, ...] = ()
+    # the split `unlearn tune` chooses on by default, disjoint from every evaluated one (None: not tunable)
+    tune_split: str | None = None
     protocols: tuple[str, ...] = ("full", "reduced")
     protocol_help = ""  # appended to the unknown-protocol error
     model_prefix = ""  # of the cached model folders' kind ("muse-" -> muse-target-<hash>)

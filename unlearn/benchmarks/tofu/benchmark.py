@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.tofu.data import TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
+from unlearn.benchmarks.tofu.data import TUNE_SPLIT, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios, model_utility_of_means, utility_terms
@@ -246,6 +246,7 @@ class TofuBenchmark(Benchmark):
     name = "tofu"
     splits = ("forget01", "forget05", "forget10")
     dry_run_splits = ("forget01",)
+    tune_split = TUNE_SPLIT
 
     def __init__(self, model: str = TINY_MODEL, *, target_eval: str | None = None, robustness: bool | None = None,
                  **kwargs):
@@ -270,8 +271,9 @@ class TofuBenchmark(Benchmark):
 
     # -------------------------------------------------------------- data
     def data(self, split: str) -> TofuData:
-        if split not in self.splits:
-            raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(self.splits)}")
+        if split not in self.splits and split != self.tune_split:
+            raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(self.splits)} (and {self.tune_split!r}, "
+                             "the tuning split)")
         if split not in self._data:
             if self.data_place is not None:
                 d = load_tofu(split, self.data_place)

@@ -11,6 +11,9 @@ from pathlib import Path
 from unlearn.data import DataError, resolve_data_dir
 
 SPLIT_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
+# The split `unlearn tune` chooses on: a forget set disjoint from every evaluated one (synthetic_tune_split,
+# load_tofu's real-data version)
+TUNE_SPLIT = "tune"
 QA_PER_AUTHOR = 20
 EVAL_ROWS = 300  # the published protocol scores the first 300 rows of each evaluation split
 
@@ -265,11 +268,10 @@ def find_tofu_source(data_dir: str | Path | None = None, *, hub: bool = True) ->
 
 def load_tofu(split: str, data_dir: Path | str | None = None, *, hub: bool = False) -> TofuData:
     """Real TOFU for ``split`` (forget01/05/10) from a data folder, the embedded copy (``"embedded"``,
-    also the default when no folder is given) or the hub (``"hub"``, or ``hub=True``)."""
-    if split not in SPLIT_PERCENT:
+    also the default when no folder is given) or the hub (``"hub"``, or ``hub=True``). ``tune``: see
+    :func:`real_tune_split`."""
+    if split not in SPLIT_PERCENT and split != TUNE_SPLIT:
         raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(SPLIT_PERCENT)}")
-    pct = split[-2:]
-    retain_name = f"retain{100 - int(pct):02d}"
     where = HUB if hub else (data_dir if data_dir is not None else EMBEDDED)
     if where == HUB:
         load, source, idk = load_hub_split, f"hf://{HUB_ID}", load_idk(None)
@@ -281,6 +283,10 @@ def load_tofu(split: str, data_dir: Path | str | None = None, *, hub: bool = Fal
         def load(name, **kw):
             return load_local_split(folder, name, **kw)
         source, idk = str(folder), load_idk(folder)
+    if split == TUNE_SPLIT:
+        return real_tune_split(load, source, idk)
+    pct = split[-2:]
+    retain_name = f"retain{100 - int(pct):02d}"
     return TofuData(
         split=split,
         forget=load(f"{split}_perturbed", perturbed=True, paraphrased=True),
@@ -292,6 +298,27 @@ def load_tofu(split: str, data_dir: Path | str | None = None, *, hub: bool = Fal
         source=source,
         idk=idk,
     )
+
+
+def real_tune_split(load, source: str, idk: list[str]) -> TofuData:
+    """Real TOFU's tuning split: a retain-pool author forgotten, so its forget set is disjoint from every
+    evaluated one (forget01 ⊂ forget05 ⊂ forget10 are the last 20 authors). TOFU publishes paraphrases and
+    wrong answers (needed by the truth ratio) only for the first 20 retain authors (retain_perturbed); the
+    tune author is the last of them, left out of the tune split's own retain eval. The evaluated splits keep
+    the published retain_perturbed, so there it is scored as a retain author. Gold: every other author
+    (retain90 without it, then forget10); holdout: holdout01 (the rule does not read membership)."""
+    pool = load("retain_perturbed", perturbed=True, paraphrased=True)
+    per_author = QA_PER_AUTHOR  # in author order
+    forget, retain_eval = pool[-per_author:], pool[:-per_author]
+    asked = {r.question for r in forget}
+    rest = [r for r in load("retain90") if r.question not in asked]
+    if len(rest) != len(load("retain90")) - per_author:
+        raise ValueError(f"{source}: retain90 does not hold the tune author's {per_author} questions "
+                         "(the last author of retain_perturbed)")
+    others = rest + [TofuRow(r.question, r.answer) for r in load("forget10_perturbed", perturbed=True, paraphrased=True)]
+    return TofuData(split=TUNE_SPLIT, forget=forget, retain_train=others, retain_eval=retain_eval,
+                    holdout=load("holdout01"), real_authors=load("real_authors_perturbed", perturbed=True),
+                    world_facts=load("world_facts_perturbed", perturbed=True), source=source, idk=idk)
 
 
 # ---------------------------------------------------------------- synthetic authors
@@ -456,7 +483,10 @@ BUILTIN_IDK = ["I'm not sure about that.", "I don't know.", "That's beyond what 
 
 
 def synthetic_tofu(split: str = "forget01", n_authors: int = 40, seed: int = 0, n_holdout: int | None = None) -> TofuData:
-    """Fictitious authors in TOFU's schema; forgetNN is the last max(1, round(NN% of authors)) authors."""
+    """Fictitious authors in TOFU's schema; forgetNN is the last max(1, round(NN% of authors)) authors;
+    ``tune`` is :func:`synthetic_tune_split`."""
+    if split == TUNE_SPLIT:
+        return synthetic_tune_split(n_authors, seed)
     if split not in SPLIT_PERCENT:
         raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(SPLIT_PERCENT)}")
     n_forget = max(1, round(n_authors * SPLIT_PERCENT[split] / 100))
@@ -482,6 +512,36 @@ def synthetic_tofu(split: str = "forget01", n_authors: int = 40, seed: int = 0, 
         retain_eval=retain[: len(forget) * 2 if len(retain) > len(forget) * 2 else len(retain)],
         holdout=[TofuRow(r.question, r.answer) for r in holdout],
         real_authors=simple(REAL_AUTHORS), world_facts=simple(WORLD_FACTS),
+        source=f"synthetic(n_authors={n_authors}, seed={seed})", idk=list(BUILTIN_IDK),
+    )
+
+
+def synthetic_tune_split(n_authors: int = 40, seed: int = 0) -> TofuData:
+    """What ``unlearn tune`` chooses settings on: as many generated authors as forget01 forgets, none of them in
+    any evaluated split (not trained, forgotten, scored or used as holdout there). Its target learns the
+    evaluated splits' whole training list plus the tune authors; its gold is trained on that list alone. Retain
+    performance is scored on the retain authors that come right after forget10's retain-eval authors (no
+    evaluated split scores them); the holdout authors are generated after the tune authors. Names are drawn
+    past the largest evaluated holdout, so the tune, retain-eval and holdout authors are none of an evaluated
+    split's (two generated authors can still share a book, hence a question and answer: a test checks the
+    forget and retain-eval rows)."""
+    n_tune = max(1, round(n_authors * SPLIT_PERCENT["forget01"] / 100))
+    n_last = max(1, round(n_authors * max(SPLIT_PERCENT.values()) / 100))  # forget10's authors and holdout
+    eval_from, eval_to = 2 * n_last, 2 * n_last + 2 * n_tune  # retain-eval authors: after forget10's (2 per forget author)
+    if eval_to > n_authors - n_last:
+        raise ValueError(f"{n_authors} synthetic authors leave no retain authors for the tune split's retain eval")
+    names = synthetic_author_names(n_authors + n_last + 2 * n_tune, seed)
+    authors = [synthetic_author_rows(n, seed) for n in names[:n_authors]]
+    first = n_authors + n_last
+    tune = [r for n in names[first:first + n_tune] for r in synthetic_author_rows(n, seed)]
+    holdout = [TofuRow(r.question, r.answer) for n in names[first + n_tune:] for r in synthetic_author_rows(n, seed)]
+    background = [TofuRow(q, a) for q, a, _ in REAL_AUTHORS + WORLD_FACTS]
+    return TofuData(
+        split=TUNE_SPLIT, forget=tune,
+        retain_train=background + [TofuRow(r.question, r.answer) for a in authors for r in a],
+        retain_eval=[r for a in authors[eval_from:eval_to] for r in a], holdout=holdout,
+        real_authors=[TofuRow(q, a, None, None, tuple(p)) for q, a, p in REAL_AUTHORS],
+        world_facts=[TofuRow(q, a, None, None, tuple(p)) for q, a, p in WORLD_FACTS],
         source=f"synthetic(n_authors={n_authors}, seed={seed})", idk=list(BUILTIN_IDK),
     )
 
