@@ -5,7 +5,8 @@ the throughput the GPU tier measured (``.ci/gpu`` writes ``outputs/gpu_report.js
 
 With a second file from ``perf/gpu_throughput.py`` (warm medians), its rates replace the tier's: training at the
 target fine-tuning step's warm rate (the warm finetune method's beside it), generation at the fastest exact
-configuration (4-bit + LoRA, ``fast`` engine) measured at the full protocol's 200 new tokens that fit the cap.
+configuration (4-bit + LoRA, ``fast`` engine) measured at the full protocol's 200 new tokens that fit the cap,
+and each method's unlearning run at its warm median where the file has one (its ``methods`` part).
 
 How (each choice is printed with the result):
 - training: target (full, 5 epochs) and one gold per split (retainNN, 5 epochs) at two measured rates of the same
@@ -81,6 +82,12 @@ def main(report: str, throughput: str | None = None) -> None:
             best = max(long, key=lambda r: r["tokens_per_s"])
             gen_tps, gen_desc = best["tokens_per_s"], f"batch {best['batch_size']} at 200 new tokens, warm"
     methods = {k.split(" ", 1)[1]: r for k, r in recs.items() if k.startswith("method ")}
+    if throughput:  # the warm per-method runs (``gpu_throughput.py OUT methods``) replace the tier's cold ones
+        warm_methods = {k.split(" ", 1)[1]: r for k, r in warm.items() if k.startswith("method ") and "seconds" in r}
+        if warm_methods:
+            print("warm unlearning runs (s, cold in brackets): " + ", ".join(
+                f"{m} {r['seconds']:.2f} ({r['cold_s']:.2f})" for m, r in sorted(warm_methods.items())))
+            methods.update(warm_methods)
 
     grid = {}
     for train_tps in rates:

@@ -4,6 +4,7 @@ config, random weights, no download), 4-bit NF4 + LoRA, the process capped at 10
 
     python perf/gpu_throughput.py OUT.jsonl            # on a CUDA machine
     python perf/gpu_throughput.py OUT.jsonl long       # only the full protocol's generation length (long_generation)
+    python perf/gpu_throughput.py OUT.jsonl methods    # only the unlearning methods, warm (methods)
     UNLEARN_GPU_TIER_DEVICE=cpu UNLEARN_GPU_TIER_MODEL=tiny-qwen3 python perf/gpu_throughput.py OUT.jsonl
 
 Steps (each a JSON line: cold seconds, median warm seconds, tokens, tokens/s, peak GiB):
@@ -18,6 +19,8 @@ Steps (each a JSON line: cold seconds, median warm seconds, tokens, tokens/s, pe
 - ``generation dequantised bf16 hf dynamic|static+compile batch B``: transformers' generate on that copy with the
   default cache and with a static KV cache (compiled on CUDA; the cold call holds the compilation), B in 64, 128,
   with the share of rows whose greedy tokens agree between the two;
+- ``method <name>`` (the ``methods`` part): every unlearning method but retrain on 64 forget and 64 retain rows,
+  2 optimiser steps per phase, from fresh seeded adapters each call (untimed), cold and warm seconds;
 - ``qlora target training + save``: ``finetuned_model_dir`` with ``quant="4bit"`` (the `--quant 4bit` target
   path), its GPU peak and wall time with the dequantised save.
 The CPU rehearsal checks the script end to end; its figures mean nothing.
@@ -160,6 +163,66 @@ def long_generation(path: str) -> None:
                         b * new, out, new_tokens=new, batch_size=b, engine="fast")
 
 
+def methods(path: str) -> None:
+    """Every unlearning method as the GPU tier runs it (64 forget and 64 retain rows, the full protocol's schedule
+    capped at 2 optimiser steps per phase, its full-scale settings), each call from fresh seeded adapters on the
+    same 4-bit base (the re-seeding untimed): the cold call, then warm calls of the same work (2; IWAP 1, its
+    influence pass is the slowest step). ``python perf/gpu_throughput.py OUT methods``"""
+    from unlearn.benchmarks.base import method_settings, run_method
+    from unlearn.benchmarks.tofu.benchmark import profile_for
+    from unlearn.benchmarks.tofu.data import load_tofu
+    from unlearn.methods import UnlearnContext, method_names
+    from unlearn.models import add_seeded_lora, is_peft, load_model, resolve_model_source
+    from unlearn.scoring import encode_qa
+
+    cap_memory()
+    profile = profile_for("qwen3-4b-random", dry_run=False, max_steps=2, precision="bf16" if CUDA else "fp32",
+                          protocol="full")
+    data = load_tofu("forget10")
+    resolve_model_source(MODEL)
+    lm = load_model(MODEL, quant="4bit", lora=profile.lora, device=DEVICE)
+    tok = lm.tokenizer
+    forget = [encode_qa(tok, r.question, r.answer) for r in data.forget[:64]]
+    retain = [encode_qa(tok, r.question, r.answer) for r in data.retain_train[:64]]
+
+    def fresh():  # every adapter and IWAP's hooks dropped, the seeded LoRA added again
+        for h in getattr(lm.model, "_iwap_hooks", []):
+            h.remove()
+        base = lm.model.unload() if is_peft(lm.model) else lm.model
+        lm.model = add_seeded_lora(base, profile.lora, quantised=True, device=DEVICE)
+        fresh_peak()
+
+    with open(path, "a") as out:
+        for method in [m for m in method_names() if m != "retrain"]:
+            cfg, over = method_settings(method, profile.method_overrides, None)
+            schedule = dataclasses.replace(profile.unlearn, progress=False, **over)
+            times, tokens = [], 0
+            try:
+                for _ in range(1 + (1 if method == "iwap" else 2)):
+                    fresh()
+                    ctx = UnlearnContext(lm=lm, forget=forget, retain=retain, schedule=schedule,
+                                         forget_questions=[r.question for r in data.forget[:64]],
+                                         idk_answers=data.idk or ["I don't know."], target_lr=profile.target.lr)
+                    t, (res, info) = timed(lambda: run_method(method, cfg, ctx))
+                    lm.model = res.model
+                    times.append(t)
+                    tokens = info["cost"]["tokens"]
+            except torch.OutOfMemoryError as err:
+                rec = {"step": f"method {method}", "oom": str(err).splitlines()[0][:200]}
+                fresh()
+            else:
+                med = statistics.median(times[1:])
+                rec = {"step": f"method {method}", "cold_s": round(times[0], 3), "warm_s": [round(w, 3) for w in times[1:]],
+                       "median_s": round(med, 3), "seconds": round(med, 3), "tokens": tokens,
+                       "tokens_per_s": round(tokens / med, 1), "cold_tokens_per_s": round(tokens / times[0], 1),
+                       "peak_gib": peak_gib(), "rows": len(forget), "batch_size": schedule.batch_size,
+                       "grad_accum": schedule.grad_accum, "max_steps": schedule.max_steps}
+            rec.update(model=MODEL, device=torch.cuda.get_device_name() if CUDA else "cpu", cap_gib=CAP_GIB)
+            print(json.dumps(rec), flush=True)
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+
+
 def main(path: str) -> None:
     from unlearn.benchmarks.base import TokenCounter, method_settings, run_method
     from unlearn.benchmarks.tofu.benchmark import profile_for
@@ -259,5 +322,7 @@ def main(path: str) -> None:
 if __name__ == "__main__":
     if sys.argv[2:] == ["long"]:
         long_generation(sys.argv[1])
+    elif sys.argv[2:] == ["methods"]:
+        methods(sys.argv[1])
     else:
         main(sys.argv[1] if len(sys.argv) > 1 else "gpu_throughput.jsonl")
