@@ -28,9 +28,9 @@ from unlearn.train import nll_loss, train
 @dataclass(frozen=True)
 class IWAPConfig:
     tune_grid: ClassVar[dict] = {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]}  # `unlearn tune`'s grid
-    # p and retain_tol tuned on the tiny tier's forget01 only (docs/methods.md): p {0.01, 0.02} x
-    # retain_tol {0.03, 0.05, 0.1}; all reach efficacy 1.0 but tol 0.1 / p 0.01 (retain 0.899); the cheapest
-    # (fewest rounds: 5) is p 0.02, tol 0.03 (retain 0.965)
+    # p and retain_tol are tuned per tier (unlearn/data/tuned/<tier>.json; the tiny tier's trials on its tune
+    # split in docs/methods.md: only retain_tol 0.1 reaches efficacy 1.0 there); these defaults are what a tier
+    # without a tuned choice runs
     p: float = 0.02  # fraction of MLP neurons pruned per round (top scores among the unpruned)
     rounds: int = 30  # most rounds; rounds * p caps the pruned fraction
     objective: str = "log_odds"  # "log_odds" (signed score, removal_scores) or "nll" (|sum w dNLL/dw| ratio)
