@@ -64,8 +64,8 @@ _TARGET = dict(warmup_steps=10, weight_decay=0.01)  # every from-scratch and ful
 
 TINY = Tier(
     name="tiny", lora=None, follows_precision=False,
-    # every method's settings are what `unlearn tune` chose on TOFU forget01 (the other benchmarks take them
-    # unchanged); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200})
+    # every method's settings are what `unlearn tune` chose on TOFU's tune split (the other benchmarks take
+    # them unchanged); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200})
     settings={"rmu": {"alpha": "100"}}, tuned=TINY_MODEL,
     recipes={
         "tofu": Recipe(target=dict(lr=3e-3, epochs=20, batch_size=16, **_TARGET),
@@ -97,8 +97,8 @@ _REDUCED_UNLEARN = dict(lr=1e-3, epochs=1)
 
 REDUCED = Tier(
     name="reduced", lora=(16, 32), follows_precision=True,
-    # the dry run's settings: `unlearn tune --dry_run --grid perf/grids/dry_run.json`; one unlearning epoch, so
-    # DSU's forget phase is one epoch too
+    # the dry run's settings: `unlearn tune --dry_run --split forget01 --grid perf/grids/dry_run.json` (in
+    # sample: tests/test_tune.py); one unlearning epoch, so DSU's forget phase is one epoch too
     settings={"dsu": {"forget_epochs": "1"}}, tuned="{model}-reduced",
     recipes={
         # Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the forget
