@@ -13,9 +13,13 @@ How (each choice is printed with the result):
   work (NLL on QA rows, batch 16, gradient checkpointing): the target fine-tuning test's and the finetune
   method's (they differed 5x on the H200; the cause was not found within the device time);
 - unlearning: each method's measured run covered one epoch over 64 forget rows (2 optimiser steps of 16 x 2,
-  its retain and reference passes included), so a cell costs that run's seconds x forget rows / 64 x 5 epochs
-  (IWAP: x 6 influence passes instead, 5 rounds as on the tiny tier, since it prunes in rounds, not epochs);
-  retrain cells are the golds;
+  its retain and reference passes included; trou 32, its accumulation is 1), so a cell costs that run's seconds
+  x forget rows / 64 x 5 epochs (finetune: retain rows, its epochs are over the retain split; IWAP: x 6
+  influence passes instead, 5 rounds as on the tiny tier, since it prunes in rounds, not epochs); retrain cells
+  are the golds;
+- tokens are counted unpadded (question + answer + 8 template tokens) while the measured rates count padded
+  positions, so training and unlearning are undercounted (``gpu_grid_estimate_benchmarks.py`` pads; on TOFU's
+  forget rows the padded count is ~1.6x the unpadded);
 - evaluation of each of the 33 unlearned models and 3 golds (full protocol: min(300, n) forget, 300 retain, 100
   real-author, 117 world-fact rows; 7 scored texts per forget/retain row, 5 per real-author/world-fact row) at
   the measured scoring rate, plus greedy generation of every evaluated question at the measured generation rate,
@@ -40,6 +44,18 @@ MEASURED_ROWS = 64
 IWAP_PASSES = 6
 
 
+def measured_rows(method: str) -> int:
+    """Forget rows a method's measured run covered: 2 optimiser steps of 16 x 2, except trou's, whose own
+    accumulation is 1 (2 steps of 16)."""
+    return MEASURED_ROWS // 2 if method == "trou" else MEASURED_ROWS
+
+
+def method_rows(method: str, n_forget: int) -> int:
+    """Rows one epoch of a method's cell covers on a split with ``n_forget`` forget rows: finetune's epochs are
+    over the retain split (the 4000 rows less the forget rows), every other method's over the forget split."""
+    return 4000 - n_forget if method == "finetune" else n_forget
+
+
 def load(report: str) -> dict[str, dict]:
     recs = {}
     with open(report) as f:
@@ -48,6 +64,25 @@ def load(report: str) -> dict[str, dict]:
                 r = json.loads(line)
                 recs[r["step"]] = r  # the last record of a step wins (reruns append)
     return recs
+
+
+def training_rates(recs: dict, warm: dict | None = None) -> list[float]:
+    """Training rates (tokens/s) the grid is given at: the warm target fine-tuning step's when a throughput file
+    is read, else the tier's two measured rates of the same work (the target fine-tuning test's and the finetune
+    method's: NLL on QA rows, batch 16, QLoRA), ascending."""
+    if warm is not None:
+        return [warm["target fine-tuning"]["tokens_per_s"]]
+    return sorted({recs["target fine-tuning"]["tokens_per_s"], recs["method finetune"]["tokens_per_s"]})
+
+
+def unlearning_runs(recs: dict, warm: dict | None = None) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(every method's measured run, the warm ones among them): the tier's ``method <name>`` records, each
+    replaced by the throughput file's warm one (``gpu_throughput.py OUT methods``: a record with ``seconds``)."""
+    methods = {k.split(" ", 1)[1]: r for k, r in recs.items() if k.startswith("method ")}
+    warm_methods = {k.split(" ", 1)[1]: r for k, r in (warm or {}).items()
+                    if k.startswith("method ") and "seconds" in r}
+    methods.update(warm_methods)
+    return methods, warm_methods
 
 
 def main(report: str, throughput: str | None = None) -> None:
@@ -67,13 +102,14 @@ def main(report: str, throughput: str | None = None) -> None:
     answer_tokens = mean(len(tok(r.answer).input_ids) for r in full)
     # two measured rates for the same work (NLL on QA rows, batch 16, QLoRA): the target fine-tuning test's and the
     # finetune method's (it trains on retain rows with the same loss); the grid is given at both
-    rates = sorted({recs["target fine-tuning"]["tokens_per_s"], recs["method finetune"]["tokens_per_s"]})
+    rates = training_rates(recs)
     score_tps = recs["scoring batch 16"]["tokens_per_s"]
     gen_tps = recs["generation batch 16"]["tokens_per_s"]
     gen_desc = "batch 16"
+    warm = None
     if throughput:
         warm = load(throughput)
-        rates = [warm["target fine-tuning"]["tokens_per_s"]]
+        rates = training_rates(recs, warm)
         print(f"warm training rates ({throughput}): target fine-tuning {rates[0]:.0f} tok/s, finetune method "
               f"{warm['method finetune']['tokens_per_s']:.0f} tok/s (the grid uses the first)")
         long = [r for k, r in warm.items() if k.startswith("generation 4bit+lora fast") and r.get("new_tokens") == 200
@@ -81,13 +117,11 @@ def main(report: str, throughput: str | None = None) -> None:
         if long:
             best = max(long, key=lambda r: r["tokens_per_s"])
             gen_tps, gen_desc = best["tokens_per_s"], f"batch {best['batch_size']} at 200 new tokens, warm"
-    methods = {k.split(" ", 1)[1]: r for k, r in recs.items() if k.startswith("method ")}
-    if throughput:  # the warm per-method runs (``gpu_throughput.py OUT methods``) replace the tier's cold ones
-        warm_methods = {k.split(" ", 1)[1]: r for k, r in warm.items() if k.startswith("method ") and "seconds" in r}
-        if warm_methods:
-            print("warm unlearning runs (s, cold in brackets): " + ", ".join(
-                f"{m} {r['seconds']:.2f} ({r['cold_s']:.2f})" for m, r in sorted(warm_methods.items())))
-            methods.update(warm_methods)
+    # the warm per-method runs (``gpu_throughput.py OUT methods``) replace the tier's cold ones
+    methods, warm_methods = unlearning_runs(recs, warm)
+    if warm_methods:
+        print("warm unlearning runs (s, cold in brackets): " + ", ".join(
+            f"{m} {r['seconds']:.2f} ({r['cold_s']:.2f})" for m, r in sorted(warm_methods.items())))
 
     grid = {}
     for train_tps in rates:
@@ -128,7 +162,7 @@ def _grid(recs, methods, full, qa_tokens, answer_tokens, train_tps, score_tps, g
         gold = train_s(4000 - n)  # retainNN: the 4000 rows less the split's n forget rows
         part = {"gold": gold, "target eval (reference)": eval_s(n, answer_tokens, reference_only=True)}
         for m, r in sorted(methods.items()):
-            part[m] = r["seconds"] * n / MEASURED_ROWS * (IWAP_PASSES if m == "iwap" else EPOCHS)
+            part[m] = r["seconds"] * method_rows(m, n) / measured_rows(m) * (IWAP_PASSES if m == "iwap" else EPOCHS)
         for case, new in (("worst", 200), ("typical", answer_tokens)):
             total[case] += sum(part.values()) + 11 * eval_s(n, new)  # 10 unlearned models + the gold
         rows.append((split, part))
