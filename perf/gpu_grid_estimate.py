@@ -44,6 +44,17 @@ MEASURED_ROWS = 64
 IWAP_PASSES = 6
 
 
+def load_complete(report: str) -> dict[str, dict] | None:
+    """The tier report's records, or None (saying what is missing) when a step an estimate needs is absent."""
+    recs = load(report)
+    missing = [k for k in ("target fine-tuning", "method finetune", "scoring batch 16", "generation batch 16")
+               if k not in recs]
+    if missing:
+        print(f"no estimate: {report} lacks {', '.join(missing)} (a partial run, e.g. pytest -k)")
+        return None
+    return recs
+
+
 def measured_rows(method: str) -> int:
     """Forget rows a method's measured run covered: 2 optimiser steps of 16 x 2, except trou's, whose own
     accumulation is 1 (2 steps of 16)."""
@@ -89,11 +100,8 @@ def main(report: str, throughput: str | None = None) -> None:
     from unlearn.benchmarks.tofu.data import load_tofu
     from unlearn.models.tiny import train_tiny_tokenizer
 
-    recs = load(report)
-    need = ["target fine-tuning", "method finetune", "scoring batch 16", "generation batch 16"]
-    missing = [k for k in need if k not in recs]
-    if missing:
-        print(f"no estimate: {report} lacks {', '.join(missing)} (a partial run, e.g. pytest -k)")
+    recs = load_complete(report)
+    if recs is None:
         return
     tok = train_tiny_tokenizer()
     data = load_tofu("forget10")

@@ -74,7 +74,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_grid_estimate import IWAP_PASSES, MEASURED_ROWS, load, training_rates, unlearning_runs  # noqa: E402
+from gpu_grid_estimate import IWAP_PASSES, MEASURED_ROWS, load, load_complete, training_rates, unlearning_runs  # noqa: E402
 
 # forget-side and retain-side passes of one micro-batch of a training-loop method (unlearn/methods/*.py)
 PASSES = {"grad_ascent": (1, 0), "grad_diff": (1, 1), "simnpo": (1, 1), "idk": (1, 1), "npo": (2, 1), "rmu": (2, 2)}
@@ -481,11 +481,8 @@ def main(report: str, throughput: str | None = None) -> None:
     if not (found_muse or found_wmdp):
         print(f"no estimate: no MUSE-News or WMDP data folder ({where}); set UNLEARN_DATA_DIR to the data folder")
         return
-    recs = load(report)
-    need = ["target fine-tuning", "method finetune", "scoring batch 16", "generation batch 16"]
-    missing = [k for k in need if k not in recs]
-    if missing:
-        print(f"no estimate: {report} lacks {', '.join(missing)} (a partial run, e.g. pytest -k)")
+    recs = load_complete(report)
+    if recs is None:
         return
     from unlearn.models.tiny import train_tiny_tokenizer
 
