@@ -177,3 +177,23 @@ def test_tune_help_documents_the_rule(capsys):
         main(["tune", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "highest forget efficacy" in text and "retain performance" in text and "--tuned" in text
+
+
+def test_tune_command_defaults_to_the_tune_split_and_warns_on_an_evaluated_one(monkeypatch, capsys, tmp_path):
+    import unlearn.tune
+    from unlearn.cli import main
+
+    seen = []
+
+    def fake_run_tune(bench, methods, split, grids, retain_min, out):
+        seen.append(split)
+        return {"rule": "r", "methods": {}}
+
+    monkeypatch.setattr(unlearn.tune, "run_tune", fake_run_tune)
+    out = str(tmp_path / "t.json")
+    assert main(["tune", "--quiet", "--out", out]) == 0
+    assert seen == ["tune"] and "warning" not in capsys.readouterr().err
+    assert main(["tune", "--quiet", "--split", "forget01", "--out", out]) == 0
+    assert seen[-1] == "forget01" and "in sample" in capsys.readouterr().err
+    assert main(["tune", "--quiet", "--split", "forget02", "--out", out]) == 2
+    assert "forget02" in capsys.readouterr().err
