@@ -228,3 +228,18 @@ def test_reference_evaluations_are_one_per_benchmark_not_per_split():
     assert bench.identity(None) == bench.identity("news")
     with pytest.raises(ValueError, match="unknown MUSE split 'news-x'"):
         bench.identity("news-x")
+
+
+def test_quantised_sustainability_is_refused_before_any_step(monkeypatch):
+    """news-sust continues from merged weights, which a 4-bit base cannot take: the cell says so before the
+    target is evaluated or the first request unlearned (neither is reached here)."""
+    from unlearn.benchmarks.muse.benchmark import MuseBenchmark
+
+    bench = MuseBenchmark("tiny-qwen3", quant="4bit", progress=False)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the refusal")
+
+    monkeypatch.setattr(bench, "reference_eval", no_work)
+    with pytest.raises(NotImplementedError, match="without --quant"):
+        bench.run_cell("npo", "news-sust")

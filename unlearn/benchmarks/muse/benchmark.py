@@ -41,6 +41,8 @@ from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
 
 SPLITS = ("news", "news-scal", "news-sust")
+QUANTISED_SUST = ("MUSE sustainability continues from the merged unlearned weights; a 4-bit base cannot be merged "
+                  "into (run news-sust without --quant)")
 
 
 @dataclass(frozen=True)
@@ -439,7 +441,6 @@ class MuseBenchmark(Benchmark):
         if split != "news" and not self.profile.step_golds:
             notes.append("news-scal/news-sust: gold_1 (retrained without request 1) is the reference and the retrain "
                          "row at every step; no per-step retrains in this profile")
-        target = self.reference_eval("target")
         steps, runs, per_question = [], [], None
         n_steps = 1 if split == "news" else len(self.requests())
         if split != "news" and n_steps < 2:
@@ -447,6 +448,9 @@ class MuseBenchmark(Benchmark):
                              "reduced slice covers news only; use --protocol reduced without --dry_run, or full)")
         if split == "news-scal" and d.scal and len(d.scal) != n_steps:
             raise ValueError(f"MUSE scal has {len(d.scal)} forget sets but sust {n_steps} requests in {d.source}")
+        if split == "news-sust" and method != "retrain" and self.quant is not None:  # before any step is paid for
+            raise NotImplementedError(QUANTISED_SUST)
+        target = self.reference_eval("target")
         lm = None
         for k in range(1, n_steps + 1):
             if method == "retrain":
@@ -522,8 +526,7 @@ class MuseBenchmark(Benchmark):
         from unlearn.models import add_lora, is_quantised
 
         if is_quantised(lm.model):
-            raise NotImplementedError("MUSE sustainability continues from the merged unlearned weights; "
-                                      "a 4-bit base cannot be merged into (run news-sust without --quant)")
+            raise NotImplementedError(QUANTISED_SUST)
         model = fold_into_weights(lm)
         for p in model.parameters():
             p.requires_grad_(self.profile.lora is None)
