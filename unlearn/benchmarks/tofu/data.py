@@ -311,8 +311,9 @@ def real_tune_split(load, source: str, idk: list[str]) -> TofuData:
     per_author = QA_PER_AUTHOR  # in author order
     forget, retain_eval = pool[-per_author:], pool[:-per_author]
     asked = {r.question for r in forget}
-    rest = [r for r in load("retain90") if r.question not in asked]
-    if len(rest) != len(load("retain90")) - per_author:
+    retain90 = load("retain90")
+    rest = [r for r in retain90 if r.question not in asked]
+    if len(rest) != len(retain90) - per_author:
         raise ValueError(f"{source}: retain90 does not hold the tune author's {per_author} questions "
                          "(the last author of retain_perturbed)")
     others = rest + [TofuRow(r.question, r.answer) for r in load("forget10_perturbed", perturbed=True, paraphrased=True)]
