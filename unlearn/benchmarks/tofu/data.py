@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from unlearn.data import DataError, resolve_data_dir
@@ -532,19 +532,13 @@ def synthetic_tune_split(n_authors: int = 40, seed: int = 0) -> TofuData:
     if eval_to > n_authors - n_last:
         raise ValueError(f"{n_authors} synthetic authors leave no retain authors for the tune split's retain eval")
     names = synthetic_author_names(n_authors + n_last + 2 * n_tune, seed)
-    authors = [synthetic_author_rows(n, seed) for n in names[:n_authors]]
     first = n_authors + n_last
-    tune = [r for n in names[first:first + n_tune] for r in synthetic_author_rows(n, seed)]
-    holdout = [TofuRow(r.question, r.answer) for n in names[first + n_tune:] for r in synthetic_author_rows(n, seed)]
-    background = [TofuRow(q, a) for q, a, _ in REAL_AUTHORS + WORLD_FACTS]
-    return TofuData(
-        split=TUNE_SPLIT, forget=tune,
-        retain_train=background + [TofuRow(r.question, r.answer) for a in authors for r in a],
-        retain_eval=[r for a in authors[eval_from:eval_to] for r in a], holdout=holdout,
-        real_authors=[TofuRow(q, a, None, None, tuple(p)) for q, a, p in REAL_AUTHORS],
-        world_facts=[TofuRow(q, a, None, None, tuple(p)) for q, a, p in WORLD_FACTS],
-        source=f"synthetic(n_authors={n_authors}, seed={seed})", idk=list(BUILTIN_IDK),
-    )
+    rows = lambda some: [r for n in some for r in synthetic_author_rows(n, seed)]  # noqa: E731
+    evaluated = synthetic_tofu("forget01", n_authors, seed)  # every evaluated split's target trains on its full
+    return replace(
+        evaluated, split=TUNE_SPLIT, forget=rows(names[first:first + n_tune]), retain_train=evaluated.full,
+        retain_eval=rows(names[eval_from:eval_to]),
+        holdout=[TofuRow(r.question, r.answer) for r in rows(names[first + n_tune:])])
 
 
 def synthetic_corpus(n_authors: int = 200, seed: int = 0) -> list[str]:
