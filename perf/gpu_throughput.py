@@ -60,6 +60,17 @@ def bf16_autocast():
     return torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)
 
 
+def fresh_adapters(lm, spec) -> None:
+    """Every adapter and IWAP's hooks dropped from ``lm.model``, the seeded LoRA ``spec`` added again on the same
+    4-bit base (each timed call starts from the same model)."""
+    from unlearn.models import add_seeded_lora, is_peft
+
+    for h in getattr(lm.model, "_iwap_hooks", []):
+        h.remove()
+    base = lm.model.unload() if is_peft(lm.model) else lm.model
+    lm.model = add_seeded_lora(base, spec, quantised=True, device=DEVICE)
+
+
 def sync():
     if CUDA:
         torch.cuda.synchronize()
@@ -172,7 +183,7 @@ def methods(path: str) -> None:
     from unlearn.benchmarks.tofu.benchmark import profile_for
     from unlearn.benchmarks.tofu.data import load_tofu
     from unlearn.methods import UnlearnContext, method_names
-    from unlearn.models import add_seeded_lora, is_peft, load_model, resolve_model_source
+    from unlearn.models import load_model, resolve_model_source
     from unlearn.scoring import encode_qa
 
     cap_memory()
@@ -185,11 +196,8 @@ def methods(path: str) -> None:
     forget = [encode_qa(tok, r.question, r.answer) for r in data.forget[:64]]
     retain = [encode_qa(tok, r.question, r.answer) for r in data.retain_train[:64]]
 
-    def fresh():  # every adapter and IWAP's hooks dropped, the seeded LoRA added again
-        for h in getattr(lm.model, "_iwap_hooks", []):
-            h.remove()
-        base = lm.model.unload() if is_peft(lm.model) else lm.model
-        lm.model = add_seeded_lora(base, profile.lora, quantised=True, device=DEVICE)
+    def fresh():
+        fresh_adapters(lm, profile.lora)
         fresh_peak()
 
     with open(path, "a") as out:
@@ -228,7 +236,7 @@ def main(path: str) -> None:
     from unlearn.benchmarks.tofu.benchmark import profile_for
     from unlearn.benchmarks.tofu.data import load_tofu
     from unlearn.methods import UnlearnContext
-    from unlearn.models import add_seeded_lora, dequantised_copy, is_peft, load_model, resolve_model_source
+    from unlearn.models import dequantised_copy, load_model, resolve_model_source
     from unlearn.scoring import encode_qa, generate
     from unlearn.train import finetuned_model_dir, nll_loss, train
 
@@ -252,8 +260,7 @@ def main(path: str) -> None:
         return run
 
     def fresh():
-        base = lm.model.unload() if is_peft(lm.model) else lm.model
-        lm.model = add_seeded_lora(base, profile.lora, quantised=True, device=DEVICE)
+        fresh_adapters(lm, profile.lora)
 
     # --- training: the target recipe and the finetune method, the same NLL work
     fresh()
