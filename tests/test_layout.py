@@ -201,3 +201,17 @@ def test_a_profile_takes_its_numbers_from_the_tier_declaration(monkeypatch):
     assert muse_profile(tiers.TINY_MODEL, False, None).protocol.batch_size == 3
     monkeypatch.undo()
     assert profile_for(tiers.TINY_MODEL, False, None).target.epochs == 20
+
+
+def test_the_tiny_tiers_control_steps_at_every_benchmarks_unlearning_lr():
+    """The tiny tier's finetune takes its lr from the tier's settings, a literal: it must equal the unlearning lr of
+    every tiny recipe, so the control and the methods take steps of one size (a recipe whose unlearning lr moves
+    without the control's fails here)."""
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.benchmarks.base import method_settings
+    from unlearn.tiers import TINY_MODEL
+
+    for name in BENCHMARKS.names():
+        profile = BENCHMARKS.get(name).make_profile(None, TINY_MODEL, False, None, "fp32", None, "tofu")
+        cfg, _ = method_settings("finetune", profile.method_overrides, None)
+        assert cfg.lr == profile.unlearn.lr, name
