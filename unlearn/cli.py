@@ -268,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Runs a small grid per method (lr x epochs where they matter, plus the method's "
                                    "main knob: NPO/SimNPO beta, GradDiff alpha, RMU lr and beta, DSU forget_lr, lambda "
                                    "and retain_tol, IWAP p and retain_tol, TROU lr, delta and retain_weight) on --split "
-                                   "(default `tune`: as many authors as forget01, in no evaluated forget set), "
+                                   "(default `tune`: authors in no evaluated forget set, see --split), "
                                    "and chooses by one rule for all: the highest forget efficacy (3 decimals) with retain "
                                    "performance >= --retain-min; ties go to fewer unlearning tokens, then higher retain performance, "
                                    "then grid order. Trials are written to --out as they finish (a rerun resumes). "

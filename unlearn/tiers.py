@@ -100,8 +100,8 @@ _REDUCED_UNLEARN = dict(lr=1e-3, epochs=1)
 
 REDUCED = Tier(
     name="reduced", lora=(16, 32), follows_precision=True,
-    # the dry run's settings: `unlearn tune --dry_run --split forget01 --grid perf/grids/dry_run.json` (in
-    # sample: tests/test_tune.py); one unlearning epoch, so DSU's forget phase is one epoch too
+    # the dry run's settings: `unlearn tune --dry_run --grid perf/grids/dry_run.json` (TOFU's tune split, an
+    # author no evaluated forget set holds); one unlearning epoch, so DSU's forget phase is one epoch too
     settings={"dsu": {"forget_epochs": "1"}}, tuned="{model}-reduced",
     recipes={
         # Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the forget
