@@ -205,8 +205,8 @@ def test_a_profile_takes_its_numbers_from_the_tier_declaration(monkeypatch):
 
 def test_the_tiny_tiers_control_steps_at_every_benchmarks_unlearning_lr():
     """The tiny tier's finetune takes its lr from the tier's settings, a literal: it must equal the unlearning lr of
-    every tiny recipe, so the control and the methods take steps of one size (a recipe whose unlearning lr moves
-    without the control's fails here)."""
+    every tiny recipe (the base of every method's tuning grid), so a recipe whose unlearning lr moves without the
+    control's fails here."""
     from unlearn.benchmarks import BENCHMARKS
     from unlearn.benchmarks.base import method_settings
     from unlearn.tiers import TINY_MODEL
