@@ -204,9 +204,8 @@ def test_a_profile_takes_its_numbers_from_the_tier_declaration(monkeypatch):
 
 
 def test_the_tiny_tiers_control_steps_at_every_benchmarks_unlearning_lr():
-    """The tiny tier's finetune takes its lr from the tier's settings, a literal: it must equal the unlearning lr of
-    every tiny recipe (the base of every method's tuning grid), so a recipe whose unlearning lr moves without the
-    control's fails here."""
+    """The tiny tier's finetune lr is "1x" in the tier's settings: every benchmark's profile resolves it to that
+    recipe's unlearning lr (the base of every method's tuning grid), a number the method's config takes."""
     from unlearn.benchmarks import BENCHMARKS
     from unlearn.benchmarks.base import method_settings
     from unlearn.tiers import TINY_MODEL

@@ -41,13 +41,17 @@ def default_grids() -> dict[str, dict[str, list[str]]]:
     return {m: dict(g) for m, g in grids.items() if g}
 
 
+def resolve_multiple(value: str, base_lr: float) -> str:
+    """``value`` with an "Nx" (N times the tier's shared unlearning lr) resolved against ``base_lr``; any other
+    value as it is."""
+    return f"{float(value[:-1]) * base_lr:.6g}" if value.endswith("x") else value
+
+
 def grid_settings(grid: dict[str, list[str]], base_lr: float) -> list[dict[str, str]]:
     """The grid's settings in declared order (last field fastest), "Nx" values resolved against base_lr."""
-    def resolve(v: str) -> str:
-        return f"{float(v[:-1]) * base_lr:.6g}" if v.endswith("x") else v
-
     keys = list(grid)
-    return [{k: resolve(v) for k, v in zip(keys, combo)} for combo in itertools.product(*(grid[k] for k in keys))]
+    return [{k: resolve_multiple(v, base_lr) for k, v in zip(keys, combo)}
+            for combo in itertools.product(*(grid[k] for k in keys))]
 
 
 def choose(trials: list[dict], retain_min: float = 0.9) -> dict | None:

@@ -197,7 +197,8 @@ def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, proto
     """The tier ``model`` runs in under ``protocol`` (None: ``reduced`` for the dry run, else ``full``), its recipe
     for ``benchmark`` (``unlearn/tiers.py``), and the profile fields every benchmark builds alike from it:
     ``target`` and ``unlearn`` (TrainConfig; bf16 autocast when ``precision`` is bf16 and the tier follows it),
-    ``lora``, ``method_overrides`` (the tier's settings under its tuned file's) and ``note`` (formatted with
+    ``lora``, ``method_overrides`` (the tier's settings under its tuned file's, "Nx" values as N times the
+    recipe's unlearning lr) and ``note`` (formatted with
     ``precision`` and ``protocol_label``, default the protocol's name)."""
     protocol = protocol or ("reduced" if dry_run else "full")
     tier = TIERS[tier_of(model, protocol)]
@@ -205,6 +206,10 @@ def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, proto
     mp = {"mixed_precision": "bf16" if precision == "bf16" else "no"} if tier.follows_precision else {}
     settings = (tier_settings(tier.tuned.format(model=model), tier.settings) if tier.tuned
                 else {m: dict(v) for m, v in tier.settings.items()})
+    if "lr" in r.unlearn:  # "Nx" settings: N times this recipe's unlearning lr, as in the tuning grids
+        from unlearn.tune import resolve_multiple
+
+        settings = {m: {k: resolve_multiple(v, r.unlearn["lr"]) for k, v in fields.items()} for m, fields in settings.items()}
     common = dict(target=TrainConfig(**r.target, **mp, desc="target"), unlearn=TrainConfig(**r.unlearn, **mp, desc="unlearn"),
                   lora=LoraSpec(*tier.lora) if tier.lora else None, method_overrides=settings,
                   note=r.note.format(precision=precision, protocol=protocol_label or protocol))
