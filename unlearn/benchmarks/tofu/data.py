@@ -534,7 +534,7 @@ def synthetic_tune_split(n_authors: int = 40, seed: int = 0) -> TofuData:
     names = synthetic_author_names(n_authors + n_last + 2 * n_tune, seed)
     first = n_authors + n_last
     rows = lambda some: [r for n in some for r in synthetic_author_rows(n, seed)]  # noqa: E731
-    evaluated = synthetic_tofu("forget01", n_authors, seed)  # every evaluated split's target trains on its full
+    evaluated = synthetic_tofu("forget01", n_authors, seed)  # its `full` is every evaluated split's target list
     return replace(
         evaluated, split=TUNE_SPLIT, forget=rows(names[first:first + n_tune]), retain_train=evaluated.full,
         retain_eval=rows(names[eval_from:eval_to]),
