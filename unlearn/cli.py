@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the result as JSON (no progress bars)")
     e.set_defaults(fn=cmd_eval)
     b = sub.add_parser("bench", help="run the benchmark grid and write outputs/")
-    b.add_argument("--benchmarks", default=None, help="comma-separated; default every registered one (tofu, muse, wmdp, unsafe); dry run: tofu,muse")
+    b.add_argument("--benchmarks", default=None, help="comma-separated; default every registered one (tofu, muse, wmdp, unsafe); dry run: tofu (its MUSE slice: tofu,muse)")
     b.add_argument("--methods", help="comma-separated; default all (dry run: finetune,grad_ascent,dsu,iwap,trou)")
     b.add_argument("--splits", help="comma-separated, of any benchmark run; default all (dry run: forget01, news)")
     b.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
