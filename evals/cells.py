@@ -1,6 +1,7 @@
 """Cell fixtures' shared parts: each (method, split) runs once per session and is shared by its threshold and
 snapshot tests; with UNLEARN_EVAL_DUMP=FILE the session's summaries and metrics are written there at the end
-(to read measured values off one run, e.g. for an expectations table)."""
+(to read measured values off one run, e.g. for an expectations table): every benchmark's cells of the process,
+and under pytest-xdist one file per worker, FILE.<worker> (gw0, gw1, ...)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 
 from unlearn.methods import parse_overrides
 
-DUMPED = ("method", "split", "summary", "metrics", "references", "cost")
+DUMPED = ("benchmark", "method", "split", "summary", "metrics", "references", "cost")
+_DUMP_ROWS: list = []  # the process's dumped cells so far, every benchmark's (each fixture's teardown adds its own)
 
 
 def session_cells():
@@ -20,10 +22,13 @@ def session_cells():
     cells: dict = {}
     yield cells
     dump = os.environ.get("UNLEARN_EVAL_DUMP")
+    if dump and os.environ.get("PYTEST_XDIST_WORKER"):  # one file per worker: none overwrites another's cells
+        dump = f"{dump}.{os.environ['PYTEST_XDIST_WORKER']}"
     if dump and cells:
-        rows = [{**{k: c[k] for k in DUMPED}, **({"seeds": [{k: s[k] for k in ("summary", "metrics")} for s in c["seed_cells"]]}
-                                                 if c.get("seed_cells") else {})} for c in cells.values()]
-        Path(dump).write_text(json.dumps(rows, indent=1, allow_nan=True))
+        _DUMP_ROWS.extend({**{k: c.get(k) for k in DUMPED},
+                           **({"seeds": [{k: s[k] for k in ("summary", "metrics")} for s in c["seed_cells"]]}
+                              if c.get("seed_cells") else {})} for c in cells.values())
+        Path(dump).write_text(json.dumps(_DUMP_ROWS, indent=1, allow_nan=True))
 
 
 def cell_for(request, bench, cells: dict) -> dict:
@@ -35,6 +40,7 @@ def cell_for(request, bench, cells: dict) -> dict:
     if (method, split) not in cells:
         overrides = parse_overrides(request.config.getoption("--set"))
         cell = bench.run_cell(method, split, overrides)
+        cell.setdefault("benchmark", bench.name)  # names the dump's rows (WMDP and unsafe share "synthetic")
         n = request.config.getoption("--seeds")
         if n > 1:
             from evals.conftest import bench_with_seed

@@ -1,5 +1,7 @@
 """`pytest -n 2 --dist loadgroup`: the tests that read one cell are one xdist scope (evals/scheduling.py)."""
 
+import json
+
 from evals import test_muse, test_tofu
 from evals.scheduling import CellScheduling, cell_group
 
@@ -40,3 +42,26 @@ def test_every_grid_id_maps_to_its_cell():
     for p in test_muse._threshold_grid():
         method, _ = p.values[0]
         assert cell_group(f"evals/test_muse.py::test_muse_expectations[{p.id}]") == f"muse:{method}"
+
+
+def test_eval_dump_keeps_every_benchmarks_cells(tmp_path, monkeypatch):
+    """UNLEARN_EVAL_DUMP: each benchmark's cell fixture tears down on its own; the file holds the cells of all of
+    them (a dump that kept only the last benchmark's lost the others), one file per xdist worker."""
+    from evals import cells as cells_module
+
+    monkeypatch.setattr(cells_module, "_DUMP_ROWS", [])
+    monkeypatch.setenv("UNLEARN_EVAL_DUMP", str(tmp_path / "dump.json"))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+
+    def cell(benchmark, method, split):
+        return {"benchmark": benchmark, "method": method, "split": split, "summary": {"forget_efficacy": 1.0},
+                "metrics": {}, "references": {}, "cost": {}}
+
+    for benchmark, split in (("tofu", "forget01"), ("wmdp", "synthetic")):
+        fixture = cells_module.session_cells()
+        store = next(fixture)
+        store["npo", split] = cell(benchmark, "npo", split)
+        next(fixture, None)  # the fixture's teardown writes the dump
+    rows = json.loads((tmp_path / "dump.json.gw1").read_text())
+    assert [(r["benchmark"], r["method"], r["split"]) for r in rows] == [("tofu", "npo", "forget01"), ("wmdp", "npo", "synthetic")]
+    assert not (tmp_path / "dump.json").exists()
