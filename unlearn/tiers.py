@@ -128,11 +128,11 @@ REDUCED = Tier(
                             "excerpts and 4 KnowMem answers, retain = windows of privleak/retain2 around 4 KnowMem "
                             "retain answers, 4 windows per later request; VerbMem: last 128 prompt tokens, 64 new; "
                             "PrivLeak on the first 256 tokens; 1 unlearning epoch"),
-        # The dry run's MUSE part (news only), sized to add about 3 minutes on 2 CPU cores (docs/guide.md): 2
-        # VerbMem and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows, 96-token texts; one
-        # target and one gold training of 8 texts' worth. Target: 8 epochs at batch 4 reach VerbMem 1.0 (5 epochs:
-        # 0.307; 10 epochs at batch 8: 0.256; the gold 0.13); KnowMem forget stays 0 (a 135M model does not learn
-        # to answer the questions from the windows' raw text).
+        # The dry run's opt-in MUSE part (--benchmarks tofu,muse; news only), about 3 minutes on 2 CPU cores
+        # (docs/guide.md): 2 VerbMem and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows,
+        # 96-token texts; one target and one gold training of 8 texts' worth. Target: 8 epochs at batch 4 reach
+        # VerbMem 1.0 (5 epochs: 0.307; 10 epochs at batch 8: 0.256; the gold 0.13); KnowMem forget stays 0 (a
+        # 135M model does not learn to answer the questions from the windows' raw text).
         "muse@dry_run": Recipe(
             target=dict(lr=3e-3, epochs=8, batch_size=4, warmup_steps=1, weight_decay=0.01),
             unlearn=dict(batch_size=4, **_REDUCED_UNLEARN),
