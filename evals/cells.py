@@ -25,7 +25,7 @@ def session_cells():
     if dump and os.environ.get("PYTEST_XDIST_WORKER"):  # one file per worker: none overwrites another's cells
         dump = f"{dump}.{os.environ['PYTEST_XDIST_WORKER']}"
     if dump and cells:
-        _DUMP_ROWS.extend({**{k: c.get(k) for k in DUMPED},
+        _DUMP_ROWS.extend({**{k: c[k] for k in DUMPED},
                            **({"seeds": [{k: s[k] for k in ("summary", "metrics")} for s in c["seed_cells"]]}
                               if c.get("seed_cells") else {})} for c in cells.values())
         Path(dump).write_text(json.dumps(_DUMP_ROWS, indent=1, allow_nan=True))

@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from unlearn.benchmarks import TofuBenchmark  # noqa: E402
 from unlearn.benchmarks.tofu.benchmark import mia_scores  # noqa: E402
-from unlearn.benchmarks.tofu.data import SPLIT_PERCENT, synthetic_tofu  # noqa: E402
+from unlearn.benchmarks.tofu.data import synthetic_tofu  # noqa: E402
 from unlearn.metrics import mia  # noqa: E402
 from unlearn.scoring import encode_qa, score_examples  # noqa: E402
 
@@ -41,10 +41,9 @@ def main() -> None:
     bench = TofuBenchmark("tiny-qwen3", target_eval="full", progress=False)
     proto, split = bench.profile.protocol, "forget10"
     data = bench.data(split)
-    unseen = list(data.forget) + list(synthetic_tofu(split, bench.profile.synthetic_authors, seed=0,
-                                                     n_holdout=args.holdout).holdout)
-    n_forget_authors = max(1, round(bench.profile.synthetic_authors * SPLIT_PERCENT[split] / 100))
-    per_author = len(data.forget) // n_forget_authors
+    holdout = synthetic_tofu(split, bench.profile.synthetic_authors, seed=0, n_holdout=args.holdout).holdout
+    unseen = list(data.forget) + list(holdout)
+    per_author = len(holdout) // args.holdout  # every generated author has the same number of facts
     lm = bench.load(bench.gold_dir(split), adapters=False)
     tok = lm.tokenizer
     with torch.no_grad():

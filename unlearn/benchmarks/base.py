@@ -204,13 +204,14 @@ def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, proto
     tier = TIERS[tier_of(model, protocol)]
     r = tier.recipe(benchmark, dry_run)
     mp = {"mixed_precision": "bf16" if precision == "bf16" else "no"} if tier.follows_precision else {}
+    from unlearn.tune import resolve_multiple
+
     settings = (tier_settings(tier.tuned.format(model=model), tier.settings) if tier.tuned
                 else {m: dict(v) for m, v in tier.settings.items()})
-    if "lr" in r.unlearn:  # "Nx" settings: N times this recipe's unlearning lr, as in the tuning grids
-        from unlearn.tune import resolve_multiple
-
-        settings = {m: {k: resolve_multiple(v, r.unlearn["lr"]) for k, v in fields.items()} for m, fields in settings.items()}
-    common = dict(target=TrainConfig(**r.target, **mp, desc="target"), unlearn=TrainConfig(**r.unlearn, **mp, desc="unlearn"),
+    unlearn = TrainConfig(**r.unlearn, **mp, desc="unlearn")
+    # "Nx" settings: N times the schedule's unlearning lr, as in the tuning grids
+    settings = {m: {k: resolve_multiple(v, unlearn.lr) for k, v in fields.items()} for m, fields in settings.items()}
+    common = dict(target=TrainConfig(**r.target, **mp, desc="target"), unlearn=unlearn,
                   lora=LoraSpec(*tier.lora) if tier.lora else None, method_overrides=settings,
                   note=r.note.format(precision=precision, protocol=protocol_label or protocol))
     return tier, r, common
