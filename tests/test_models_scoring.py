@@ -180,6 +180,71 @@ def test_reference_only_evaluation_gives_the_full_evaluations_summary_inputs():
         assert ref["logs"][split]["generated_text"] == full["logs"][split]["generated_text"]
 
 
+def test_evaluation_without_the_forget_truth_ratio_keeps_every_other_number():
+    """``forget_truth_ratio=False`` (the dry run) scores the forget answers alone: the forget log has no
+    paraphrased/perturbed columns and no truth ratio, the aggregates no forget truth ratio, and every other
+    number (forget Prob and ROUGE, Model Utility, MIA, extraction strength) is the full evaluation's up to
+    batch-composition rounding; a cell built on such evaluations reports no Forget Quality."""
+    from tests.helpers import memorised
+    from unlearn.benchmarks.tofu.benchmark import evaluate_tofu
+    from unlearn.benchmarks.tofu.metrics import aggregate
+    from unlearn.benchmarks.tofu.protocol import EvalProtocol
+
+    lm, data = memorised()
+    full_p = EvalProtocol(max_new_tokens=16, batch_size=8)
+    lean_p = dataclasses.replace(full_p, forget_truth_ratio=False)
+    full = evaluate_tofu(lm.model, lm.tokenizer, data, full_p, progress=False)
+    lean = evaluate_tofu(lm.model, lm.tokenizer, data, lean_p, progress=False)
+    assert set(lean["logs"]["forget"]) == {"avg_gt_loss", "gt_loss", "num_token_gt", "rougeL_recall", "generated_text"}
+    assert "truth_ratio" in full["logs"]["forget"] and "truth_ratio" in lean["logs"]["retain"]
+    assert set(full["aggregates"]) - set(lean["aggregates"]) == {"forget_truth_ratio"}
+    for key, value in lean["aggregates"].items():
+        assert value == pytest.approx(full["aggregates"][key], abs=1e-5), key
+    assert lean["logs"]["forget"]["generated_text"] == full["logs"]["forget"]["generated_text"]
+    assert lean["mia"] == pytest.approx(full["mia"], abs=1e-6)
+    assert lean["extraction_strength"] == full["extraction_strength"]
+    assert "forget_quality" in aggregate(full["logs"], full["logs"])
+    assert "forget_quality" not in aggregate(lean["logs"], full["logs"])  # needs both models' truth ratios
+    assert "forget truth ratio and forget quality not measured" in lean_p.describe()
+    assert "not measured" not in full_p.describe()
+
+
+def test_a_cell_without_the_forget_truth_ratio_reports_no_forget_quality(tmp_path, monkeypatch):
+    """A TOFU cell whose protocol skips the forget truth ratio still has its summary columns; Forget Quality
+    and the forget truth ratio are absent (None), never a number computed from nothing."""
+    from unlearn.benchmarks import Profile
+    from unlearn.benchmarks.tofu.benchmark import TofuBenchmark
+    from unlearn.benchmarks.tofu.protocol import EvalProtocol
+    from unlearn.report import to_markdown
+    from unlearn.train import TrainConfig
+
+    monkeypatch.setenv("UNLEARN_CACHE_DIR", str(tmp_path / "cache"))
+    profile = Profile(target=TrainConfig(lr=3e-3, epochs=2, batch_size=16, progress=False),
+                      unlearn=TrainConfig(lr=1e-3, epochs=1, batch_size=4, progress=False), lora=None,
+                      protocol=EvalProtocol(max_new_tokens=4, forget_truth_ratio=False), synthetic_authors=4,
+                      use_real_data=False)
+    cell = TofuBenchmark("tiny-qwen3", profile=profile, progress=False).run_cell("grad_ascent", "forget10")
+    assert cell["metrics"]["forget_quality"] is None and "forget_truth_ratio" not in cell["metrics"]
+    assert all(isinstance(cell["summary"][k], float) for k in ("forget_efficacy", "retain_performance", "mia_auc"))
+    assert "forget truth ratio and forget quality not measured" in cell["protocol"]
+    row = next(line for line in to_markdown([cell]).splitlines() if line.startswith("| grad_ascent"))
+    assert "nan" not in row.lower()
+
+
+def test_the_dry_run_skips_the_forget_truth_ratio_and_probes_few_rows():
+    """The dry run's TOFU recipe: same models and schedule as the reduced tier's, no forget truth ratio, a
+    10 + 10-row forgetting-curve probe; ``--protocol reduced`` outside the dry run keeps both."""
+    from unlearn.benchmarks.tofu.benchmark import profile_for
+
+    dry = profile_for("smollm2-135m", dry_run=True, max_steps=None, precision="bf16")
+    reduced = profile_for("smollm2-135m", dry_run=False, max_steps=None, precision="bf16", protocol="reduced")
+    assert not dry.protocol.forget_truth_ratio and dry.dynamics_rows == (10, 10)
+    assert reduced.protocol.forget_truth_ratio and reduced.dynamics_rows == (40, 10)
+    assert (dry.target, dry.unlearn, dry.lora, dry.method_overrides) == (reduced.target, reduced.unlearn, reduced.lora,
+                                                                         reduced.method_overrides)
+    assert dataclasses.replace(dry.protocol, forget_truth_ratio=True) == reduced.protocol
+
+
 def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
     """--precision bf16 under the full protocol: generation may use bf16, but every Prob and truth ratio
     is the float32 one (bf16 autocast moves them by ~1e-2); the reduced protocol scores in bf16."""

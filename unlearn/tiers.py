@@ -98,20 +98,30 @@ TINY = Tier(
 _REDUCED_TARGET = dict(lr=2e-3, batch_size=4, warmup_steps=2, weight_decay=0.01)
 _REDUCED_UNLEARN = dict(lr=1e-3, epochs=1)
 
+# Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the forget authors
+# (forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s)
+_REDUCED_TOFU = dict(target=dict(epochs=4, **_REDUCED_TARGET), unlearn=dict(batch_size=8, **_REDUCED_UNLEARN),
+                     profile=dict(real_slice_retain=10, synthetic_authors=20, target_eval="reference",
+                                  dynamics_rows=(40, 10)))
+_REDUCED_TOFU_NOTE = ("reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, 10 "
+                      "retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
+                      "dsu.forget_epochs=1")
+
 REDUCED = Tier(
     name="reduced", lora=(16, 32), follows_precision=True,
     # the dry run's settings: `unlearn tune --dry_run --grid perf/grids/dry_run.json` (TOFU's tune split, an
     # author no evaluated forget set holds); one unlearning epoch, so DSU's forget phase is one epoch too
     settings={"dsu": {"forget_epochs": "1"}}, tuned="{model}-reduced",
     recipes={
-        # Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the forget
-        # authors (forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s)
-        "tofu": Recipe(target=dict(epochs=4, **_REDUCED_TARGET), unlearn=dict(batch_size=8, **_REDUCED_UNLEARN),
-                       profile=dict(real_slice_retain=10, synthetic_authors=20, target_eval="reference",
-                                    dynamics_rows=(40, 10)),
-                       note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 "
-                            "forget, 10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 "
-                            "unlearning epoch; dsu.forget_epochs=1"),
+        "tofu": Recipe(note=_REDUCED_TOFU_NOTE, **_REDUCED_TOFU),
+        # The dry run's: the same models and schedule; the forget split's answers are scored without their
+        # paraphrased and perturbed answers (no forget truth ratio, hence no Forget Quality: about half of what
+        # each evaluation scores), and the forgetting curve's probe scores the first 10 forget and 10 retain rows
+        # (docs/guide.md, "The dry run in detail", gives the measurement)
+        "tofu@dry_run": Recipe(
+            protocol=dict(forget_truth_ratio=False),
+            note=_REDUCED_TOFU_NOTE + "; no forget truth ratio / Forget Quality; dynamics on 10 + 10 rows",
+            **{**_REDUCED_TOFU, "profile": {**_REDUCED_TOFU["profile"], "dynamics_rows": (10, 10)}}),
         # CPU-sized: 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain windows, 4 windows per later request
         # for scal/sust (evals --model M; the dry run takes the smaller slice below). 10 target epochs: at 3 the
         # target's VerbMem equalled the gold's (0.115 vs 0.121); at 10 it is 0.510 vs 0.126 (177 s of training

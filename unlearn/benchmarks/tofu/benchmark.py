@@ -15,7 +15,8 @@ import numpy as np
 from unlearn.benchmarks.tofu.data import TUNE_SPLIT, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
-from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios, model_utility_of_means, utility_terms
+from unlearn.benchmarks.tofu.metrics import (forget_quality, forget_truth_ratios, has_truth_ratio, model_utility_of_means,
+                                             utility_terms)
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, TokenCounter,
                                      method_settings, mia_versus_gold, peak_memory_mb, round_sig, run_method,
                                      schedule_record, summary_columns, tier_recipe, with_max_steps)
@@ -30,9 +31,11 @@ from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
 
 
-def split_texts(rows: list[TofuRow]) -> tuple[list[tuple[str, str]], bool, int]:
+def split_texts(rows: list[TofuRow], answers_only: bool = False) -> tuple[list[tuple[str, str]], bool, int]:
     """(question, text) pairs scored for a split: answers, paraphrases (when every row has one), then k
-    perturbed answers per row (k = the fewest any row has)."""
+    perturbed answers per row (k = the fewest any row has); with ``answers_only`` the answers alone (k = 0)."""
+    if answers_only:
+        return [(r.question, r.answer) for r in rows], False, 0
     has_para = all(r.paraphrased_answer for r in rows)
     k = min(len(r.perturbed_answers) for r in rows)
     texts = [(r.question, r.answer) for r in rows]
@@ -43,8 +46,12 @@ def split_texts(rows: list[TofuRow]) -> tuple[list[tuple[str, str]], bool, int]:
 
 def split_scores(rows: list[TofuRow], res, has_para: bool, k: int, prompts: list[str], gens: list[str],
                  references: list[str] | None = None) -> SplitScores:
+    """``k`` = 0: the answers alone were scored (no truth ratio)."""
     n = len(rows)
-    gt, para, pert = res.take(0, n), res.take(n, 2 * n) if has_para else None, res.take(res.n_tokens.size - n * k, res.n_tokens.size)
+    gt, para = res.take(0, n), res.take(n, 2 * n) if has_para else None
+    if k == 0:
+        return SplitScores(gt, para, None, None, None, prompts, gens, references or [r.answer for r in rows])
+    pert = res.take(res.n_tokens.size - n * k, res.n_tokens.size)
     return SplitScores(gt, para, pert.mean_nll.reshape(n, k), (-pert.logprob_sum).reshape(n, k),
                        pert.n_tokens.reshape(n, k), prompts, gens, references or [r.answer for r in rows])
 
@@ -101,7 +108,7 @@ def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: li
     for the forget answers and the holdout. Scores run in float32 unless ``protocol.score_bf16``."""
     texts, stats, spans, layout = [], [], {}, {}
     for name in scored:
-        t, has_para, k = split_texts(splits[name])
+        t, has_para, k = split_texts(splits[name], answers_only=name == "forget" and not protocol.forget_truth_ratio)
         spans[name], layout[name] = (len(texts), len(texts) + len(t)), (has_para, k)
         stats += [name == "forget" and i < len(splits[name]) for i in range(len(t))]
         texts += t
@@ -486,7 +493,8 @@ class TofuBenchmark(Benchmark):
                 robust = self.robustness(lm, split, result)
             if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)
                 self.model_sink(lm)
-        fq = forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
+        fq = (forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
+              if has_truth_ratio(result["logs"]["forget"]) and has_truth_ratio(gold["logs"]["forget"]) else None)
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}
         summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],

@@ -88,13 +88,15 @@ def _values(log: dict, key: str) -> np.ndarray:
 def split_aggregates(log: dict, split: str) -> dict[str, float]:
     """Prob, ROUGE-L recall and truth-ratio score of one split's per-question log."""
     forget = split == "forget"
-    pert = _values(log, "average_perturb_loss")
+    pert = _values(log, "average_perturb_loss") if has_truth_ratio(log) else None
     if split in ("real_authors", "world_facts"):
         p = float(np.mean(normalised_prob(_values(log, "avg_gt_loss"), pert)))
     else:
         p = float(np.mean(prob(_values(log, "avg_gt_loss"))))
-    R = truth_ratio(_values(log, "avg_paraphrased_loss"), pert)
-    return {"prob": p, "rouge": float(np.mean(_values(log, "rougeL_recall"))), "truth_ratio": truth_ratio_score(R, forget)}
+    out = {"prob": p, "rouge": float(np.mean(_values(log, "rougeL_recall")))}
+    if has_truth_ratio(log):  # a forget log scored without its paraphrased/perturbed answers has none
+        out["truth_ratio"] = truth_ratio_score(truth_ratio(_values(log, "avg_paraphrased_loss"), pert), forget)
+    return out
 
 
 UTILITY_SETS = ("retain", "real_authors", "world_facts")
@@ -135,9 +137,14 @@ def aggregate(logs: dict[str, dict], retain_logs: dict[str, dict] | None = None)
                 utility.append(value)
     if len(utility) == 9:
         out["model_utility"] = model_utility(utility)
-    if retain_logs is not None and "forget" in logs and "forget" in retain_logs:
+    if retain_logs is not None and has_truth_ratio(logs.get("forget")) and has_truth_ratio(retain_logs.get("forget")):
         out["forget_quality"] = forget_quality(forget_truth_ratios(logs["forget"]), forget_truth_ratios(retain_logs["forget"]))
     return out
+
+
+def has_truth_ratio(log: dict | None) -> bool:
+    """Whether a split's log holds the paraphrased and perturbed scores a truth ratio needs."""
+    return bool(log) and "avg_paraphrased_loss" in log and "average_perturb_loss" in log
 
 
 def forget_truth_ratios(log: dict) -> np.ndarray:
@@ -175,25 +182,26 @@ class SplitScores:
 
     gt: object  # ScoreResult of the answers
     para: object | None  # ScoreResult of the paraphrased answers (None: the answer itself)
-    pert_avg_nll: np.ndarray  # (N, k) length-normalised NLL of the perturbed answers
-    pert_sum_nll: np.ndarray
-    pert_tokens: np.ndarray
+    pert_avg_nll: np.ndarray | None  # (N, k) length-normalised NLL of the perturbed answers (None: not scored)
+    pert_sum_nll: np.ndarray | None
+    pert_tokens: np.ndarray | None
     prompts: list[str]
     generations: list[str]
     answers: list[str]
 
 
 def to_log(s: SplitScores) -> dict:
-    """TOFU's per-question log: {metric: {row index as string: value}}."""
-    para = s.para if s.para is not None else s.gt
+    """TOFU's per-question log: {metric: {row index as string: value}}; without the paraphrased/perturbed
+    columns and the truth ratio when the perturbed answers were not scored."""
     rouge = rouge_l_recall(s.generations, s.answers)
-    R = truth_ratio(para.mean_nll, s.pert_avg_nll)
-    cols = {
-        "avg_gt_loss": s.gt.mean_nll, "gt_loss": -s.gt.logprob_sum, "num_token_gt": s.gt.n_tokens,
-        "rougeL_recall": rouge, "avg_paraphrased_loss": para.mean_nll, "paraphrased_loss": -para.logprob_sum,
-        "num_token_paraphrased": para.n_tokens, "average_perturb_loss": s.pert_avg_nll,
-        "perturb_loss": s.pert_sum_nll, "num_token_perturb": s.pert_tokens, "truth_ratio": R,
-    }
+    cols = {"avg_gt_loss": s.gt.mean_nll, "gt_loss": -s.gt.logprob_sum, "num_token_gt": s.gt.n_tokens,
+            "rougeL_recall": rouge}
+    if s.pert_avg_nll is not None:
+        para = s.para if s.para is not None else s.gt
+        cols.update({"avg_paraphrased_loss": para.mean_nll, "paraphrased_loss": -para.logprob_sum,
+                     "num_token_paraphrased": para.n_tokens, "average_perturb_loss": s.pert_avg_nll,
+                     "perturb_loss": s.pert_sum_nll, "num_token_perturb": s.pert_tokens,
+                     "truth_ratio": truth_ratio(para.mean_nll, s.pert_avg_nll)})
     log = {k: {str(i): np.asarray(v[i]).tolist() for i in range(len(s.answers))} for k, v in cols.items()}
     log["generated_text"] = {str(i): [p, g, a] for i, (p, g, a) in enumerate(zip(s.prompts, s.generations, s.answers))}
     return log

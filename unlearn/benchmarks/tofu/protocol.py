@@ -30,6 +30,9 @@ class EvalProtocol:
     bf16: bool = False  # bf16 autocast for greedy generation
     score_bf16: bool = False  # bf16 autocast for scoring too (reduced protocol only: it moves Prob and R by ~1e-2)
     compat: str = "tofu"  # "tofu": TOFU's definitions; "open-unlearning": that tool's (scoring.encode_qa)
+    # score the forget split's paraphrased and perturbed answers (its truth ratio, hence Forget Quality); off,
+    # only its answers are scored (the dry run: about half of the texts an evaluation scores)
+    forget_truth_ratio: bool = True
     name: str = "full"  # "full" (published), "reduced" (CPU dry run) or "custom"
 
     def describe(self) -> str:
@@ -37,7 +40,8 @@ class EvalProtocol:
         prec = ("bf16 autocast" if self.score_bf16 else "fp32 scores, bf16 generation") if self.bf16 else "fp32"
         return (f"{self.name} protocol ({self.compat} conventions, {prec}): {rows(self.max_rows)} forget rows, "
                 f"{rows(self.retain_rows or self.max_rows)} retain rows, {rows(self.utility_rows or self.max_rows)} "
-                f"real-author/world-fact rows, greedy <= {self.max_new_tokens} new tokens")
+                f"real-author/world-fact rows, greedy <= {self.max_new_tokens} new tokens"
+                + ("" if self.forget_truth_ratio else "; forget truth ratio and forget quality not measured"))
 
     @property
     def open_unlearning(self) -> bool:
