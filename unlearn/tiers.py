@@ -15,7 +15,7 @@ its tuned file, ``unlearn/data/tuned/<tuned>.json`` (chosen settings only; the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 TINY_MODEL = "tiny-qwen3"
 DRY_RUN_MODEL = "smollm2-135m"
@@ -100,12 +100,12 @@ _REDUCED_UNLEARN = dict(lr=1e-3, epochs=1)
 
 # Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the forget authors
 # (forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s)
-_REDUCED_TOFU = dict(target=dict(epochs=4, **_REDUCED_TARGET), unlearn=dict(batch_size=8, **_REDUCED_UNLEARN),
-                     profile=dict(real_slice_retain=10, synthetic_authors=20, target_eval="reference",
-                                  dynamics_rows=(40, 10)))
-_REDUCED_TOFU_NOTE = ("reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 forget, 10 "
-                      "retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 unlearning epoch; "
-                      "dsu.forget_epochs=1")
+_REDUCED_TOFU = Recipe(target=dict(epochs=4, **_REDUCED_TARGET), unlearn=dict(batch_size=8, **_REDUCED_UNLEARN),
+                       profile=dict(real_slice_retain=10, synthetic_authors=20, target_eval="reference",
+                                    dynamics_rows=(40, 10)),
+                       note="reduced CPU protocol: trained on the forget authors + 10 retain QA; evaluated on 40 "
+                            "forget, 10 retain, 10 real-author, 10 world-fact rows, greedy <= 48 tokens; 1 "
+                            "unlearning epoch; dsu.forget_epochs=1")
 
 REDUCED = Tier(
     name="reduced", lora=(16, 32), follows_precision=True,
@@ -113,15 +113,15 @@ REDUCED = Tier(
     # author no evaluated forget set holds); one unlearning epoch, so DSU's forget phase is one epoch too
     settings={"dsu": {"forget_epochs": "1"}}, tuned="{model}-reduced",
     recipes={
-        "tofu": Recipe(note=_REDUCED_TOFU_NOTE, **_REDUCED_TOFU),
+        "tofu": _REDUCED_TOFU,
         # The dry run's: the same models and schedule; the forget split's answers are scored without their
         # paraphrased and perturbed answers (no forget truth ratio, hence no Forget Quality: about half of what
         # each evaluation scores), and the forgetting curve's probe scores the first 10 forget and 10 retain rows
         # (docs/guide.md, "The dry run in detail", gives the measurement)
-        "tofu@dry_run": Recipe(
-            protocol=dict(forget_truth_ratio=False),
-            note=_REDUCED_TOFU_NOTE + "; no forget truth ratio / Forget Quality; dynamics on 10 + 10 rows",
-            **{**_REDUCED_TOFU, "profile": {**_REDUCED_TOFU["profile"], "dynamics_rows": (10, 10)}}),
+        "tofu@dry_run": replace(
+            _REDUCED_TOFU, protocol=dict(forget_truth_ratio=False),
+            profile={**_REDUCED_TOFU.profile, "dynamics_rows": (10, 10)},
+            note=_REDUCED_TOFU.note + "; no forget truth ratio / Forget Quality; dynamics on 10 + 10 rows"),
         # CPU-sized: 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain windows, 4 windows per later request
         # for scal/sust (evals --model M; the dry run takes the smaller slice below). 10 target epochs: at 3 the
         # target's VerbMem equalled the gold's (0.115 vs 0.121); at 10 it is 0.510 vs 0.126 (177 s of training

@@ -15,8 +15,7 @@ import numpy as np
 from unlearn.benchmarks.tofu.data import TUNE_SPLIT, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
-from unlearn.benchmarks.tofu.metrics import (forget_quality, forget_truth_ratios, has_truth_ratio, model_utility_of_means,
-                                             utility_terms)
+from unlearn.benchmarks.tofu.metrics import forget_quality_of_logs, model_utility_of_means, utility_terms
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, TokenCounter,
                                      method_settings, mia_versus_gold, peak_memory_mb, round_sig, run_method,
                                      schedule_record, summary_columns, tier_recipe, with_max_steps)
@@ -493,8 +492,7 @@ class TofuBenchmark(Benchmark):
                 robust = self.robustness(lm, split, result)
             if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)
                 self.model_sink(lm)
-        fq = (forget_quality(forget_truth_ratios(result["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
-              if has_truth_ratio(result["logs"]["forget"]) and has_truth_ratio(gold["logs"]["forget"]) else None)
+        fq = forget_quality_of_logs(result["logs"]["forget"], gold["logs"]["forget"])
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}
         summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],

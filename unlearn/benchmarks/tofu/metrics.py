@@ -88,13 +88,14 @@ def _values(log: dict, key: str) -> np.ndarray:
 def split_aggregates(log: dict, split: str) -> dict[str, float]:
     """Prob, ROUGE-L recall and truth-ratio score of one split's per-question log."""
     forget = split == "forget"
-    pert = _values(log, "average_perturb_loss") if has_truth_ratio(log) else None
+    scored = has_truth_ratio(log)  # a forget log scored without its paraphrased/perturbed answers has none
+    pert = _values(log, "average_perturb_loss") if scored else None
     if split in ("real_authors", "world_facts"):
         p = float(np.mean(normalised_prob(_values(log, "avg_gt_loss"), pert)))
     else:
         p = float(np.mean(prob(_values(log, "avg_gt_loss"))))
     out = {"prob": p, "rouge": float(np.mean(_values(log, "rougeL_recall")))}
-    if has_truth_ratio(log):  # a forget log scored without its paraphrased/perturbed answers has none
+    if scored:
         out["truth_ratio"] = truth_ratio_score(truth_ratio(_values(log, "avg_paraphrased_loss"), pert), forget)
     return out
 
@@ -137,9 +138,17 @@ def aggregate(logs: dict[str, dict], retain_logs: dict[str, dict] | None = None)
                 utility.append(value)
     if len(utility) == 9:
         out["model_utility"] = model_utility(utility)
-    if retain_logs is not None and has_truth_ratio(logs.get("forget")) and has_truth_ratio(retain_logs.get("forget")):
-        out["forget_quality"] = forget_quality(forget_truth_ratios(logs["forget"]), forget_truth_ratios(retain_logs["forget"]))
+    fq = forget_quality_of_logs(logs.get("forget"), retain_logs.get("forget")) if retain_logs is not None else None
+    if fq is not None:
+        out["forget_quality"] = fq
     return out
+
+
+def forget_quality_of_logs(forget_log: dict | None, gold_forget_log: dict | None) -> float | None:
+    """Forget Quality of a model's forget log against the gold's; None unless both hold truth ratios."""
+    if not (has_truth_ratio(forget_log) and has_truth_ratio(gold_forget_log)):
+        return None
+    return forget_quality(forget_truth_ratios(forget_log), forget_truth_ratios(gold_forget_log))
 
 
 def has_truth_ratio(log: dict | None) -> bool:
