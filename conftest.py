@@ -15,6 +15,9 @@ pin_numerics()
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+# the expectation rows' outcomes in the session summary (inconclusive counted as its own outcome)
+pytest_plugins = ["evals.verdict_plugin"]
+
 
 def pytest_addoption(parser):
     g = parser.getgroup("unlearn")

@@ -13,7 +13,8 @@ import pytest
 
 from unlearn.methods import parse_overrides
 
-DUMPED = ("benchmark", "method", "split", "summary", "metrics", "references", "cost")
+DUMPED = ("benchmark", "method", "split", "summary", "metrics", "references", "cost", "intervals")
+SEED_DUMPED = ("summary", "metrics", "intervals", "per_question")  # each seed's cell: enough to recompute a verdict
 _DUMP_ROWS: list = []  # the process's dumped cells so far, every benchmark's (each fixture's teardown adds its own)
 
 
@@ -25,8 +26,8 @@ def session_cells():
     if dump and os.environ.get("PYTEST_XDIST_WORKER"):  # one file per worker: none overwrites another's cells
         dump = f"{dump}.{os.environ['PYTEST_XDIST_WORKER']}"
     if dump and cells:
-        _DUMP_ROWS.extend({**{k: c[k] for k in DUMPED},
-                           **({"seeds": [{k: s[k] for k in ("summary", "metrics")} for s in c["seed_cells"]]}
+        _DUMP_ROWS.extend({**{k: c.get(k) for k in DUMPED}, "per_question": c.get("per_question"),
+                           **({"seeds": [{k: s.get(k) for k in SEED_DUMPED} for s in c["seed_cells"]]}
                               if c.get("seed_cells") else {})} for c in cells.values())
         Path(dump).write_text(json.dumps(_DUMP_ROWS, indent=1, allow_nan=True))
 
@@ -52,25 +53,49 @@ def cell_for(request, bench, cells: dict) -> dict:
 
 
 def check_expectation(cell: dict, threshold: tuple, known_failures: dict, request) -> None:
-    """Assert one (name, direction, bound) row of an expectations table on ``cell`` (summary first, then metrics)
-    and, with ``--seeds``, on every seed's cell (the worst seed decides); a row listed in ``known_failures`` runs
-    as a strict xfail with the measured value as its reason."""
-    from evals.expectations import check
+    """Decide one (name, direction, bound) row of an expectations table on ``cell`` (summary first, then metrics)
+    by the rules of :mod:`evals.verdicts`, on every seed's cell with ``--seeds``: a missing value fails at once;
+    a row the tier declares undecided (``expectations.UNDECIDED``, default tier only) or whose interval straddles
+    the bar is reported *inconclusive* (its own outcome: counted, never a pass nor a known failure); a row in
+    ``known_failures`` runs as a strict xfail with its reason; anything else must pass."""
+    from evals.expectations import UNDECIDED
+    from evals.verdicts import INCONCLUSIVE, PASS, combine, verdict
 
     name, direction, bound = threshold
-    key = (cell["method"], cell["split"], name)
+    method, split = cell["method"], cell["split"]
+    seeds = cell.get("seed_cells") or [cell]
+    verdicts = [verdict(c, name, direction, bound) for c in seeds]  # MissingValue (an AssertionError) before any xfail
+    outcome, why = combine(verdicts)
+    declared = UNDECIDED.get((cell.get("benchmark"), method, split, name)) if default_tier(request, cell) else None
+    if declared:
+        outcome, why = INCONCLUSIVE, f"{why}; the tier cannot decide this row: {declared}"
+    record_verdict(request, cell, name, direction, bound, outcome, why, verdicts)
+    if outcome == INCONCLUSIVE:
+        pytest.skip(f"inconclusive: {method} on {split}: {why}")
+    key = (method, split, name)
     if key in known_failures:
         request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=known_failures[key]))
-    values = [c["summary"].get(name, c["metrics"].get(name)) for c in cell.get("seed_cells") or [cell]]
-    bad = [(seed, v) for seed, v in enumerate(values) if not check(v, direction, bound)]
-    where = lambda seed: f" (seed {seed} of {len(values)})" if len(values) > 1 else ""  # noqa: E731
-    assert not bad, "; ".join(f"{cell['method']} on {cell['split']}{where(seed)}: {name}={v:.4g} (want {direction} {bound})"
-                              for seed, v in bad)
+    assert outcome == PASS, f"{method} on {split}: {why}"
+
+
+def record_verdict(request, cell: dict, name: str, direction: str, bound: float, outcome: str, why: str, verdicts) -> None:
+    """The row's verdict as the test report's user properties: the session's summary and ``UNLEARN_VERDICTS``
+    read them there (the root conftest.py), under xdist too."""
+    row = {"benchmark": cell.get("benchmark"), "method": cell["method"], "split": cell["split"], "row": name,
+           "bar": f"{direction} {bound}", "outcome": outcome, "why": why, "value": verdicts[0].value,
+           "interval": verdicts[0].interval, "seeds": [v.as_row() for v in verdicts] if len(verdicts) > 1 else None}
+    request.node.user_properties.append(("verdict", row))
+
+
+def default_tier(request, cell: dict) -> bool:
+    """The default tier: tiny-qwen3 on the CPU in fp32 with default hyperparameters (what the snapshots, the
+    known failures and the tier's declarations describe)."""
+    opt = lambda name, default=None: request.config.getoption(name, default)  # noqa: E731 (absent outside this suite)
+    return not (opt("--model", "tiny-qwen3") != "tiny-qwen3" or opt("--set") or opt("--max-steps") is not None
+                or opt("--precision") == "bf16" or cell.get("device", "cpu") != "cpu")
 
 
 def skip_unless_default_tier(request, cell: dict) -> None:
     """Snapshots pin the default tier: tiny-qwen3 on the CPU in fp32 with default hyperparameters."""
-    opt = request.config.getoption
-    if opt("--model") != "tiny-qwen3" or opt("--set") or opt("--max-steps") is not None \
-            or opt("--precision") == "bf16" or cell["device"] != "cpu":
+    if not default_tier(request, cell):
         pytest.skip("snapshots pin the default tier (tiny-qwen3 on the CPU in fp32, default hyperparameters)")

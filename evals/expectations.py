@@ -126,6 +126,12 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
 }
 
 
+# Rows the default tier cannot decide, measured: (benchmark, method, split, row) -> what the seeds showed. Such a row
+# is reported inconclusive whatever one run measures (evals/verdicts.py), so its outcome cannot hang on a CPU's
+# rounding or on the seed.
+UNDECIDED: dict[tuple[str, str, str, str], str] = {}
+
+
 def check(value: float, direction: str, threshold: float) -> bool:
     return value >= threshold if direction == AT_LEAST else value <= threshold
 

@@ -66,10 +66,10 @@ TINY = Tier(
     name="tiny", lora=None, follows_precision=False,
     # every method's settings are what `unlearn tune` chose on TOFU's tune split (the other benchmarks take
     # them unchanged); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}). The control (finetune)
-    # trains at each recipe's unlearning lr ("1x") instead of the target's 3e-3: from scratch at 2M parameters,
-    # 5 retain epochs at 3e-3 move the forget answers as far as unlearning does (TOFU efficacy 0.55 / 0.78 /
-    # 0.65), at 3e-4 they stay (0.05 / 0.11 / 0.12; docs/methods.md, "The control's step size")
-    settings={"rmu": {"alpha": "100"}, "finetune": {"lr": "1x"}}, tuned=TINY_MODEL,
+    # steps at the largest lr at which a tuned method updates every weight with AdamW (trou's 3e-3 = "10x" the
+    # recipes' unlearning lr 3e-4; tests/test_layout.py checks it), over 5 retain epochs (more tokens than any
+    # method): a control slower than the methods would "not forget" by stepping less (docs/methods.md)
+    settings={"rmu": {"alpha": "100"}, "finetune": {"lr": "10x"}}, tuned=TINY_MODEL,
     recipes={
         "tofu": Recipe(target=dict(lr=3e-3, epochs=20, batch_size=16, **_TARGET),
                        unlearn=dict(lr=3e-4, epochs=5, batch_size=8), protocol=dict(max_new_tokens=64),

@@ -160,11 +160,19 @@ class Benchmark:
         the gold's and the model's evaluations (:mod:`unlearn.intervals`); None: the benchmark describes none."""
         return None
 
-    def summary_intervals(self, target: dict, gold: dict | None, ev: dict, summary: dict) -> dict | None:
-        """Bootstrap 95% intervals over questions of the cell's three summary columns. The bootstrap's value on
+    def mia_unit_size(self, split: str) -> int:
+        """How many consecutive membership rows belong to one independent unit (an author's questions, an
+        agent's): the membership intervals resample units, not rows. 1: every row is its own unit."""
+        return 1
+
+    def summary_intervals(self, target: dict, gold: dict | None, ev: dict, summary: dict, *, split: str | None = None,
+                          mia_gold: dict | None = None) -> dict | None:
+        """Bootstrap 95% intervals over questions of the cell's three summary columns, and over membership units
+        (authors, articles, agents: :func:`unlearn.intervals.membership_intervals`) of the MIA AUC, the gold's AUC
+        on the same rows (``mia_gold``, default ``gold``), ``mia_gap`` and ``mia_offset``. The bootstrap's value on
         the questions as they are must equal ``summary`` (else the measure it resamples is not the summary's:
         an error, not a silently wrong interval). None where the benchmark gives no measures or a set is empty."""
-        from unlearn.intervals import summary_intervals
+        from unlearn.intervals import MIN_CLUSTERS, cluster_ids, membership_intervals, summary_intervals
 
         measures = self.interval_measures(target, gold, ev)
         if measures is None or any(len(a) == 0 for m in measures[:2] for a in m.target.values()):
@@ -176,7 +184,20 @@ class Benchmark:
             if not same:
                 raise RuntimeError(f"{self.name}: the bootstrap's {column} on the questions as they are is {value!r}, "
                                    f"the cell's summary {want!r}: its per-question measure is not the summary's")
-        return {k: out[k] for k in ("ci", "n_boot", "level", "method")}
+        result = {k: out[k] for k in ("ci", "n_boot", "level", "method")}
+        members, nonmembers = measures[2], measures[3]
+        mia_gold = gold if mia_gold is None else mia_gold
+        if members is not None and nonmembers is not None and len(members) and len(nonmembers):
+            size = self.mia_unit_size(split)
+            g = self.interval_measures(target, gold, mia_gold) if mia_gold is not None else None
+            units = membership_intervals(members, nonmembers, cluster_ids(len(members), size),
+                                         cluster_ids(len(nonmembers), size), *(g[2:4] if g else (None, None)))
+            result["membership"] = {**units, "unit_rows": size,
+                                    "method": "percentile bootstrap over membership units (authors, articles, agents), "
+                                              "members' and non-members' units drawn separately, the same draw for the "
+                                              "model and the gold; none with fewer than "
+                                              f"{MIN_CLUSTERS} units a side"}
+        return result
 
 
 def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.tofu.data import TUNE_SPLIT, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
+from unlearn.benchmarks.tofu.data import QA_PER_AUTHOR, TUNE_SPLIT, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.benchmarks.tofu.metrics import forget_quality_of_logs, model_utility_of_means, utility_terms
@@ -395,6 +395,10 @@ class TofuBenchmark(Benchmark):
         prob = lambda split, n: float(np.exp(-self._row_values(logs[split], "avg_gt_loss")[:n]).mean())  # noqa: E731
         return {"forget_prob": prob("forget", n_forget), "retain_prob": prob("retain", n_retain)}
 
+    def mia_unit_size(self, split: str) -> int:
+        """TOFU's forget and holdout rows come author by author, 20 questions each (real and synthetic alike)."""
+        return QA_PER_AUTHOR
+
     def interval_measures(self, target: dict, gold: dict | None, ev: dict):
         """Forget: ROUGE-L recall per forget question (target, gold, model); utility: Model Utility from the
         (Prob, ROUGE, max(0, 1 - R)) terms of the retain, real-author and world-fact questions; MIA: Min-K%++."""
@@ -498,7 +502,7 @@ class TofuBenchmark(Benchmark):
         summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],
                                   metrics["forget_rouge"], target["aggregates"]["model_utility"],
                                   metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
-        intervals = self.summary_intervals(target, gold, result, summary)
+        intervals = self.summary_intervals(target, gold, result, summary, split=split)
         metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
         references = {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
                       for kind, ev in (("target", target), ("gold", gold))}

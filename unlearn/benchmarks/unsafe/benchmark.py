@@ -373,7 +373,7 @@ class UnsafeBenchmark(Benchmark):
                 self.model_sink(lm)
         summary = summary_columns(target["forget_rouge"], gold["forget_rouge"], ev["forget_rouge"], target["retain_rouge"],
                                   ev["retain_rouge"], ev["mia"]["min_k_plus_plus_auc"])
-        intervals = self.summary_intervals(target, gold, ev, summary)
+        intervals = self.summary_intervals(target, gold, ev, summary, split=split)
         metrics = {k: ev[k] for k in METRICS} | {f"mia_{k}": v for k, v in ev["mia"].items()}
         metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
         if robust is not None:

@@ -38,7 +38,7 @@ from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, first_n,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      mia_versus_gold, text_membership_scores, tier_recipe, with_max_steps)
 from unlearn.benchmarks.tofu.data import load_idk
-from unlearn.benchmarks.wmdp.data import (SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
+from unlearn.benchmarks.wmdp.data import (_PROPS, SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
                                           synthetic_wmdp)
 from unlearn.intervals import Measure, as_sets, mean_of_first
@@ -391,6 +391,11 @@ class WmdpBenchmark(Benchmark):
         pq = ev["per_question"]
         return (forget, utility, pq["mia_forget"].get("min_k_plus_plus"), pq["mia_holdout"].get("min_k_plus_plus"))
 
+    def mia_unit_size(self, split: str) -> int:
+        """The synthetic split's membership texts come one agent's properties after another (an agent's answers
+        share its name and wording); real questions are independent."""
+        return len(_PROPS) if split == "synthetic" else 1
+
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
         start = time.time()
@@ -410,8 +415,8 @@ class WmdpBenchmark(Benchmark):
                 self.model_sink(lm)
         summary, metrics = self._summary(ev, split)
         target = self.reference_eval("target", split)
-        intervals = self.summary_intervals(target, None, ev, summary)
         gold = None if self.standard else self.reference_eval("gold", split)
+        intervals = self.summary_intervals(target, None, ev, summary, split=split, mia_gold=gold)
         refs = {"target": {k: target[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")},
                 "gold": ({k: gold[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")} if gold
                          else None), "chance": CHANCE}
