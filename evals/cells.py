@@ -58,17 +58,11 @@ def check_expectation(cell: dict, threshold: tuple, known_failures: dict, reques
     a row the tier declares undecided (``expectations.UNDECIDED``, default tier only) or whose interval straddles
     the bar is reported *inconclusive* (its own outcome: counted, never a pass nor a known failure); a row in
     ``known_failures`` runs as a strict xfail with its reason; anything else must pass."""
-    from evals.expectations import UNDECIDED
-    from evals.verdicts import INCONCLUSIVE, PASS, combine, verdict
+    from evals.verdicts import INCONCLUSIVE, PASS
 
     name, direction, bound = threshold
     method, split = cell["method"], cell["split"]
-    seeds = cell.get("seed_cells") or [cell]
-    verdicts = [verdict(c, name, direction, bound) for c in seeds]  # MissingValue (an AssertionError) before any xfail
-    outcome, why = combine(verdicts)
-    declared = UNDECIDED.get((cell.get("benchmark"), method, split, name)) if default_tier(request, cell) else None
-    if declared:
-        outcome, why = INCONCLUSIVE, f"{why}; the tier cannot decide this row: {declared}"
+    outcome, why, verdicts = row_outcome(cell, threshold, default_tier(request, cell))
     record_verdict(request, cell, name, direction, bound, outcome, why, verdicts)
     if outcome == INCONCLUSIVE:
         pytest.skip(f"inconclusive: {method} on {split}: {why}")
@@ -76,6 +70,22 @@ def check_expectation(cell: dict, threshold: tuple, known_failures: dict, reques
     if key in known_failures:
         request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=known_failures[key]))
     assert outcome == PASS, f"{method} on {split}: {why}"
+
+
+def row_outcome(cell: dict, threshold: tuple, default: bool = True) -> tuple[str, str, list]:
+    """(outcome, why, each seed's Verdict) of one row on ``cell``; ``default``: the run is the default tier, whose
+    declared undecided rows (``expectations.UNDECIDED``) are inconclusive whatever it measured. Raises
+    ``MissingValue`` (an AssertionError) on a None or NaN value."""
+    from evals.expectations import UNDECIDED
+    from evals.verdicts import INCONCLUSIVE, combine, verdict
+
+    name, direction, bound = threshold
+    verdicts = [verdict(c, name, direction, bound) for c in cell.get("seed_cells") or [cell]]
+    outcome, why = combine(verdicts)
+    declared = UNDECIDED.get((cell.get("benchmark"), cell["method"], cell["split"], name)) if default else None
+    if declared:
+        outcome, why = INCONCLUSIVE, f"{why}; the tier cannot decide this row: {declared}"
+    return outcome, why, verdicts
 
 
 def record_verdict(request, cell: dict, name: str, direction: str, bound: float, outcome: str, why: str, verdicts) -> None:

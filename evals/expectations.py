@@ -126,10 +126,19 @@ KNOWN_FAILURES: dict[tuple[str, str, str], str] = {
 }
 
 
-# Rows the default tier cannot decide, measured: (benchmark, method, split, row) -> what the seeds showed. Such a row
-# is reported inconclusive whatever one run measures (evals/verdicts.py), so its outcome cannot hang on a CPU's
-# rounding or on the seed.
-UNDECIDED: dict[tuple[str, str, str, str], str] = {}
+def _undecided() -> dict[tuple[str, str, str, str], str]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).with_name("undecided.json")
+    rows = json.loads(path.read_text())["rows"] if path.is_file() else {}
+    return {tuple(k.split("|")): why for k, why in rows.items()}
+
+
+# Rows the default tier cannot decide, measured over three seeds (evals/undecided.json, perf/tier_seeds.py):
+# (benchmark, method, split, row) -> what the seeds showed. Such a row is reported inconclusive whatever one run
+# measures (evals/verdicts.py), so its outcome does not hang on a CPU's rounding or on the seed.
+UNDECIDED: dict[tuple[str, str, str, str], str] = _undecided()
 
 
 def check(value: float, direction: str, threshold: float) -> bool:

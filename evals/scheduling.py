@@ -13,8 +13,8 @@ from xdist.scheduler import LoadScopeScheduling
 
 BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp",
                "evals/test_unsafe.py": "unsafe"}
-# modules whose tests share a module-scoped run (a bench subprocess): one worker, so the run happens once
-SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py")
+# modules whose tests share a module-scoped run (a bench subprocess, a nudged target): one worker, so it happens once
+SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py", "evals/test_perturbation.py")
 
 
 def cell_group(nodeid: str) -> str | None:

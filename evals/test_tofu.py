@@ -6,24 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from syrupy.extensions.amber import AmberSnapshotExtension
-
-from evals.cells import cell_for, check_expectation, session_cells
-from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, check
+from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
+from evals.snapshots import snapshots_of
+from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
 from unlearn.methods import method_names
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLITS = TofuBenchmark.splits
 pytestmark = pytest.mark.tofu
-
-
-class TopLevelSnapshots(AmberSnapshotExtension):
-    """Keep snapshots in the top-level snapshots/ folder (one .ambr per test file and model)."""
-
-    @classmethod
-    def dirname(cls, *, test_location) -> str:
-        return str(ROOT / "snapshots" / Path(test_location.filepath).stem)
 
 
 @pytest.fixture(scope="session")
@@ -59,11 +50,8 @@ def test_tofu_expectations(cell, threshold, request):
 
 @pytest.mark.parametrize("cell", _grid(), indirect=True)
 def test_tofu_snapshot(cell, snapshot, request):
-    opt = request.config.getoption
-    if opt("--model") != "tiny-qwen3" or opt("--set") or opt("--max-steps") is not None \
-            or opt("--precision") == "bf16" or cell["device"] != "cpu":
-        pytest.skip("snapshots pin the default tier (tiny-qwen3 on the CPU in fp32, default hyperparameters)")
-    assert metric_snapshot(cell) == snapshot(extension_class=TopLevelSnapshots)
+    skip_unless_default_tier(request, cell)
+    assert metric_snapshot(cell) == snapshot(extension_class=snapshots_of("tofu"))
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -104,11 +92,5 @@ def _robust_grid():
 @pytest.mark.robustness
 @pytest.mark.parametrize("cell,threshold", _robust_grid(), indirect=["cell"])
 def test_tofu_robustness(cell, threshold, request):
-    name, direction, bound = threshold
     assert {"relearn_recovery", "relearn_control", "regen_leak"} <= set(cell["summary"])
-    key = (cell["method"], cell["split"], name)
-    if key in KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_FAILURES[key]))
-    value = cell["metrics"][name]
-    assert value is not None and check(value, direction, bound), \
-        f"{cell['method']} on {cell['split']}: {name}={value} (want {direction} {bound})"
+    check_expectation(cell, threshold, KNOWN_FAILURES, request)

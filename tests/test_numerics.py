@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from unlearn import numerics
-from unlearn.numerics import REFERENCE_FINGERPRINT, fingerprint, pins_disabled, resolve_device, resolve_precision
+from unlearn.numerics import fingerprint, pins_disabled, resolve_device, resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 pinned_only = pytest.mark.skipif(pins_disabled(), reason="UNLEARN_NUMERICS=native: the pins are off")
@@ -50,16 +50,24 @@ def test_pins_took_effect_in_this_process():
     assert os.environ["MKL_CBWR"] == "AVX2,STRICT" and torch.get_num_threads() == numerics.THREADS
 
 
-@pinned_only
-def test_pinned_fingerprint_equals_the_reference():
-    """The hashes the reference machine printed under the pins (unlearn.numerics); any machine that prints the same
-    computes these kernels alike, so the tiny tier's snapshots hold on it."""
-    if torch.__version__ != REFERENCE_FINGERPRINT["torch"]:
-        pytest.skip(f"reference fingerprint is for torch {REFERENCE_FINGERPRINT['torch']}, this is {torch.__version__}")
-    got = fingerprint()
-    assert got == REFERENCE_FINGERPRINT, (
-        f"this CPU computes differently under the pins ({numerics.cpu_name()}): {got}; the tiny-tier snapshots "
-        "will not reproduce here")
+def test_nudge_moves_every_weight_by_at_most_k_ulps_and_is_seeded():
+    """The perturbation that stands in for another CPU (evals/test_perturbation.py): whole ulps, bounded, seeded."""
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Linear(32, 4))
+
+    a, b, c = model(), model(), model()
+    before = [p.detach().clone() for p in a.parameters()]
+    moved = numerics.nudge_ulps(a, 2, seed=1)
+    numerics.nudge_ulps(b, 2, seed=1)
+    numerics.nudge_ulps(c, 2, seed=2)
+    n = sum(p.numel() for p in a.parameters())
+    assert 0.6 * n < moved < n  # 4 of 5 draws in [-2, 2] move
+    for old, new in zip(before, a.parameters()):
+        ulp = torch.nextafter(old.abs(), torch.full_like(old, float("inf"))) - old.abs()
+        assert torch.all((new - old).abs() <= 2 * ulp * 1.0001) and not torch.equal(old, new)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
 
 
 @pinned_only

@@ -22,7 +22,7 @@ from unlearn.cache import cached_json
 from unlearn.provenance import source_version
 from unlearn.methods import UnlearnContext, get_method, make_config, schedule_overrides
 from unlearn.models import LoadedModel, LoraSpec, load_model
-from unlearn.numerics import resolve_device, resolve_precision
+from unlearn.numerics import nudge_ulps, resolve_device, resolve_precision
 from unlearn.registry import Registry
 from unlearn.tiers import TIERS, TINY_MODEL, Recipe, Tier, is_tiny, tier_of
 from unlearn.train import TrainConfig
@@ -69,13 +69,16 @@ class Benchmark:
     def __init__(self, model: str = TINY_MODEL, *, data_dir=None, quant: str | None = None, device: str = "auto",
                  dry_run: bool = False, max_steps: int | None = None, seed: int = 0, progress: bool = True,
                  profile=None, precision: str = "auto", data: str = "auto", protocol: str | None = None,
-                 compat: str = "tofu"):
+                 compat: str = "tofu", init_ulps: int = 0):
         if data not in DATA_CHOICES:
             raise ValueError(f"unknown data choice {data!r}; valid: {', '.join(DATA_CHOICES)}")
         if protocol not in (None, *self.protocols):
             raise ValueError(f"unknown {self.name.upper()} protocol {protocol!r}; valid: "
                              + (self.protocol_help or ", ".join(self.protocols)))
         self.model, self.quant, self.seed = model, quant, seed
+        # > 0: the targets' and golds' initial weights moved by up to this many ulps (unlearn.numerics.nudge_ulps),
+        # standing in for another CPU's rounding (evals/test_perturbation.py); their cached folders are kept apart
+        self.init_ulps = init_ulps
         self.device = resolve_device(device)
         # auto: bf16 only where the hardware runs it natively; the tiny tier stays float32 (its snapshots)
         tiny_default = is_tiny(model) and precision in (None, "auto")
@@ -120,8 +123,15 @@ class Benchmark:
 
         quant = self.quant if self.profile.lora is not None else None
         cfg = dataclasses.replace(self.profile.target, seed=self.seed, progress=self.progress, desc=kind)
-        return finetuned_model_dir(self.model_prefix + kind, self.model, rows, cfg,
-                                   lambda: load_model(self.model, quant=quant, lora=self.profile.lora, device=self.device),
+
+        def start() -> LoadedModel:
+            lm = load_model(self.model, quant=quant, lora=self.profile.lora, device=self.device)
+            if self.init_ulps:
+                nudge_ulps(lm.model, self.init_ulps)
+            return lm
+
+        prefix = self.model_prefix + (f"ulps{self.init_ulps}-" if self.init_ulps else "")
+        return finetuned_model_dir(prefix + kind, self.model, rows, cfg, start,
                                    lora=self.profile.lora, device=self.device,
                                    text_length=getattr(self.profile, "text_length", None), quant=quant)
 

@@ -1,0 +1,91 @@
+"""Snapshots of the tiny tier's metrics, compared within the spread the tier itself shows.
+
+The tiny tier trains its models from scratch for about a thousand steps, and that training is chaotic: initial
+weights moved by a few ulps (what another CPU's rounding does) end in a measurably different model, in float32 and
+in float64 alike (docs/results.md). So a snapshot cannot pin the 4th significant figure of a metric across CPUs.
+Each benchmark's metrics are instead compared within a tolerance measured on the tier: the widest difference
+between two seeds of the same cell (``snapshots/tolerances.json``, written by ``perf/snapshot_tolerances.py``
+from a ``pytest evals --seeds 3`` run; a floor of 0.001 for the rounding). A structural change (a key added or
+gone, a value that became None) and a move beyond the tier's own spread still show as a snapshot diff;
+``evals/test_perturbation.py`` checks that a run from nudged weights stays within these tolerances.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from syrupy.extensions.amber import AmberSnapshotExtension
+
+ROOT = Path(__file__).resolve().parent.parent
+TOLERANCES = ROOT / "snapshots" / "tolerances.json"
+FLOOR = 1e-3  # 4 significant figures of a value near 1, the snapshots' rounding
+_LINE = re.compile(r"^\s*'([^']+)': (.*?),?$")
+
+
+@lru_cache(maxsize=1)
+def tolerances() -> dict:
+    """{benchmark: {metric: tolerance}} (missing: the floor)."""
+    if not TOLERANCES.is_file():
+        return {}
+    return json.loads(TOLERANCES.read_text())["tolerances"]
+
+
+def tolerance(benchmark: str, metric: str) -> float:
+    return max(FLOOR, tolerances().get(benchmark, {}).get(metric, FLOOR))
+
+
+def flatten_amber(text: str) -> dict[str, str]:
+    """``{"step1.knowmem_f": "0.1458", ...}`` from an amber-serialised dict of numbers (nested dicts allowed)."""
+    out, path = {}, []
+    for line in str(text).splitlines():
+        m = _LINE.match(line)
+        if m:
+            key, value = m.groups()
+            if value.startswith("dict({"):
+                path.append(key)
+            else:
+                out[".".join(path + [key])] = value
+        elif line.strip().startswith("})") and path:
+            path.pop()
+    return out
+
+
+def within(benchmark: str, new: dict[str, str], old: dict[str, str]) -> list[str]:
+    """What differs beyond the tolerances (empty: the snapshots match)."""
+    bad = [f"{k}: only in {'the run' if k in new else 'the snapshot'}" for k in sorted(set(new) ^ set(old))]
+    for key in sorted(set(new) & set(old)):
+        a, b = new[key], old[key]
+        try:
+            x, y = float(a), float(b)
+        except ValueError:
+            if a != b:
+                bad.append(f"{key}: {a} vs {b}")
+            continue
+        tol = tolerance(benchmark, key.rsplit(".", 1)[-1])
+        if not abs(x - y) <= tol * (1 + 1e-9):  # NaN never matches
+            bad.append(f"{key}: {a} vs {b} (tolerance {tol:.3g})")
+    return bad
+
+
+class TierSnapshots(AmberSnapshotExtension):
+    """Snapshots in the top-level snapshots/ folder (one .ambr per test file), matched within the tier's measured
+    spread of :attr:`benchmark`'s metrics (:func:`snapshots_of` makes one class per benchmark)."""
+
+    benchmark = ""
+
+    @classmethod
+    def dirname(cls, *, test_location) -> str:
+        return str(ROOT / "snapshots" / Path(test_location.filepath).stem)
+
+    def matches(self, *, serialized_data, snapshot_data) -> bool:
+        return snapshot_data is not None and not within(self.benchmark, flatten_amber(serialized_data),
+                                                        flatten_amber(snapshot_data))
+
+
+@lru_cache(maxsize=None)
+def snapshots_of(benchmark: str) -> type[TierSnapshots]:
+    """The snapshot extension of one benchmark's cells: ``snapshot(extension_class=snapshots_of("tofu"))``."""
+    return type(f"{benchmark.capitalize()}Snapshots", (TierSnapshots,), {"benchmark": benchmark})

@@ -1,0 +1,180 @@
+"""What the tiny tier can decide, from a three-seed run of the eval grid.
+
+    UNLEARN_EVAL_DUMP=/tmp/seeds.json pytest -n 2 --dist loadgroup evals --seeds 3 -m "tofu or muse or wmdp or unsafe"
+    python perf/tier_seeds.py /tmp/seeds.json.gw0 /tmp/seeds.json.gw1 [--write]
+
+For every expectation row of every cell it decides each seed's verdict (evals/verdicts.py: the value's interval
+against the bar, membership rows over units with the gold's calibration gate, the retain floor). A row is
+*decidable* on the tier when the three seeds give the same decisive outcome (all pass or all fail) and the
+row's value varies by sd <= 0.05 over them; every other row is declared undecided (``evals/undecided.json``),
+with the seeds' values as the reason. The snapshot tolerance of each benchmark's metric is the widest
+difference between two seeds of one cell (``snapshots/tolerances.json``). Prints the per-cell table (efficacy /
+retain / MIA AUC per seed and their sd) and the counts of asserted, inconclusive and known-failure rows.
+``--write`` writes the two JSON files (the table goes to docs/results.md by hand).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from evals.expectations import (DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, ROBUSTNESS_EXPECTATIONS,  # noqa: E402
+                                TOFU_EXPECTATIONS, UNSAFE_DEFAULT, UNSAFE_EXPECTATIONS, WMDP_EXPECTATIONS,
+                                expectation_rows)
+from evals.verdicts import FAIL, PASS, verdict  # noqa: E402
+from unlearn.intervals import cluster_ids, membership_intervals  # noqa: E402
+
+SD_MAX = 0.05
+UNITS = {"tofu": 20, "wmdp": 6, "muse": 1, "unsafe": 1}  # membership rows per unit (Benchmark.mia_unit_size)
+
+
+def rows_of(bench: str, method: str) -> list:
+    table, default = {"tofu": (TOFU_EXPECTATIONS, DEFAULT_EXPECTATIONS), "muse": (MUSE_EXPECTATIONS, DEFAULT_EXPECTATIONS),
+                      "wmdp": (WMDP_EXPECTATIONS, DEFAULT_EXPECTATIONS),
+                      "unsafe": (UNSAFE_EXPECTATIONS, UNSAFE_DEFAULT)}[bench]
+    rows = expectation_rows(table, method, default)
+    return rows + (ROBUSTNESS_EXPECTATIONS.get(method, []) if bench == "tofu" else [])
+
+
+def membership(bench: str, pq: dict, gold_pq: dict) -> dict | None:
+    """The cluster-bootstrap intervals a cell gets in this code (the dump's cells may predate them)."""
+    try:
+        m, n = pq["mia_forget"]["min_k_plus_plus"], pq["mia_holdout"]["min_k_plus_plus"]
+        gm, gn = gold_pq["mia_forget"]["min_k_plus_plus"], gold_pq["mia_holdout"]["min_k_plus_plus"]
+    except (KeyError, TypeError):
+        return None
+    if not m or not n:
+        return None
+    size = UNITS[bench]
+    return membership_intervals(m, n, cluster_ids(len(m), size), cluster_ids(len(n), size), gm, gn)
+
+
+def load(paths: list[str]) -> list[dict]:
+    cells = []
+    for p in paths:
+        cells += json.loads(Path(p).read_text())
+    return cells
+
+
+def seed_cells(cells: list[dict]) -> dict:
+    """(bench, method, split) -> [seed cell dicts ready for evals.verdicts.verdict]."""
+    raw = {(c["benchmark"], c["method"], c["split"]): c for c in cells}
+    out = {}
+    for (bench, method, split), c in raw.items():
+        seeds = c.get("seeds") or [{k: c.get(k) for k in ("summary", "metrics", "intervals", "per_question")}]
+        gold = raw.get((bench, "retrain", split))
+        golds = (gold.get("seeds") or [gold]) if gold else [None] * len(seeds)
+        built = []
+        for s, g in zip(seeds, golds):
+            iv = dict(s.get("intervals") or {})
+            if not iv.get("membership"):
+                iv["membership"] = membership(bench, s.get("per_question") or {}, (g or {}).get("per_question") or {})
+            built.append({"benchmark": bench, "method": method, "split": split, "summary": s["summary"],
+                          "metrics": s["metrics"], "intervals": iv})
+        out[bench, method, split] = built
+    return out
+
+
+def fmt(x) -> str:
+    return "--" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3g}"
+
+
+def classify(cells: dict) -> tuple[dict, dict, list]:
+    """(undecided {key: reason}, outcomes {key: outcome}, report lines)."""
+    undecided, decided = {}, {}
+    for (bench, method, split), seeds in sorted(cells.items()):
+        for name, direction, bound in rows_of(bench, method):
+            vs = [verdict(c, name, direction, bound) for c in seeds]
+            values = [v.value for v in vs]
+            sd = statistics.pstdev(values) if len(values) > 1 else 0.0
+            outcomes = {v.outcome for v in vs}
+            key = f"{bench}|{method}|{split}|{name}"
+            seeds_text = " / ".join(f"{fmt(v.value)}{'' if not v.interval else f' [{fmt(v.interval[0])}, {fmt(v.interval[1])}]'} {v.outcome}"
+                                    for v in vs)
+            if len(outcomes) == 1 and outcomes <= {PASS, FAIL} and sd <= SD_MAX:
+                decided[key] = vs[0].outcome
+            else:
+                why = ("the seeds disagree" if len(outcomes) > 1 else
+                       "every seed's interval straddles the bar or the row has no interval" if outcomes != {PASS} and outcomes != {FAIL}
+                       else f"sd {sd:.3f} over seeds > {SD_MAX}")
+                undecided[key] = f"{why}: seeds 0/1/2 {seeds_text} (want {direction} {bound})"
+    return undecided, decided, []
+
+
+def tolerances(cells: dict) -> dict:
+    from unlearn.benchmarks import metric_snapshot as tofu_snapshot
+    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse_snapshot
+    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe_snapshot
+    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp_snapshot
+
+    snap = {"tofu": tofu_snapshot, "muse": muse_snapshot, "wmdp": wmdp_snapshot, "unsafe": unsafe_snapshot}
+    out: dict = {}
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v)
+            else:
+                yield k, v
+
+    for (bench, method, split), seeds in cells.items():
+        per_seed = [dict(flat(snap[bench](c))) for c in seeds]
+        for key in per_seed[0]:
+            vals = [s.get(key) for s in per_seed]
+            if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+                continue
+            spread = max(vals) - min(vals)
+            out.setdefault(bench, {})
+            out[bench][key] = max(out[bench].get(key, 0.0), float(spread))
+    return {b: {k: round(v, 4) for k, v in sorted(m.items())} for b, m in sorted(out.items())}
+
+
+def table(cells: dict) -> list[str]:
+    lines = ["| benchmark | split | method | efficacy (seeds 0/1/2; sd) | retain | MIA AUC |", "|---|---|---|---|---|---|"]
+    for (bench, method, split), seeds in sorted(cells.items()):
+        cols = []
+        for name in ("forget_efficacy", "retain_performance", "mia_auc"):
+            vals = [c["summary"].get(name) for c in seeds]
+            ok = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            sd = statistics.pstdev(ok) if len(ok) > 1 else float("nan")
+            cols.append(" / ".join(fmt(v) for v in vals) + f"; {fmt(sd)}")
+        lines.append(f"| {bench} | {split} | {method} | " + " | ".join(cols) + " |")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("dumps", nargs="+")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    cells = seed_cells(load(args.dumps))
+    n_seeds = {len(v) for v in cells.values()}
+    undecided, decided, _ = classify(cells)
+    tol = tolerances(cells)
+    print("\n".join(table(cells)))
+    counts = {"decidable pass": sum(o == PASS for o in decided.values()),
+              "decidable fail (known failures)": sum(o == FAIL for o in decided.values()),
+              "undecided (inconclusive)": len(undecided)}
+    print(f"\nseeds per cell: {sorted(n_seeds)}; rows: {counts}")
+    for k, o in sorted(decided.items()):
+        if o == FAIL:
+            print("known failure:", k)
+    if args.write:
+        source = ("pytest evals --seeds 3 (tiny-qwen3, numerics pins), perf/tier_seeds.py: a row is decidable when its "
+                  f"three seeds give one decisive verdict and its value's sd <= {SD_MAX}")
+        (ROOT / "evals" / "undecided.json").write_text(json.dumps({"source": source, "rows": undecided}, indent=1) + "\n")
+        (ROOT / "snapshots" / "tolerances.json").write_text(json.dumps(
+            {"source": "the widest difference between two seeds of one cell, per benchmark and metric "
+                       "(pytest evals --seeds 3, perf/tier_seeds.py)", "tolerances": tol}, indent=1) + "\n")
+        print("wrote evals/undecided.json and snapshots/tolerances.json")
+
+
+if __name__ == "__main__":
+    main()

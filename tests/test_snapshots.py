@@ -1,0 +1,34 @@
+"""The tier's snapshots are matched within the spread the tier shows between seeds (evals/snapshots.py): a move
+inside it matches, one beyond it, a key added or gone, or a value turned None or NaN does not."""
+
+from evals import snapshots
+from evals.snapshots import FLOOR, flatten_amber, within
+
+AMBER = """  dict({
+    'forget_efficacy': 0.6074,
+    'mia_auc': 0.9725,
+    'step1': dict({
+      'knowmem_f': 0.1458,
+      'privleak': -100.0,
+    }),
+    'retain_performance': 0.9311,
+  })"""
+
+
+def test_flatten_reads_nested_dicts():
+    assert flatten_amber(AMBER) == {"forget_efficacy": "0.6074", "mia_auc": "0.9725", "step1.knowmem_f": "0.1458",
+                                    "step1.privleak": "-100.0", "retain_performance": "0.9311"}
+
+
+def test_matches_within_the_measured_spread_only(monkeypatch):
+    monkeypatch.setattr(snapshots, "tolerances", lambda: {"toy": {"forget_efficacy": 0.2, "knowmem_f": 0.05}})
+    old = flatten_amber(AMBER)
+    assert within("toy", dict(old), old) == []
+    assert within("toy", {**old, "forget_efficacy": "0.75"}, old) == []  # 0.14 apart, tolerance 0.2
+    assert within("toy", {**old, "forget_efficacy": "0.85"}, old)  # 0.24 apart
+    assert within("toy", {**old, "step1.knowmem_f": "0.2"}, old)  # nested keys read their leaf's tolerance
+    assert within("toy", {**old, "mia_auc": "0.9735"}, old) == []  # no measured spread: the rounding floor
+    assert within("toy", {**old, "mia_auc": f"{0.9725 + 2 * FLOOR}"}, old)
+    assert within("toy", {**old, "mia_auc": "None"}, old) and within("toy", {**old, "mia_auc": "nan"}, old)
+    assert within("toy", {**old, "extra": "1.0"}, old) and within("toy", {k: v for k, v in old.items() if k != "mia_auc"}, old)
+    assert within("other", {**old, "forget_efficacy": "0.75"}, old)  # another benchmark's spread is not this one's
