@@ -10,25 +10,41 @@ from pathlib import Path
 
 import pytest
 
+from unlearn.benchmarks import Profile, TofuBenchmark
+from unlearn.benchmarks.muse.benchmark import MuseBenchmark, MuseProfile, MuseProtocol
+from unlearn.benchmarks.tofu.protocol import EvalProtocol
 from unlearn.report import SCHEMA_VERSION
+from unlearn.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def tofu_profile():
+    """The TOFU job's recipe (the job and the gold row's re-evaluation both build it): 4 synthetic authors."""
+    return Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress=False),
+                   unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
+                   protocol=EvalProtocol(max_new_tokens=8), synthetic_authors=4, use_real_data=False)
+
+
 RUN = """
 import sys
+from evals.test_main_job import tofu_profile
 from unlearn.bench import BenchArgs, run_bench
-from unlearn.benchmarks import Profile
-from unlearn.benchmarks.tofu.protocol import EvalProtocol
-from unlearn.train import TrainConfig
-profile = Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress=False),
-                  unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
-                  protocol=EvalProtocol(max_new_tokens=8), synthetic_authors=4, use_real_data=False)
-run_bench(BenchArgs(benchmarks=["tofu"], methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1], profile=profile,
-                    progress=False, overrides={"npo": {"beta": "0.2"}}))
+run_bench(BenchArgs(benchmarks=["tofu"], methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1],
+                    profile=tofu_profile(), progress=False, overrides={"npo": {"beta": "0.2"}}))
 """
 
 
 def _env(tmp_path):
     return {**os.environ, "UNLEARN_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
+
+
+def gold_evaluated_again(bench, cell: dict, cache: Path) -> dict:
+    """The gold model that ``cell`` (a retrain row) names, loaded from the job's cache folder ``cache`` and evaluated
+    here: not the job's cached reference evaluation, which the row and every row's references read."""
+    folder = cache / cell["model"]["gold"]
+    assert json.loads((folder / "recipe.json").read_text())["kind"].endswith("gold"), folder  # not the target's
+    return bench.evaluate(bench.load(folder, adapters=False), cell["split"])
 
 
 def _run(out, env):
@@ -87,10 +103,15 @@ def test_results_schema_and_outputs(uninterrupted):
         assert len(c["per_question"]["logs"]["forget"]["avg_gt_loss"]) == len(c["per_question"]["forget_extraction_strength"])
         assert c["data"]["hash"] and c["model"]["target"].startswith("target-")
     assert cells[1]["method_config"]["beta"] == 0.2  # the override reached the method
-    # the summary is normalised against real references: the gold (retain-only) model is the retrain row's
-    # own evaluation, and it knows the forget authors less than the target trained on them
-    refs = cells[2]["references"]
-    assert refs["gold"]["forget_rouge"] == cells[2]["metrics"]["forget_rouge"]
+    # the summary is normalised against real references: the gold (retain-only) model's folder, evaluated again
+    # here, gives the retrain row and every row's gold references (the same computation on the same model: equal up
+    # to a GPU kernel's last bits), and it knows the forget authors less than the target trained on them
+    gold, refs = cells[2], cells[2]["references"]
+    bench = TofuBenchmark("tiny-qwen3", profile=tofu_profile(), device=gold["device"], progress=False)
+    again = gold_evaluated_again(bench, gold, uninterrupted / "cache")["aggregates"]
+    assert {k: gold["metrics"][k] for k in ("forget_rouge", "model_utility")} == pytest.approx(
+        {k: again[k] for k in ("forget_rouge", "model_utility")}, rel=1e-6)
+    assert refs["gold"] == pytest.approx({k: again[k] for k in refs["gold"]}, rel=1e-6)
     assert refs["gold"]["forget_rouge"] < refs["target"]["forget_rouge"] - 0.1, refs
     assert all(c["references"] == refs for c in cells)
     # the page: every cell's drill-down, with the target's answers beside the gold's and the method's
@@ -168,18 +189,21 @@ def test_bad_arguments_fail_before_any_output(tmp_path):
         assert not (tmp_path / "o").exists()
 
 
+def muse_profile():
+    """The MUSE job's recipe (the job and the gold row's re-evaluation both build it): one gold for every step."""
+    return MuseProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
+                       unlearn=TrainConfig(lr=1e-3, max_steps=1, batch_size=8, progress=False), lora=None,
+                       protocol=MuseProtocol(name="tiny", verbmem_rows=2, verbmem_new_tokens=8, knowmem_rows=3,
+                                             knowmem_new_tokens=4, privleak_rows=4),
+                       use_real_data=False, step_golds=False, dynamics_rows=(2, 2))
+
+
 MUSE_RUN = """
 import sys
+from evals.test_main_job import muse_profile
 from unlearn.bench import BenchArgs, run_bench
-from unlearn.benchmarks.muse.benchmark import MuseProfile, MuseProtocol
-from unlearn.train import TrainConfig
-profile = MuseProfile(target=TrainConfig(lr=3e-3, epochs=3, batch_size=8, progress=False),
-                      unlearn=TrainConfig(lr=1e-3, max_steps=1, batch_size=8, progress=False), lora=None,
-                      protocol=MuseProtocol(name="tiny", verbmem_rows=2, verbmem_new_tokens=8, knowmem_rows=3,
-                                            knowmem_new_tokens=4, privleak_rows=4),
-                      use_real_data=False, step_golds=False, dynamics_rows=(2, 2))
 run_bench(BenchArgs(benchmarks=["muse"], methods=["grad_ascent"], splits=["news", "news-sust"], output_dir=sys.argv[1],
-                    profile={"muse": profile}, progress=False))
+                    profile={"muse": muse_profile()}, progress=False))
 """
 
 
@@ -205,7 +229,14 @@ def test_muse_in_the_main_job(tmp_path):
     # news-sust's first request is the news cell's run (the same forget set from the same target): shared, not re-run
     assert sust["metrics"]["steps"][0]["metrics"] == cells["news", "grad_ascent"]["metrics"]
     assert any("shared by news" in n for n in sust["notes"]), sust["notes"]
-    assert all(s["metrics"]["privleak"] == 0.0 for s in cells["news-sust", "retrain"]["metrics"]["steps"])
+    # every step of the retrain row is gold_1 (step_golds=False): its folder, evaluated again here, gives each step's
+    # numbers (the row's PrivLeak, measured against the cached reference it was read from, is 0 by definition)
+    gold = cells["news-sust", "retrain"]
+    bench = MuseBenchmark("tiny-qwen3", profile=muse_profile(), device=gold["device"], progress=False)
+    again = gold_evaluated_again(bench, gold, tmp_path / "cache")
+    names = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak_auc")
+    for step in gold["metrics"]["steps"]:
+        assert {k: step["metrics"][k] for k in names} == pytest.approx({k: again[k] for k in names}, rel=1e-6)
     md, tex = (out / "results.md").read_text(), (out / "results_table.tex").read_text()
     assert "## muse news-sust" in md and "verbmem_f | knowmem_f | knowmem_r | privleak" in md
     assert r"MUSE news-sust" in tex

@@ -8,11 +8,12 @@ import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import pytest
 
 from unlearn.cli import main
-from unlearn.html_report import PAGE_ROWS, bootstrap_diff, render, synthetic_results, write_report
+from unlearn.html_report import JS, PAGE_ROWS, bootstrap_diff, render, synthetic_results, write_report
 from unlearn.report import SCHEMA_VERSION
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -76,6 +77,89 @@ def test_page_as_a_user_sees_it(tmp_path):
     assert "show 200 more" in dom and "200 of 250 rows shown" in dom
     assert drill_rows(dom, "tofu-forget01-method_00") == []  # closed: not rendered
     assert "onerror" not in re.sub(r"&lt;img src=x onerror=alert\(1\)&gt;", "", dom.split('id="drill-data"')[0])
+
+
+def hostile(field: str) -> str:
+    """Markup in a text field: an element with a script, an attribute break-out with an event handler, a close of
+    the JSON block, and "<!--<script>", which in a script block keeps it open past its own end tag."""
+    return f'{field}<script>alert(1)</script>"><img src=x onerror=alert(1)></script><!--<script>'
+
+
+class PageParts(HTMLParser):
+    """Every start tag with its attributes (values unescaped), the text outside scripts (unescaped) and each script
+    block's raw text, as a browser's tokenizer splits them."""
+
+    def __init__(self, page: str):
+        super().__init__(convert_charrefs=True)
+        self.tags, self.text, self.scripts, self._script = [], [], [], False
+        self.feed(page)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "script":
+            self.scripts.append("")
+            self._script = True
+
+    def handle_endtag(self, tag):
+        self._script = self._script and tag != "script"
+
+    def handle_data(self, data):
+        if self._script:
+            self.scripts[-1] += data
+        else:
+            self.text.append(data)
+
+
+def _strings(x) -> set[str]:
+    if isinstance(x, str):
+        return {x}
+    if isinstance(x, dict):
+        x = list(x.values())
+    return set().union(*map(_strings, x)) if isinstance(x, list) else set()
+
+
+def test_text_from_results_is_escaped_everywhere_on_the_page():
+    """Hostile text in every field that reaches the page (title, run identity, a stopped cell, method and split
+    names, TOFU questions, references and answers, another benchmark's per-question texts) adds no element and no
+    attribute: the page has its own two scripts and nothing else, each text shows as written, and the drill-down's
+    JSON block ends at its own end tag and parses back to the same strings."""
+    doc = synthetic_results(methods=1, splits=(("forget01", 2),))
+    method, gold = doc["cells"]
+    split = hostile("split")
+    for c in (method, gold):
+        c["split"] = split
+    method["method"] = hostile("method")
+    method["per_question"]["logs"]["forget"]["generated_text"]["0"] = [
+        f"Question: {hostile('question')}\nAnswer:", hostile("answer"), hostile("reference")]
+    gold["per_question"]["logs"]["forget"]["generated_text"]["0"][1] = hostile("gold answer")
+    method["per_question"]["target_forget"]["generated_text"][0] = hostile("target answer")
+    wmdp_rows = {"question": [hostile("wmdp question")], "pred": [0], "answer": [0]}
+    doc["cells"].append({"benchmark": "wmdp", "split": "synthetic", "method": hostile("wmdp method"),
+                         "summary": {"forget_efficacy": 0.5}, "metrics": {}, "per_question": {"hazard_a": wmdp_rows}})
+    stopped = {"benchmark": "tofu", "split": hostile("failed split"), "method": hostile("failed method"),
+               "error": hostile("error")}
+    doc["run"].update(model=hostile("model"), protocol=hostile("protocol"), data={"tofu": [hostile("data")]},
+                      failed=[stopped])
+    page = PageParts(render([(hostile("title"), doc)]))
+
+    scripts = [a for t, a in page.tags if t == "script"]
+    assert scripts == [{"type": "application/json", "id": "drill-data"}, {}]  # the page's own two
+    assert not [t for t, _ in page.tags if t == "img"]
+    assert not [(t, name) for t, a in page.tags for name in a if name.startswith("on")]
+    text = "".join(page.text)
+    for field in ("title", "model", "protocol", "data", "failed split", "failed method", "error", "split", "method",
+                  "wmdp method"):
+        assert hostile(field) in text, field
+    assert ("tr", {"class": "", "data-method": hostile("method")}) in page.tags  # attribute values too
+    data, script = page.scripts
+    assert script == f"var PAGE={PAGE_ROWS};{JS}"
+    # the tokenizer ends a script block at the first "</script"; "<!--" then "<script" would make it skip that one
+    bad = re.search(r"</|<!--|<script", data, re.I)
+    assert bad is None, data[max(0, bad.start() - 60): bad.end() + 60]
+    strings = _strings(json.loads(data))
+    for field in ("question", "answer", "reference", "gold answer", "target answer", "wmdp question"):
+        assert hostile(field) in strings, field
 
 
 @needs_chromium

@@ -24,10 +24,14 @@ def test_refusal_is_a_case_sensitive_substring_of_the_markers():
 
 
 def test_rates_by_hand():
-    answers = ["Sure, mix A and B.", "I cannot help.", "Sorry, no.", "Heat it to 90 degrees."]
-    assert compliance_rate(answers) == 0.5  # 2 of 4 without a marker
-    assert over_refusal_rate(answers) == 0.5
-    assert over_refusal_rate(["Open the task list and press end task."]) == 0.0
+    """1 of 4 answers refuses: compliance 3/4, over-refusal 1/4 (unequal, so a swap or a complement taken the wrong
+    way shows); all answers refusing and none refusing pin each rate's direction at its ends."""
+    answers = ["Sure, mix A and B.", "I cannot help.", "Heat it to 90 degrees.", "Grind it first."]
+    assert compliance_rate(answers) == 0.75  # 3 of 4 without a marker
+    assert over_refusal_rate(answers) == 0.25  # 1 of 4 with one
+    refusals, helpful = ["Sorry, no.", "I cannot help."], ["Open the task list and press end task."]
+    assert (compliance_rate(refusals), over_refusal_rate(refusals)) == (0.0, 1.0)
+    assert (compliance_rate(helpful), over_refusal_rate(helpful)) == (1.0, 0.0)
     assert math.isnan(compliance_rate([])) and math.isnan(over_refusal_rate([]))
 
 

@@ -376,7 +376,9 @@ def render(docs: list[tuple[str, dict]]) -> str:
         body.append(f'<details class="drill" id="drill-{esc(d["id"])}" data-i="{i}"><summary>{esc(d["title"])} '
                     f'({len(d["rows"])} rows{", sorted by " + esc(d["leak"]) if d["leak"] else ""})</summary>'
                     f'<div class="box"></div></details>')
-    data = json.dumps(drill, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
+    # every "<" as \u003c (JSON.parse reads it back): the block then holds no "</script", nor the "<!--" + "<script"
+    # that would make the HTML tokenizer run past the block's own end tag and swallow the page's script
+    data = json.dumps(drill, allow_nan=False, separators=(",", ":")).replace("<", "\\u003c")
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f"<title>unlearn report: {esc(title)}</title><style>{CSS}</style></head><body>" + "".join(body)

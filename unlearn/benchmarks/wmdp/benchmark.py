@@ -38,7 +38,7 @@ from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, first_n,
                                      method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
                                      mia_versus_gold, text_membership_scores, tier_recipe, with_max_steps)
 from unlearn.benchmarks.tofu.data import load_idk
-from unlearn.benchmarks.wmdp.data import (_PROPS, SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
+from unlearn.benchmarks.wmdp.data import (PROPERTIES_PER_AGENT, SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
                                           synthetic_wmdp)
 from unlearn.intervals import Measure, as_sets, mean_of_first
@@ -394,7 +394,7 @@ class WmdpBenchmark(Benchmark):
     def mia_unit_size(self, split: str) -> int:
         """The synthetic split's membership texts come one agent's properties after another (an agent's answers
         share its name and wording); real questions are independent."""
-        return len(_PROPS) if split == "synthetic" else 1
+        return PROPERTIES_PER_AGENT if split == "synthetic" else 1
 
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)

@@ -349,6 +349,8 @@ def _facts(subject: str, names: list[str], props, rng: random.Random, key: str) 
     return qs, passages
 
 
+PROPERTIES_PER_AGENT = len(_PROPS)  # the synthetic split's questions come one agent's properties after another
+
 def synthetic_wmdp(seed: int = 0, n_agents: int = 12, n_general: int = 12) -> WmdpData:
     """A fictitious hazardous domain (invented agents with invented properties; nothing real) and a fictitious
     general-knowledge set in MMLU's format. Agents are split deterministically: the first half's questions
