@@ -88,6 +88,37 @@ def row_outcome(cell: dict, threshold: tuple, default: bool = True) -> tuple[str
     return outcome, why, verdicts
 
 
+def check_sanity(request, bench, split, check_name: str, measure, known_failures: dict) -> None:
+    """A target/gold sanity row (``("target", split, check_name)``): ``measure(bench) -> (ok, text)`` on the session's
+    benchmark and, with ``--seeds N``, on every seed's (each with its own target and gold): all ok passes, none ok
+    fails (a strict xfail when listed), seeds that disagree or a row the tier declares undecided
+    (``expectations.UNDECIDED``) are inconclusive."""
+    from evals.conftest import bench_with_seed
+    from evals.expectations import UNDECIDED
+    from evals.verdicts import FAIL, INCONCLUSIVE, PASS
+
+    n = request.config.getoption("--seeds", 1)
+    measured = [measure(bench)] + [measure(bench_with_seed(request, bench.name, seed)) for seed in range(1, n)]
+    oks = {ok for ok, _ in measured}
+    text = "; ".join(f"seed {i}: {t}" if n > 1 else t for i, (_, t) in enumerate(measured))
+    outcome = (PASS if oks == {True} else FAIL) if len(oks) == 1 else INCONCLUSIVE
+    why = text if len(oks) == 1 else f"the seeds disagree ({text})"
+    default = request.config.getoption("--model", "tiny-qwen3") == "tiny-qwen3" and not request.config.getoption("--set", [])
+    declared = UNDECIDED.get((bench.name, "target", split, check_name)) if default else None
+    if declared:
+        outcome, why = INCONCLUSIVE, f"{why}; the tier cannot decide this row: {declared}"
+    row = {"benchmark": bench.name, "method": "target", "split": split, "row": check_name, "bar": "sanity",
+           "outcome": outcome, "why": why, "value": None, "interval": None,
+           "seeds": [{"ok": ok, "why": t} for ok, t in measured] if n > 1 else None}
+    request.node.user_properties.append(("verdict", row))
+    if outcome == INCONCLUSIVE:
+        pytest.skip(f"inconclusive: target/gold on {split}: {why}")
+    key = ("target", split, check_name)
+    if key in known_failures:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=known_failures[key]))
+    assert outcome == PASS, f"{check_name} on {split}: {why}"
+
+
 def record_verdict(request, cell: dict, name: str, direction: str, bound: float, outcome: str, why: str, verdicts) -> None:
     """The row's verdict as the test report's user properties: the session's summary and ``UNLEARN_VERDICTS``
     read them there (the root conftest.py), under xdist too."""

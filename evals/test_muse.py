@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
+from evals.cells import check_sanity, cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
 from evals.snapshots import snapshots_of
 from unlearn.benchmarks.muse.benchmark import MuseBenchmark, metric_snapshot
@@ -49,16 +49,18 @@ def test_muse_snapshot(muse_cell, snapshot, request):
 def test_target_memorised_what_gold_never_saw(muse_bench, check_name, request):
     """Sanity: the target's PrivLeak is strongly negative (<= -50), its VerbMem well above the
     gold's (by >= 0.3), and it knows the forget facts better than the gold; otherwise nothing can be unlearned."""
-    if ("target", "news", check_name) in MUSE_KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=MUSE_KNOWN_FAILURES["target", "news", check_name]))
-    target, gold = muse_bench.reference_eval("target"), muse_bench.reference_eval("gold")
-    if check_name == "privleak":
-        leak = privleak(target["privleak_auc"], gold["privleak_auc"])
-        assert leak <= -50, f"target PrivLeak {leak:.1f} (want <= -50)"
-    elif check_name == "verbmem_margin":
-        assert target["verbmem_f"] >= gold["verbmem_f"] + 0.3, (target["verbmem_f"], gold["verbmem_f"])
-    else:
-        assert target["knowmem_f"] > gold["knowmem_f"], (target["knowmem_f"], gold["knowmem_f"])
+    def measure(bench):
+        target, gold = bench.reference_eval("target"), bench.reference_eval("gold")
+        if check_name == "privleak":
+            leak = privleak(target["privleak_auc"], gold["privleak_auc"])
+            return leak <= -50, f"target PrivLeak {leak:.1f} (want <= -50)"
+        if check_name == "verbmem_margin":
+            t, g = target["verbmem_f"], gold["verbmem_f"]
+            return t >= g + 0.3, f"VerbMem target {t:.3g}, gold {g:.3g} (want a margin >= 0.3)"
+        t, g = target["knowmem_f"], gold["knowmem_f"]
+        return t > g, f"KnowMem forget target {t:.3g}, gold {g:.3g} (want the target's higher)"
+
+    check_sanity(request, muse_bench, "news", check_name, measure, MUSE_KNOWN_FAILURES)
 
 
 @pytest.fixture(scope="session")

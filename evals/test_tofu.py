@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from evals.cells import cell_for, check_expectation, session_cells, skip_unless_default_tier
+from evals.cells import cell_for, check_expectation, check_sanity, session_cells, skip_unless_default_tier
 from evals.snapshots import snapshots_of
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
@@ -55,11 +55,14 @@ def test_tofu_snapshot(cell, snapshot, request):
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_target_answers_the_forget_authors_far_better_than_gold(tofu_bench, split):
+def test_target_answers_the_forget_authors_far_better_than_gold(tofu_bench, split, request):
     """Sanity: the target still knows the forget authors (forget ROUGE-L recall at least 0.2 above the gold's)."""
-    target, gold = tofu_bench.reference_eval("target", split), tofu_bench.reference_eval("gold", split)
-    t, g = target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"]
-    assert t > g + 0.2, f"forget ROUGE: target {t:.3f}, gold {g:.3f}"
+    def measure(bench):
+        t = bench.reference_eval("target", split)["aggregates"]["forget_rouge"]
+        g = bench.reference_eval("gold", split)["aggregates"]["forget_rouge"]
+        return t > g + 0.2, f"forget ROUGE: target {t:.3f}, gold {g:.3f} (want a margin > 0.2)"
+
+    check_sanity(request, tofu_bench, split, "rouge_margin", measure, KNOWN_FAILURES)
 
 
 @pytest.mark.parametrize("split", SPLITS)
@@ -67,12 +70,12 @@ def test_target_is_far_from_gold(tofu_bench, split, request):
     """Sanity: FQ(target vs gold) is far below 0.05 (the KS test tells the target from the gold)."""
     from unlearn.benchmarks.tofu.metrics import forget_quality, forget_truth_ratios
 
-    target, gold = tofu_bench.reference_eval("target", split), tofu_bench.reference_eval("gold", split)
-    fq = forget_quality(forget_truth_ratios(target["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
-    key = ("target", split, "fq")
-    if key in KNOWN_FAILURES:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=KNOWN_FAILURES[key]))
-    assert fq < 0.01, f"FQ(target vs gold) = {fq:.3g}"
+    def measure(bench):
+        target, gold = bench.reference_eval("target", split), bench.reference_eval("gold", split)
+        fq = forget_quality(forget_truth_ratios(target["logs"]["forget"]), forget_truth_ratios(gold["logs"]["forget"]))
+        return fq < 0.01, f"FQ(target vs gold) = {fq:.3g} (want < 0.01)"
+
+    check_sanity(request, tofu_bench, split, "fq", measure, KNOWN_FAILURES)
 
 
 @pytest.mark.robustness
