@@ -102,7 +102,8 @@ def test_unusable_output_folder_fails_before_any_training(fault, expected, fake,
         monkeypatch.setattr(unlearn.bench.shutil, "disk_usage", lambda _p: SimpleNamespace(free=5 * 2**20))
     assert main(["bench", "--benchmarks", "fake", "--methods", "npo", "--output_dir", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("unlearn: error: output folder ") and str(out) in err and "\n" not in err, err
+    named = "argument --output_dir/--output-dir: " if fault == "file" else "output folder "  # a file: by the option's type
+    assert err.startswith("unlearn: error: " + named) and str(out) in err and "\n" not in err, err
     assert expected in err, err
     assert FakeBench.ran == []
     assert not out.is_dir() or [p.name for p in out.iterdir()] == []  # no probe left behind

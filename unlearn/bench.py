@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from unlearn.benchmarks import BENCHMARKS
 from unlearn.methods import method_names, validate_overrides
 from unlearn.numerics import numerics_info, numerics_tag
+from unlearn.options import data_dir_read, shard_of
 from unlearn.cells import bench_kwargs, compute_cell, read_cell
 from unlearn.executors import run_on_ray
 from unlearn.html_report import write_report
@@ -147,12 +148,9 @@ def resolve(args: BenchArgs) -> BenchArgs:
 def parse_shard(text: str) -> tuple[int, int]:
     """``"i/N"`` -> (i, N) with 0 <= i < N."""
     try:
-        i, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard {text}: expected i/N, e.g. 0/4 (the first of 4 shares)") from None
-    if n < 1 or not 0 <= i < n:
-        raise ValueError(f"--shard {text}: needs N >= 1 and 0 <= i < N")
-    return i, n
+        return shard_of(text)
+    except ValueError as err:
+        raise ValueError(f"--shard {err}") from None
 
 
 def select(grid: list[tuple], keys: list[str], args: BenchArgs) -> list[int]:
@@ -198,8 +196,9 @@ def check_output_dir(out: Path) -> None:
                          "for its cells, tables and plots; nothing was run. Free space or choose another with --output_dir")
 
 
-# modules that only present or route results: editing them leaves every cell's numbers as they were
-PRESENTATION = ("__main__.py", "cli.py", "export.py", "html_report.py", "report.py")
+# modules that only present or route results, or check the command line: editing them leaves every cell's numbers
+# as they were
+PRESENTATION = ("__main__.py", "cli.py", "export.py", "html_report.py", "options.py", "report.py")
 
 
 @functools.lru_cache(maxsize=None)
@@ -322,7 +321,8 @@ def _run_seed(args: BenchArgs, out: Path, log) -> dict:
         protocol = "; ".join(filter(None, [protocol, bench.profile.protocol.describe()]))
         for s in splits_for(args, bench):
             grid += [(b, s, m) for m in args.methods]
-    digests = {(b, s): data_hash(benches[b], s) for b, s, _ in grid}
+    with data_dir_read(args.data_dir, args.model, args.data, lambda: [s for b in benches.values() for s in b.data_sources()]):
+        digests = {(b, s): data_hash(benches[b], s) for b, s, _ in grid}
     keys = [cell_key(args, b, s, m, benches[b], digests[b, s]) for b, s, m in grid]
     if args.list_cells:
         listing = [{"key": k, "benchmark": b, "split": s, "method": m, "seed": args.seed,

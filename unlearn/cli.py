@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from unlearn import __version__
+from unlearn import __version__, options
 from unlearn.tiers import default_model, is_tiny
 
 
@@ -56,7 +56,7 @@ def cmd_score(args) -> int:
 def cmd_eval(args) -> int:
     from unlearn.eval_job import format_metrics, run_eval, write_eval
 
-    subjects = [x.strip() for x in args.subjects.split(",") if x.strip()] if args.subjects else None
+    subjects = options.names_in(args.subjects) if args.subjects else None
     result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
                       compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
                       data_dir=args.data_dir, max_rows=args.max_rows, subjects=subjects, progress=not args.json)
@@ -74,7 +74,7 @@ def cmd_bench(args) -> int:
     from unlearn.bench import BenchArgs, run_bench
     from unlearn.methods import parse_overrides
 
-    split = lambda s: None if s is None else [x.strip() for x in s.split(",") if x.strip()]  # noqa: E731  ("": names nothing)
+    split = lambda s: None if s is None else options.names_in(s)  # noqa: E731
     result = run_bench(BenchArgs(benchmarks=split(args.benchmarks), methods=split(args.methods), splits=split(args.splits),
                                  model=args.model, quant=args.quant, max_steps=args.max_steps, dry_run=args.dry_run,
                                  output_dir=args.output_dir, data_dir=args.data_dir, device=args.device, seed=args.seed,
@@ -82,7 +82,8 @@ def cmd_bench(args) -> int:
                                  data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
                                  robustness=args.robustness, shard=args.shard, cells=split(args.cell),
                                  list_cells=args.list_cells, executor=args.executor, address=args.address,
-                                 cpus_per_cell=args.cpus_per_cell, gpu_fraction=args.gpu_fraction), log=print)
+                                 cpus_per_cell=1 if args.cpus_per_cell is None else args.cpus_per_cell,
+                                 gpu_fraction=args.gpu_fraction), log=print)
     if result["failed"]:  # the other cells finished and are in the outputs; exit 1 says the grid is incomplete
         print(f"unlearn: {len(result['failed'])} cell(s) stopped: "
               + "; ".join(f"{f['benchmark']}/{f['split']}/{f['method']}" for f in result["failed"])
@@ -103,16 +104,15 @@ def cmd_tune(args) -> int:
     from unlearn.benchmarks import BENCHMARKS
     from unlearn.tune import choices_path, load_grids, run_tune, to_markdown
 
-    methods = [x.strip() for x in args.methods.split(",") if x.strip()] if args.methods else None
+    methods = options.names_in(args.methods) if args.methods else None
     grids = load_grids(args.grid)
     model = args.model or default_model(args.dry_run)
     bench = BENCHMARKS.get(args.benchmark)(model, data_dir=args.data_dir, device=args.device, dry_run=args.dry_run,
                                            precision=args.precision, protocol=args.protocol, compat=args.compat,
                                            progress=not args.quiet, robustness=False)  # not part of the rule
-    split = args.split or bench.tune_split
-    if split != bench.tune_split and split not in bench.splits:
-        raise ValueError(f"unknown split {split!r} for {args.benchmark}; valid: {bench.tune_split} (the default) or "
-                         f"{', '.join(bench.splits)}")
+    split = args.split or bench.tune_split  # a named one is checked by its type (options.tuning_split)
+    with options.data_dir_read(args.data_dir, model, sources=bench.data_sources):
+        bench.identity(split)  # the tuning split's data, read before any model loads
     if split in bench.splits:
         print(f"warning: tuning on {split}, an evaluated split: its cells will replay the tuning trials (in sample); "
               f"the default, {bench.tune_split}, forgets authors no evaluated split contains", file=sys.stderr)
@@ -160,82 +160,101 @@ def add_protocol_args(p, default: str | None) -> None:
                         "attention mask, rows, ES and Min-K details; unlearn/benchmarks/tofu/README.md)")
 
 
+def add_run_args(p) -> None:
+    """Where a run's data and arithmetic come from: --data-dir, --device, --precision."""
+    p.add_argument("--data-dir", "--data_dir", dest="data_dir", type=options.folder, default=None,
+                   help="a folder holding the benchmarks' data (layouts: unlearn/benchmarks/<name>/README.md); an "
+                        "error when the run reads nothing under it")
+    p.add_argument("--device", type=options.device, default="auto", help=DEVICE_HELP)
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unlearn", description=__doc__)
+    """Every option has a declared type (unlearn/options.py), choices, or is a flag; tests/test_cli_options.py
+    walks the subcommands to hold it."""
+    p = options.Parser(prog="unlearn", description=__doc__)
     p.add_argument("--version", action="version", version=f"unlearn {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list model presets").set_defaults(fn=cmd_models)
     sub.add_parser("methods", help="list unlearning methods").set_defaults(fn=cmd_methods)
     a = sub.add_parser("tofu-aggregate", help="TOFU aggregates from per-question logs (TOFU's format)")
-    a.add_argument("logdir")
-    a.add_argument("--retain", help="log folder of the retain-only model (for Forget Quality)")
+    a.add_argument("logdir", type=options.folder)
+    a.add_argument("--retain", type=options.folder, help="log folder of the retain-only model (for Forget Quality)")
     a.add_argument("--json", action="store_true")
     a.set_defaults(fn=cmd_tofu_aggregate)
     s = sub.add_parser("score", help="answer one question with a model (smoke test)")
-    s.add_argument("question")
-    s.add_argument("--model", default="smollm2-135m")
-    s.add_argument("--device", default="auto", help=DEVICE_HELP)
-    s.add_argument("--max-new-tokens", type=int, default=32)
+    s.add_argument("question", type=options.nonempty_text)
+    s.add_argument("--model", type=options.model, default="smollm2-135m")
+    s.add_argument("--device", type=options.device, default="auto", help=DEVICE_HELP)
+    s.add_argument("--max-new-tokens", type=options.positive_int, default=32)
     s.set_defaults(fn=cmd_score)
     e = sub.add_parser("eval", help="evaluate a model on a benchmark split without unlearning")
-    e.add_argument("--benchmark", default="tofu",
+    e.add_argument("--benchmark", type=options.benchmark, default="tofu",
                    help="tofu (a split, TOFU's metrics), muse (VerbMem, KnowMem, the Min-K%% AUC), wmdp (accuracy per "
                         "subject and MMLU's, as lm-evaluation-harness) or unsafe (compliance, over-refusal, regeneration)")
-    e.add_argument("--split", default=None, help="the benchmark's split (default its first: TOFU forget01, MUSE news, unsafe synthetic)")
-    e.add_argument("--subjects", help="WMDP's sets, comma-separated, among bio,chem,cyber,mmlu (default all four; "
-                                      "mmlu is 14,042 questions under --protocol full)")
-    e.add_argument("--model", default="smollm2-135m", help="preset, hub id or folder")
-    e.add_argument("--adapter", help="LoRA adapter folder (PEFT) applied on top of --model")
+    e.add_argument("--split", type=options.split, default=None,
+                   help="the benchmark's split (default its first: TOFU forget01, MUSE news, unsafe synthetic)")
+    e.add_argument("--subjects", type=options.subjects,
+                   help="WMDP's sets, comma-separated, among bio,chem,cyber,mmlu (default all four; "
+                        "mmlu is 14,042 questions under --protocol full)")
+    e.add_argument("--model", type=options.model, default="smollm2-135m", help="preset, hub id or folder")
+    e.add_argument("--adapter", type=options.adapter_folder, help="LoRA adapter folder (PEFT) applied on top of --model")
     e.add_argument("--quant", choices=["4bit"], default=None)
     add_protocol_args(e, default="full")
-    e.add_argument("--max-rows", "--max_rows", dest="max_rows", type=int, default=None,
+    e.add_argument("--max-rows", "--max_rows", dest="max_rows", type=options.positive_int, default=None,
                    help="score only the first N rows of every split (a quick look; not a published number)")
-    e.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
-    e.add_argument("--device", default="auto", help=DEVICE_HELP)
-    e.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
-    e.add_argument("--logs", metavar="DIR", help="write TOFU-format logs and eval_summary.json there (open-unlearning "
-                                                 "conventions: also its TOFU_EVAL.json / TOFU_SUMMARY.json)")
+    add_run_args(e)
+    e.add_argument("--logs", metavar="DIR", type=options.output_folder,
+                   help="write TOFU-format logs and eval_summary.json there (open-unlearning conventions: also its "
+                        "TOFU_EVAL.json / TOFU_SUMMARY.json)")
     e.add_argument("--json", action="store_true", help="print the result as JSON (no progress bars)")
     e.set_defaults(fn=cmd_eval)
     b = sub.add_parser("bench", help="run the benchmark grid and write outputs/")
-    b.add_argument("--benchmarks", default=None, help="comma-separated; default every registered one (tofu, muse, wmdp, unsafe); dry run: tofu (its MUSE slice: tofu,muse)")
-    b.add_argument("--methods", help="comma-separated; default all (dry run: finetune,grad_ascent,dsu,iwap,trou)")
-    b.add_argument("--splits", help="comma-separated, of any benchmark run; default all (dry run: forget01, news)")
-    b.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
+    b.add_argument("--benchmarks", type=options.benchmarks, default=None,
+                   help="comma-separated; default every registered one (tofu, muse, wmdp, unsafe); dry run: tofu (its "
+                        "MUSE slice: tofu,muse)")
+    b.add_argument("--methods", type=options.methods,
+                   help="comma-separated; default all (dry run: finetune,grad_ascent,dsu,iwap,trou)")
+    b.add_argument("--splits", type=options.splits,
+                   help="comma-separated, of any benchmark run; default all (dry run: forget01, news)")
+    b.add_argument("--model", type=options.model, help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
     b.add_argument("--quant", choices=["4bit"], default=None)
-    b.add_argument("--max_steps", "--max-steps", type=int, default=None)
+    b.add_argument("--max_steps", "--max-steps", type=options.positive_int, default=None)
     b.add_argument("--dry_run", "--dry-run", action="store_true")
-    b.add_argument("--output_dir", "--output-dir", default="outputs")
-    b.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
-    b.add_argument("--device", default="auto", help=DEVICE_HELP)
-    b.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    b.add_argument("--output_dir", "--output-dir", type=options.output_folder, default="outputs")
+    add_run_args(b)
     add_protocol_args(b, default=None)
     b.add_argument("--data", choices=["auto", "real", "synthetic"], default="auto",
                    help="auto (default): real TOFU (--data-dir, $UNLEARN_DATA_DIR, the embedded copy, the hub in "
                         "that order) for real models, synthetic authors for tiny-qwen3")
-    b.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
-    b.add_argument("--seeds", type=int, default=1,
+    b.add_argument("--seed", type=options.non_negative_int, default=0, help="the first seed (default 0)")
+    b.add_argument("--seeds", type=options.positive_int, default=1,
                    help="run every cell with N seeds (--seed, --seed + 1, ...; each trains its own target and gold); "
                         "the tables give mean +- sd over seeds beside the bootstrap intervals (default 1)")
     b.add_argument("--force", action="store_true", help="recompute finished cells")
-    b.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
+    b.add_argument("--set", action="append", type=options.setting, metavar="METHOD.FIELD=VALUE",
+                   help="override a method hyperparameter")
     b.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=None,
                    help="relearning attack and regeneration leakage per cell (default: on, off in the dry run)")
-    b.add_argument("--tuned", metavar="FILE", help="apply the settings an `unlearn tune` run chose (--set wins over them); "
-                                                  "recorded in the results JSON")
+    b.add_argument("--tuned", metavar="FILE", type=options.tuned_file,
+                   help="apply the settings an `unlearn tune` run chose (--set wins over them); recorded in the results "
+                        "JSON")
     b.add_argument("--list-cells", "--list_cells", dest="list_cells", action="store_true",
                    help="print the grid as JSON (cell keys, what each needs, whether it is done) and stop")
-    b.add_argument("--shard", metavar="i/N", help="run every N-th cell from the i-th (0-based): N processes on a shared "
-                                                   "output folder and cache cover the grid once (a Slurm array)")
-    b.add_argument("--cell", metavar="KEY[,KEY]", help="run only these cells (keys or key prefixes from --list-cells)")
+    b.add_argument("--shard", metavar="i/N", type=options.shard,
+                   help="run every N-th cell from the i-th (0-based): N processes on a shared output folder and cache "
+                        "cover the grid once (a Slurm array)")
+    b.add_argument("--cell", metavar="KEY[,KEY]", type=options.cell_keys,
+                   help="run only these cells (keys or key prefixes from --list-cells)")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local (default): cell after cell in this process; ray: the cells as Ray tasks after the "
                         "models they need (pip install 'unlearn-eval[ray]')")
-    b.add_argument("--address", help="ray: the cluster to join (default: start a local one)")
-    b.add_argument("--cpus-per-cell", "--cpus_per_cell", dest="cpus_per_cell", type=int, default=1,
-                   help="ray: CPUs (torch threads) per cell task (default 1)")
-    b.add_argument("--gpu-fraction", "--gpu_fraction", dest="gpu_fraction", type=float, default=None,
-                   help="ray on CUDA: the share of a GPU per cell (default: a 10 GiB cap over the GPU's memory)")
+    b.add_argument("--address", type=options.ray_only(options.token),
+                   help="ray: the cluster to join (default: start a local one)")
+    b.add_argument("--cpus-per-cell", "--cpus_per_cell", dest="cpus_per_cell", type=options.ray_only(options.positive_int),
+                   default=None, help="ray: CPUs (torch threads) per cell task (default 1)")
+    b.add_argument("--gpu-fraction", "--gpu_fraction", dest="gpu_fraction", type=options.ray_only(options.fraction),
+                   default=None, help="ray on CUDA: the share of a GPU per cell (default: a 10 GiB cap over the GPU's memory)")
     b.set_defaults(fn=cmd_bench)
 
     x = sub.add_parser("export", help="rerun one cell and write its unlearned model as a plain Hugging Face folder",
@@ -243,25 +262,29 @@ def parser() -> argparse.ArgumentParser:
                                    "weights) with its tokenizer and unlearn_export.json (settings, data, summary), so "
                                    "that e.g. `lm_eval --model hf --model_args pretrained=DIR --tasks wmdp_bio` runs on "
                                    "it unchanged. Cells keep no weights, so the cell is rerun (deterministic).")
-    x.add_argument("cell", help="BENCHMARK/METHOD/SPLIT (e.g. wmdp/rmu/synthetic) or a cell file from `unlearn bench` "
-                                "(outputs/cells/*.json: its model, settings and seed are replayed)")
-    x.add_argument("--out", required=True, help="a new (or empty) folder")
-    x.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m; a cell file's own)")
+    x.add_argument("cell", type=options.cell,
+                   help="BENCHMARK/METHOD/SPLIT (e.g. wmdp/rmu/synthetic) or a cell file from `unlearn bench` "
+                        "(outputs/cells/*.json: its model, settings and seed are replayed)")
+    x.add_argument("--out", required=True, type=options.new_folder, help="a new (or empty) folder")
+    x.add_argument("--model", type=options.model,
+                   help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m; a cell file's own)")
     x.add_argument("--quant", choices=["4bit"], default=None)
     x.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's profile (SmolLM2, reduced protocol)")
-    x.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
-    x.add_argument("--device", default="auto", help=DEVICE_HELP)
-    x.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    add_run_args(x)
     x.add_argument("--protocol", choices=["full", "reduced", "standard"], default=None)
-    x.add_argument("--seed", type=int, default=0)
-    x.add_argument("--set", action="append", metavar="METHOD.FIELD=VALUE", help="override a method hyperparameter")
-    x.add_argument("--tuned", metavar="FILE", help="apply an `unlearn tune` output's settings (--set wins)")
+    x.add_argument("--seed", type=options.non_negative_int, default=0)
+    x.add_argument("--set", action="append", type=options.setting, metavar="METHOD.FIELD=VALUE",
+                   help="override a method hyperparameter")
+    x.add_argument("--tuned", metavar="FILE", type=options.tuned_file,
+                   help="apply an `unlearn tune` output's settings (--set wins)")
     x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("report", help="rebuild report.html from results (no model needed); several runs: compared cell by cell")
-    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="an output folder of `unlearn bench` (or its benchmark_results.json)")
-    r.add_argument("--out", help="the page to write (default: RUN_DIR/report.html for one run, ./report.html for several)")
+    r.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", type=options.results,
+                   help="an output folder of `unlearn bench` (or its benchmark_results.json)")
+    r.add_argument("--out", type=options.output_file,
+                   help="the page to write (default: RUN_DIR/report.html for one run, ./report.html for several)")
     r.set_defaults(fn=cmd_report)
     t = sub.add_parser("tune", help="tune every method the same declared way on the tune split (authors no evaluated "
                                     "split contains)",
@@ -275,19 +298,21 @@ def parser() -> argparse.ArgumentParser:
                                    "Apply the choice unchanged to other splits with `unlearn bench --tuned FILE`. "
                                    "finetune and retrain are not tuned (baseline and gold).")
     t.add_argument("--benchmark", default="tofu", choices=["tofu"])
-    t.add_argument("--model", help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
-    t.add_argument("--methods", help="comma-separated; default every tunable method (with --grid: the file's methods)")
-    t.add_argument("--split", default=None,
+    t.add_argument("--model", type=options.model, help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
+    t.add_argument("--grid", metavar="FILE", type=options.grid_file,
+                   help='JSON {method: {field: [values]}} replacing the default grids; "3x" in an lr field means 3 '
+                        "times the tier's unlearning lr")
+    t.add_argument("--methods", type=options.tunable_methods,
+                   help="comma-separated; default every tunable method (with --grid: the file's methods)")
+    t.add_argument("--split", type=options.tuning_split, default=None,
                    help="the split tuned on (default tune: generated authors on the synthetic tier, the last "
                         "retain_perturbed author on real TOFU; an evaluated split is allowed, with a warning)")
-    t.add_argument("--grid", metavar="FILE", help='JSON {method: {field: [values]}} replacing the default grids; '
-                                                  '"3x" in an lr field means 3 times the tier\'s unlearning lr')
-    t.add_argument("--retain-min", "--retain_min", dest="retain_min", type=float, default=0.9)
-    t.add_argument("--out", default="outputs/tuning.json")
+    t.add_argument("--retain-min", "--retain_min", dest="retain_min", type=options.proportion, default=0.9,
+                   help="the least retain performance (the model's retain utility over the target's) a chosen "
+                        "setting keeps, in [0, 1] (default 0.9)")
+    t.add_argument("--out", type=options.output_file, default="outputs/tuning.json")
     t.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's tier (SmolLM2, reduced protocol)")
-    t.add_argument("--data-dir", "--data_dir", dest="data_dir", default=None)
-    t.add_argument("--device", default="auto", help=DEVICE_HELP)
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help=PRECISION_HELP)
+    add_run_args(t)
     add_protocol_args(t, None)
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(fn=cmd_tune)
@@ -308,7 +333,14 @@ def uses_tiny_tier(args) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    """The exit status: 0, 1 (a grid with stopped cells), or 2 with one line `unlearn: error: ...` for any input
+    that cannot be run, before any model is loaded or any file written."""
+    p = parser()
+    try:
+        args = p.parse_args(argv)
+    except options.UsageError as err:
+        print(f"unlearn: error: {err}", file=sys.stderr)
+        return 2
     if uses_tiny_tier(args):
         from unlearn.numerics import pin_numerics, set_threads
 
@@ -318,8 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     from unlearn.models import ModelUnavailable
 
     try:
+        options.check_args(p, args)  # the names the registries decide: after the pins (they import torch)
         return args.fn(args)
-    except (ModelUnavailable, MethodPluginError) as err:
+    except (options.UsageError, ModelUnavailable, MethodPluginError) as err:
         print(f"unlearn: error: {err}", file=sys.stderr)
         return 2
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError, NotImplementedError) as err:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from unlearn.benchmarks.tofu.metrics import normalised_prob, prob, truth_ratio_score, write_log_dir
+from unlearn.options import data_dir_read
 
 SUMMARY_FILE = "eval_summary.json"
 OU_EVAL_FILE, OU_SUMMARY_FILE = "TOFU_EVAL.json", "TOFU_SUMMARY.json"
@@ -60,7 +61,8 @@ def run_eval(benchmark: str = "tofu", split: str | None = None, model: str = "sm
     bench = BENCHMARKS.get(benchmark)(model, data_dir=data_dir, quant=quant, device=device, precision=precision,
                                       protocol=protocol, compat=compat, progress=progress)
     split = split or bench.splits[0]
-    inputs = bench.eval_inputs(split, max_rows=max_rows, subjects=subjects, eval_protocol=eval_protocol)
+    with data_dir_read(data_dir, model, sources=bench.data_sources):
+        inputs = bench.eval_inputs(split, max_rows=max_rows, subjects=subjects, eval_protocol=eval_protocol)
     start = time.time()
     lm = load_for_eval(model, adapter=adapter, quant=quant, device=bench.device)
     loaded = time.time()

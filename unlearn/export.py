@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from unlearn import __version__
+from unlearn.options import data_dir_read
 from unlearn.tiers import default_model
 
 EXPORT_FILE = "unlearn_export.json"
@@ -149,4 +150,6 @@ def export_from_args(spec: str, out: str, *, model: str | None = None, data_dir:
     for m, fields in (overrides or {}).items():
         merged.setdefault(m, {}).update(fields)
     validate_overrides(merged)
+    with data_dir_read(data_dir, model, sources=bench.data_sources):
+        bench.identity(split)  # the cell's data, read before any model loads
     return export_cell(bench, method, split, out, merged, recorded)

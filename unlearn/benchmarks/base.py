@@ -35,7 +35,7 @@ TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 # Source that decides a target/gold evaluation: everything but the unlearning methods, the tiers' tuned settings
 # (they change cells, not reference models) and the modules that only run, route or present results.
 NOT_EVALUATION = ("methods/", "data/tuned/", "bench.py", "executors.py", "tune.py", "cli.py", "__main__.py",
-                  "export.py", "report.py", "html_report.py")
+                  "export.py", "report.py", "html_report.py", "options.py")
 
 
 def evaluation_code_version() -> str:
