@@ -1,0 +1,67 @@
+"""Rewrite the tiny tier's snapshot entries that a dumped run (UNLEARN_EVAL_DUMP, seed 0) moved beyond the tier's
+tolerances (evals/snapshots.py), exactly as syrupy would write them; prints each rewritten entry and why. For a
+change whose cells were already measured in a long run (e.g. `pytest evals --seeds 3`), instead of running the cells
+again with --snapshot-update.
+
+    python perf/snapshot_from_dump.py DUMP.gw0 DUMP.gw1 [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from syrupy.extensions.amber.serializer import AmberDataSerializer  # noqa: E402
+
+from evals.snapshots import flatten_amber, within  # noqa: E402
+
+TESTS = {"tofu": "test_tofu_snapshot", "muse": "test_muse_snapshot", "wmdp": "test_wmdp_snapshot",
+         "unsafe": "test_unsafe_snapshot"}
+
+
+def snapshot_fn(bench: str):
+    from unlearn.benchmarks import metric_snapshot as tofu
+    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse
+    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe
+    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp
+
+    return {"tofu": tofu, "muse": muse, "wmdp": wmdp, "unsafe": unsafe}[bench]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dumps", nargs="+")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    cells = [c for p in args.dumps for c in json.loads(Path(p).read_text())]
+    for bench, test in TESTS.items():
+        path = ROOT / "snapshots" / f"test_{bench}" / f"test_{bench}.ambr"
+        text = path.read_text()
+        for c in cells:
+            if c["benchmark"] != bench:
+                continue
+            seed0 = (c.get("seeds") or [c])[0]
+            new = AmberDataSerializer.serialize(snapshot_fn(bench)({**c, **seed0}))
+            name = f"# name: {test}[{c['method']}-{c['split']}]\n"
+            m = re.search(re.escape(name) + r"(.*?)\n# ---", text, re.S)
+            if not m:
+                print(f"{bench} {c['method']} {c['split']}: no snapshot entry")
+                continue
+            old = m.group(1)
+            indented = "\n".join("  " + line for line in new.splitlines())
+            moved = within(bench, flatten_amber(indented), flatten_amber(old))
+            if moved:
+                print(f"{bench} {c['method']}-{c['split']}: {'; '.join(moved)}")
+                text = text[:m.start(1)] + indented + text[m.end(1):]
+        if args.write:
+            path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
