@@ -37,6 +37,14 @@ def tolerance(benchmark: str, metric: str) -> float:
     return max(FLOOR, tolerances().get(benchmark, {}).get(metric, FLOOR))
 
 
+def structure_only(benchmark: str, split: str) -> bool:
+    """A split whose seed spread has not been measured: its snapshots check keys and missing values, not numbers
+    (``snapshots/tolerances.json``, ``"unmeasured"``)."""
+    if not TOLERANCES.is_file():
+        return False
+    return f"{benchmark}|{split}" in json.loads(TOLERANCES.read_text()).get("unmeasured", [])
+
+
 def flatten_amber(text: str) -> dict[str, str]:
     """``{"step1.knowmem_f": "0.1458", ...}`` from an amber-serialised dict of numbers (nested dicts allowed)."""
     out, path = {}, []
@@ -53,8 +61,9 @@ def flatten_amber(text: str) -> dict[str, str]:
     return out
 
 
-def within(benchmark: str, new: dict[str, str], old: dict[str, str]) -> list[str]:
-    """What differs beyond the tolerances (empty: the snapshots match)."""
+def within(benchmark: str, new: dict[str, str], old: dict[str, str], numbers: bool = True) -> list[str]:
+    """What differs beyond the tolerances (empty: the snapshots match); ``numbers=False``: only keys and values
+    that are not numbers (None, NaN) are compared."""
     bad = [f"{k}: only in {'the run' if k in new else 'the snapshot'}" for k in sorted(set(new) ^ set(old))]
     for key in sorted(set(new) & set(old)):
         a, b = new[key], old[key]
@@ -62,6 +71,10 @@ def within(benchmark: str, new: dict[str, str], old: dict[str, str]) -> list[str
             x, y = float(a), float(b)
         except ValueError:
             if a != b:
+                bad.append(f"{key}: {a} vs {b}")
+            continue
+        if not numbers:
+            if (x != x) != (y != y):  # NaN on one side only
                 bad.append(f"{key}: {a} vs {b}")
             continue
         tol = tolerance(benchmark, key.rsplit(".", 1)[-1])
@@ -75,6 +88,7 @@ class TierSnapshots(AmberSnapshotExtension):
     spread of :attr:`benchmark`'s metrics (:func:`snapshots_of` makes one class per benchmark)."""
 
     benchmark = ""
+    numbers = True  # False: keys and missing values only (a split whose seed spread is not measured)
 
     @classmethod
     def dirname(cls, *, test_location) -> str:
@@ -82,10 +96,11 @@ class TierSnapshots(AmberSnapshotExtension):
 
     def matches(self, *, serialized_data, snapshot_data) -> bool:
         return snapshot_data is not None and not within(self.benchmark, flatten_amber(serialized_data),
-                                                        flatten_amber(snapshot_data))
+                                                        flatten_amber(snapshot_data), self.numbers)
 
 
 @lru_cache(maxsize=None)
-def snapshots_of(benchmark: str) -> type[TierSnapshots]:
-    """The snapshot extension of one benchmark's cells: ``snapshot(extension_class=snapshots_of("tofu"))``."""
-    return type(f"{benchmark.capitalize()}Snapshots", (TierSnapshots,), {"benchmark": benchmark})
+def snapshots_of(benchmark: str, split: str | None = None) -> type[TierSnapshots]:
+    """The snapshot extension of one benchmark's cells: ``snapshot(extension_class=snapshots_of("tofu", split))``."""
+    numbers = not (split and structure_only(benchmark, split))
+    return type(f"{benchmark.capitalize()}Snapshots", (TierSnapshots,), {"benchmark": benchmark, "numbers": numbers})

@@ -32,3 +32,11 @@ def test_matches_within_the_measured_spread_only(monkeypatch):
     assert within("toy", {**old, "mia_auc": "None"}, old) and within("toy", {**old, "mia_auc": "nan"}, old)
     assert within("toy", {**old, "extra": "1.0"}, old) and within("toy", {k: v for k, v in old.items() if k != "mia_auc"}, old)
     assert within("other", {**old, "forget_efficacy": "0.75"}, old)  # another benchmark's spread is not this one's
+
+
+def test_an_unmeasured_split_checks_structure_only():
+    old = flatten_amber(AMBER)
+    assert within("toy", {**old, "forget_efficacy": "0.1"}, old, numbers=False) == []
+    assert within("toy", {**old, "mia_auc": "None"}, old, numbers=False)
+    assert within("toy", {**old, "mia_auc": "nan"}, old, numbers=False)
+    assert within("toy", {**old, "extra": "1.0"}, old, numbers=False)
