@@ -39,7 +39,11 @@ def main() -> None:
     ap.add_argument("dumps", nargs="+")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
-    cells = [c for p in args.dumps for c in json.loads(Path(p).read_text())]
+    cells = []
+    for p in args.dumps:  # a pytest dump (JSON list) or perf/seed_cells.py lines (their seed-0 cells)
+        text = Path(p).read_text()
+        cells += ([r for r in map(json.loads, text.splitlines()) if r["seed"] == 0] if p.endswith(".jsonl")
+                  else json.loads(text))
     for bench, test in TESTS.items():
         path = ROOT / "snapshots" / f"test_{bench}" / f"test_{bench}.ambr"
         text = path.read_text()
