@@ -1,12 +1,14 @@
 """Another CPU's rounding, on this one: TOFU forget01's cells, once from the default target and gold and once from a
 target and gold trained from initial weights nudged by up to 2 ulps (``unlearn.numerics.nudge_ulps``), must give
-the same snapshot (within the tier's measured tolerances, evals/snapshots.py) and the same verdict on every
-expectation row. The tiny tier's training is chaotic (docs/results.md): a CPU that rounds one kernel differently
+the same snapshot (within the tier's measured tolerances, evals/snapshots.py) and no verdict that passes in one run
+and fails in the other (a row decided in one and inconclusive in the other is reported as a warning). The tiny tier's training is chaotic (docs/results.md): a CPU that rounds one kernel differently
 trains another model, so this is what makes the committed snapshots and verdicts hold on a CPU this machine is not.
 forget01 because its two authors make it the tier's most seed-sensitive split; its target and gold are one
 training each (about 6 worker-minutes)."""
 
 from __future__ import annotations
+
+import warnings
 
 import pytest
 
@@ -14,6 +16,7 @@ from evals.cells import row_outcome
 from evals.conftest import make_bench
 from evals.expectations import DEFAULT_EXPECTATIONS, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, expectation_rows
 from evals.snapshots import flatten_amber, within
+from evals.verdicts import INCONCLUSIVE
 from unlearn.benchmarks import metric_snapshot
 from unlearn.methods import method_names
 
@@ -43,9 +46,14 @@ def test_nudged_initial_weights_give_the_same_snapshot_and_verdicts(method, tofu
     moved = within("tofu", _amber(metric_snapshot(nudged)), _amber(metric_snapshot(plain)))
     assert not moved, f"{method}: beyond the tier's tolerances after a {ULPS}-ulp nudge: {moved}"
     rows = expectation_rows(TOFU_EXPECTATIONS, method, DEFAULT_EXPECTATIONS) + ROBUSTNESS_EXPECTATIONS.get(method, [])
-    flips = []
+    flips, undecided = [], []
     for row in rows:
         (a, why_a, _), (b, why_b, _) = row_outcome(plain, row), row_outcome(nudged, row)
         if a != b:
-            flips.append(f"{row[0]}: {a} ({why_a}) -> {b} ({why_b})")
+            (undecided if INCONCLUSIVE in (a, b) else flips).append(f"{row[0]}: {a} ({why_a}) -> {b} ({why_b})")
+    # a pass that turns into a failure (or back) is what would turn another CPU's CI red: never allowed; a decided
+    # row whose interval reaches its bar after the nudge is reported, and counts against the row's decidability
     assert not flips, f"{method}: verdicts change with a {ULPS}-ulp nudge: " + "; ".join(flips)
+    if undecided:
+        warnings.warn(f"{method}: decided in one run, inconclusive in the other after a {ULPS}-ulp nudge: "
+                      + "; ".join(undecided))
