@@ -43,6 +43,8 @@ def _run(pytester, monkeypatch, *args):
     out = pytester.path / "verdicts.json"
     monkeypatch.setenv("UNLEARN_VERDICTS", str(out))
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)  # the inner session is its own controller, even under our xdist
     result = pytester.runpytest_subprocess("-p", "evals.verdict_plugin", "-p", "no:cacheprovider", "-rA", *args)
     return result, json.loads(out.read_text())
 
