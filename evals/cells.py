@@ -58,18 +58,12 @@ def check_expectation(cell: dict, threshold: tuple, known_failures: dict, reques
     a row the tier declares undecided (``expectations.UNDECIDED``, default tier only) or whose interval straddles
     the bar is reported *inconclusive* (its own outcome: counted, never a pass nor a known failure); a row in
     ``known_failures`` runs as a strict xfail with its reason; anything else must pass."""
-    from evals.verdicts import INCONCLUSIVE, PASS
 
     name, direction, bound = threshold
     method, split = cell["method"], cell["split"]
     outcome, why, verdicts = row_outcome(cell, threshold, default_tier(request, cell))
     record_verdict(request, cell, name, direction, bound, outcome, why, verdicts)
-    if outcome == INCONCLUSIVE:
-        pytest.skip(f"inconclusive: {method} on {split}: {why}")
-    key = (method, split, name)
-    if key in known_failures:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=known_failures[key]))
-    assert outcome == PASS, f"{method} on {split}: {why}"
+    settle(request, outcome, f"{method} on {split}: {why}", (method, split, name), known_failures)
 
 
 def row_outcome(cell: dict, threshold: tuple, default: bool = True) -> tuple[str, str, list]:
@@ -111,12 +105,19 @@ def check_sanity(request, bench, split, check_name: str, measure, known_failures
            "outcome": outcome, "why": why, "value": None, "interval": None,
            "seeds": [{"ok": ok, "why": t} for ok, t in measured] if n > 1 else None}
     request.node.user_properties.append(("verdict", row))
+    settle(request, outcome, f"{check_name} on {split}: {why}", ("target", split, check_name), known_failures)
+
+
+def settle(request, outcome: str, text: str, key: tuple, known_failures: dict) -> None:
+    """End a row's test by its outcome: inconclusive skips (its own reported outcome), a listed key runs as a strict
+    xfail, anything else must pass."""
+    from evals.verdicts import INCONCLUSIVE, PASS
+
     if outcome == INCONCLUSIVE:
-        pytest.skip(f"inconclusive: target/gold on {split}: {why}")
-    key = ("target", split, check_name)
+        pytest.skip(f"inconclusive: {text}")
     if key in known_failures:
         request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=known_failures[key]))
-    assert outcome == PASS, f"{check_name} on {split}: {why}"
+    assert outcome == PASS, text
 
 
 def record_verdict(request, cell: dict, name: str, direction: str, bound: float, outcome: str, why: str, verdicts) -> None:
