@@ -222,3 +222,26 @@ def test_the_tiny_tiers_control_steps_at_the_largest_lr_of_the_methods_it_is_com
         assert {"grad_ascent", "npo", "trou"} <= set(lrs), (name, lrs)
         cfg, _ = method_settings("finetune", profile.method_overrides, None)
         assert cfg.lr == max(lrs.values()), (name, cfg.lr, lrs)
+
+
+def test_the_tiny_tiers_control_trains_the_largest_step_budget_of_the_methods():
+    """A fair control, the other half: on every benchmark the tiny tier's finetune trains on as many rows as the
+    longest method (epochs over the forget split, a retain batch beside each forget batch; dsu's forget phase and
+    its equally long repair), not fewer (it would "not forget" by stepping less) and not several times more (it
+    would forget by interference alone)."""
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.benchmarks.base import method_settings
+    from unlearn.tiers import TINY_MODEL
+
+    for name in BENCHMARKS.names():
+        profile = BENCHMARKS.get(name).make_profile(None, TINY_MODEL, False, None, "fp32", None, "tofu")
+        epochs = {}
+        for m in profile.method_overrides:
+            if m in ("finetune", "retrain", "iwap"):  # iwap prunes: its only training is optional repair steps
+                continue
+            cfg, sched = method_settings(m, profile.method_overrides, None)
+            own = getattr(cfg, "forget_epochs", None) or getattr(cfg, "epochs", None)
+            epochs[m] = own if own is not None else sched.get("epochs", profile.unlearn.epochs)
+        assert {"grad_diff", "npo", "dsu", "trou"} <= set(epochs), (name, epochs)
+        cfg, _ = method_settings("finetune", profile.method_overrides, None)
+        assert cfg.matched_epochs == max(epochs.values()), (name, cfg.matched_epochs, epochs)

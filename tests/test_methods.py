@@ -239,6 +239,30 @@ def test_dsu_lambda_zero_without_retain_training_is_the_target():
     assert after == pytest.approx(target, abs=1e-3)
 
 
+def test_matched_finetune_trains_the_rows_of_a_forget_plus_retain_method():
+    """The control's matched budget: 2 * E * ceil(|forget| / batch) retain batches, i.e. the rows grad_diff trains on
+    in E epochs (a forget batch and a retain batch a step), counted through the probe's step numbers."""
+    from unlearn.methods.finetune import matched_steps
+    from unlearn.train import Probe
+
+    assert matched_steps(20, 8, 5) == 30 and matched_steps(80, 8, 5) == 100 and matched_steps(8, 8, 0.5) == 2
+    lm, data = memorised()
+    n = len(data.forget)
+    cfg = dataclasses.replace(make_config("finetune"), matched_epochs=1.0)
+    steps = {}
+    for name, c in (("finetune", cfg), ("grad_diff", None)):
+        ctx = context(*memorised(), steps=None, epochs=1.0)
+        ctx.probe = Probe(lambda m: {"x": 0.0})
+        run_method(name, ctx, c)
+        steps[name] = ctx.probe.points[-1]["step"]
+    assert steps["grad_diff"] == math.ceil(n / 8) and steps["finetune"] == 2 * steps["grad_diff"], (steps, n)
+    # the schedule's own cap (--max_steps) still bounds it
+    ctx = context(lm, data, steps=1)
+    ctx.probe = Probe(lambda m: {"x": 0.0})
+    run_method("finetune", ctx, cfg)
+    assert ctx.probe.points[-1]["step"] == 1
+
+
 def test_dsu_respects_max_steps_in_both_phases():
     lm, data = memorised()
     cfg = dataclasses.replace(make_config("dsu"), rank=4, forget_epochs=5)  # 5 epochs would be more than 2 steps

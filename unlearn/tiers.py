@@ -67,9 +67,11 @@ TINY = Tier(
     # every method's settings are what `unlearn tune` chose on TOFU's tune split (the other benchmarks take
     # them unchanged); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}). The control (finetune)
     # steps at the largest lr at which a tuned method updates every weight with AdamW (trou's 3e-3 = "10x" the
-    # recipes' unlearning lr 3e-4; tests/test_layout.py checks it), over 5 retain epochs (more tokens than any
-    # method): a control slower than the methods would "not forget" by stepping less (docs/methods.md)
-    settings={"rmu": {"alpha": "100"}, "finetune": {"lr": "10x"}}, tuned=TINY_MODEL,
+    # recipes' unlearning lr 3e-4) for the largest step budget of the methods (5 epochs over the forget split, a
+    # retain batch beside each forget batch: grad_diff, npo, simnpo, trou, dsu's two phases), spent on retain
+    # batches; tests/test_layout.py checks both. A control slower or shorter than the methods would "not forget" by
+    # stepping less, a longer one would forget by interference alone (docs/methods.md)
+    settings={"rmu": {"alpha": "100"}, "finetune": {"lr": "10x", "matched_epochs": "5"}}, tuned=TINY_MODEL,
     recipes={
         "tofu": Recipe(target=dict(lr=3e-3, epochs=20, batch_size=16, **_TARGET),
                        unlearn=dict(lr=3e-4, epochs=5, batch_size=8), protocol=dict(max_new_tokens=64),
@@ -79,8 +81,12 @@ TINY = Tier(
         "muse": Recipe(target=dict(lr=3e-3, epochs=50, batch_size=4, **_TARGET),
                        unlearn=dict(lr=3e-4, epochs=5, batch_size=8),
                        protocol=dict(name="tiny", batch_size=16, generation_batch_size=32),
-                       profile=dict(use_real_data=False, step_golds=False),
-                       note="tiny-qwen3 trained from scratch on synthetic news (fictitious; full fine-tuning)"),
+                       # 2 of the corpus's 4 requests trained and unlearned: news-scal's sizes 1 and 2 requests,
+                       # news-sust's requests 1 and 2 (the fewest that make a sequence; steps 3 and 4 cost more than
+                       # news, news-scal and news-sust's first steps together and decided no row on this tier)
+                       profile=dict(use_real_data=False, step_golds=False, max_requests=2),
+                       note="tiny-qwen3 trained from scratch on synthetic news (fictitious; full fine-tuning; 2 "
+                            "forget requests)"),
         "wmdp": Recipe(target=dict(lr=3e-3, epochs=40, batch_size=8, **_TARGET),
                        unlearn=dict(lr=3e-4, epochs=5, batch_size=8),
                        protocol=dict(name="synthetic", mmlu_per_subject=None, batch_size=32),

@@ -168,7 +168,7 @@ SCHEDULE_FIELDS: dict[str, type] = {"lr": float, "epochs": float}
 _POSITIVE = (lambda v: v > 0, "> 0")
 _COUNT = (lambda v: v >= 1, ">= 1")
 FIELD_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "lr": _POSITIVE, "forget_lr": _POSITIVE, "epochs": _POSITIVE, "forget_epochs": _POSITIVE,
+    "lr": _POSITIVE, "forget_lr": _POSITIVE, "epochs": _POSITIVE, "forget_epochs": _POSITIVE, "matched_epochs": _POSITIVE,
     "beta": _POSITIVE,  # an inverse temperature (NPO, SimNPO, TROU) or RMU's scale
     "alpha": (lambda v: v >= 0, ">= 0"), "delta": _POSITIVE,
     "p": (lambda v: 0 < v < 1, "in (0, 1)"), "p_heads": (lambda v: 0 < v < 1, "in (0, 1)"),

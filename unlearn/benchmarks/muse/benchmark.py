@@ -446,8 +446,10 @@ class MuseBenchmark(Benchmark):
         if split != "news" and n_steps < 2:
             raise ValueError(f"MUSE {split} needs several forget requests, and {d.source} has one (the dry run's "
                              "reduced slice covers news only; use --protocol reduced without --dry_run, or full)")
-        if split == "news-scal" and d.scal and len(d.scal) != n_steps:
-            raise ValueError(f"MUSE scal has {len(d.scal)} forget sets but sust {n_steps} requests in {d.source}")
+        # scal's growing forget sets, as many as the requests trained (max_requests keeps the first ones)
+        scal = d.scal[: self.profile.max_requests]
+        if split == "news-scal" and scal and len(scal) != n_steps:
+            raise ValueError(f"MUSE scal has {len(scal)} forget sets but sust {n_steps} requests in {d.source}")
         if split == "news-sust" and method != "retrain" and self.quant is not None:  # before any step is paid for
             raise NotImplementedError(QUANTISED_SUST)
         target = self.reference_eval("target")
@@ -458,7 +460,7 @@ class MuseBenchmark(Benchmark):
                 run = {"cost": None, "dynamics": None, "method_stats": None}
                 size = None
             else:
-                forget = d.forget if split == "news" else (d.scal[k - 1] if split == "news-scal" else self.requests()[k - 1])
+                forget = d.forget if split == "news" else (scal[k - 1] if split == "news-scal" else self.requests()[k - 1])
                 first = k == 1 and list(forget) == list(d.forget)
                 key = (method, repr(cfg), repr(sorted((sched or {}).items())), self.seed)
                 shared = self._first_steps.get(key) if first else None
