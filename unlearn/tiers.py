@@ -66,12 +66,13 @@ TINY = Tier(
     name="tiny", lora=None, follows_precision=False,
     # every method's settings are what `unlearn tune` chose on TOFU's tune split (the other benchmarks take
     # them unchanged); rmu's alpha 100 comes from its earlier grid (alpha {100, 1200}). The control (finetune)
-    # steps at the largest lr at which a tuned method updates every weight with AdamW (trou's 3e-3 = "10x" the
-    # recipes' unlearning lr 3e-4) for the largest step budget of the methods (5 epochs over the forget split, a
-    # retain batch beside each forget batch: grad_diff, npo, simnpo, trou, dsu's two phases), spent on retain
-    # batches; tests/test_layout.py checks both. A control slower or shorter than the methods would "not forget" by
-    # stepping less, a longer one would forget by interference alone (docs/methods.md)
-    settings={"rmu": {"alpha": "100"}, "finetune": {"lr": "10x", "matched_epochs": "5"}}, tuned=TINY_MODEL,
+    # steps at the largest lr at which a tuned method takes plain AdamW steps on every weight (9e-4 = "3x" the
+    # recipes' unlearning lr 3e-4: grad_ascent, grad_diff, npo, simnpo, idk; trou's 3e-3 steps are shrunk or
+    # rejected by its trust region on the retain NLL) for the largest step budget of the methods (5 epochs over the
+    # forget split, a retain batch beside each forget batch: grad_diff, npo, simnpo, trou, dsu's two phases), spent
+    # on retain batches; tests/test_layout.py checks both. A control slower or shorter than the methods would "not
+    # forget" by stepping less, a longer one would forget by interference alone (docs/methods.md)
+    settings={"rmu": {"alpha": "100"}, "finetune": {"lr": "3x", "matched_epochs": "5"}}, tuned=TINY_MODEL,
     recipes={
         "tofu": Recipe(target=dict(lr=3e-3, epochs=20, batch_size=16, **_TARGET),
                        unlearn=dict(lr=3e-4, epochs=5, batch_size=8), protocol=dict(max_new_tokens=64),
