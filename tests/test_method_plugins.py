@@ -61,6 +61,8 @@ assert nll() > before + 0.1, (before, nll())
     assert res.returncode == 0, res.stderr[-3000:]
     bad = run(env, "-m", "unlearn", "bench", "--methods", "example_scaled_ga", "--set", "example_scaled_ga.nope=1")
     assert bad.returncode == 2 and "unknown field 'nope' for method 'example_scaled_ga'" in bad.stderr, bad.stderr
+    negative = run(env, "-m", "unlearn", "bench", "--methods", "example_scaled_ga", "--set", "example_scaled_ga.scale=-1")
+    assert negative.returncode == 2 and "example_scaled_ga.scale=-1.0: must be > 0" in negative.stderr, negative.stderr
 
 
 def test_broken_plugin_is_named_not_skipped(tmp_path):

@@ -103,6 +103,44 @@ def test_overrides_are_typed_and_checked():
         make_config("npo", parse_overrides(["npo.beta=abc"]))
 
 
+# the checks every built-in field had when one table keyed by field name held them (now each config's ``rules``)
+BUILT_IN_RULES = {
+    "finetune": {"epochs": 0, "lr": 0, "matched_epochs": 0}, "grad_diff": {"alpha": -1}, "npo": {"beta": 0, "alpha": -1},
+    "simnpo": {"beta": 0, "alpha": -1}, "idk": {"alpha": -1},
+    "rmu": {"beta": 0, "alpha": -1, "lr": 0, "n_update_layers": 0},
+    "dsu": {"rank": 0, "alpha": -1, "forget_epochs": 0, "forget_lr": 0, "probe_size": 0},
+    "iwap": {"p": 1, "rounds": 0, "p_heads": 0}, "trou": {"beta": 0, "k_retain": 0, "delta": 0, "grow": 1, "probe_size": 0},
+}
+
+
+@pytest.mark.parametrize("method", sorted(BUILT_IN_RULES))
+def test_each_config_checks_its_own_fields(method):
+    for fld, bad in BUILT_IN_RULES[method].items():
+        with pytest.raises(ValueError, match=rf"^{method}\.{fld}={float(bad)}: must be"):
+            make_config(method, {method: {fld: str(bad)}})
+
+
+def test_a_field_rule_is_not_borrowed_from_another_method_of_the_same_field_name(monkeypatch):
+    """A new method's field called ``p`` is not IWAP's ``p`` (in (0, 1)); only its own config's rules apply."""
+    from typing import ClassVar
+
+    from unlearn.methods import METHODS, POSITIVE, MethodSpec
+
+    @dataclasses.dataclass(frozen=True)
+    class PowerConfig:
+        p: float = 2.0  # an exponent: any value
+        beta: float = 1.0  # not NPO's beta: unchecked here
+        rules: ClassVar[dict] = {"p": POSITIVE}
+
+    monkeypatch.setitem(METHODS._items, "power_test", MethodSpec("power_test", PowerConfig, "test", lambda ctx, cfg: ctx.lm))
+    assert make_config("power_test", {"power_test": {"p": "3"}}).p == 3.0  # IWAP's rule would refuse 3
+    assert make_config("power_test", {"power_test": {"beta": "-1"}}).beta == -1.0
+    with pytest.raises(ValueError, match="power_test.p=-1.0: must be > 0"):
+        make_config("power_test", {"power_test": {"p": "-1"}})
+    with pytest.raises(ValueError, match="iwap.p=3.0: must be in"):
+        make_config("iwap", {"iwap": {"p": "3"}})
+
+
 @pytest.mark.parametrize("method", [m for m in ALL if m not in ("retrain", "iwap", "dsu")])
 @pytest.mark.parametrize("adapters", [False, True], ids=["full", "lora"])
 def test_trainable_parameters_change_and_frozen_ones_do_not(method, adapters):

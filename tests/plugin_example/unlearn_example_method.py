@@ -5,7 +5,7 @@ tests/test_method_plugins.py installs it as an entry point and checks the suite 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from unlearn.methods import loss_method
+from unlearn.methods import POSITIVE, loss_method
 from unlearn.scoring import answer_logprobs
 from unlearn.train import LossOutput
 
@@ -14,6 +14,7 @@ from unlearn.train import LossOutput
 class ScaledAscentConfig:
     scale: float = 0.5  # the forget NLL's weight
     tune_grid: ClassVar[dict] = {"lr": ["1x", "3x"], "scale": ["0.5", "1"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"scale": POSITIVE}  # what `--set example_scaled_ga.scale=...` may be
 
 
 @loss_method("example_scaled_ga", ScaledAscentConfig, "example plugin: gradient ascent scaled by `scale`")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -24,7 +22,7 @@ ORDER = ["retrain", "finetune", "grad_ascent", "grad_diff", "npo", "simnpo", "id
 # Other packages register methods through this entry-point group: a module whose import registers them, e.g.
 # [project.entry-points."unlearn.methods"] my_method = "my_package.my_method"
 ENTRY_POINTS = "unlearn.methods"
-NOT_METHODS = {"losses"}  # modules of this package that hold shared code, not a method
+NOT_METHODS = {"losses", "overrides"}  # modules of this package that hold shared code, not a method
 
 
 @dataclass
@@ -126,97 +124,15 @@ def method_names() -> list[str]:
     return sorted(METHODS.names(), key=lambda n: (rank.get(n, len(ORDER)), n))
 
 
-def _coerce(value: str, hint, where: str):
-    """Read a CLI string as the field's type (int, float, str, bool, or Optional of one)."""
-    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
-    if value.lower() == "none" and type(None) in options:
-        return None
-    for t in options:
-        try:
-            if t is bool:
-                if value.lower() in ("true", "1", "yes"):
-                    return True
-                if value.lower() in ("false", "0", "no"):
-                    return False
-                raise ValueError
-            if t in (int, float, str):
-                return t(value)
-        except ValueError:
-            continue
-    raise ValueError(f"{where}: cannot read {value!r} as {hint}")
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, dict[str, str]]:
-    """``["npo.beta=0.2", ...]`` -> {"npo": {"beta": "0.2"}}; malformed items raise with the item."""
-    out: dict[str, dict[str, str]] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        method, dot, fld = key.partition(".")
-        if not sep or not dot or not method or not fld:
-            raise ValueError(f"override {item!r} is not of the form method.field=value (e.g. npo.beta=0.2)")
-        out.setdefault(method.strip(), {})[fld.strip()] = value.strip()
-    return out
-
-
-# Fields of the shared unlearning schedule that a method override may set (``--set npo.lr=1e-4``), for
-# methods whose own config has no field of that name (finetune's and rmu's own lr/epochs win).
-SCHEDULE_FIELDS: dict[str, type] = {"lr": float, "epochs": float}
-
-
-# The values a field may take, by name, wherever it appears (a method's config or the shared schedule); None
-# (where a field allows it) means "the default" and is not checked.
-_POSITIVE = (lambda v: v > 0, "> 0")
-_COUNT = (lambda v: v >= 1, ">= 1")
-FIELD_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
-    "lr": _POSITIVE, "forget_lr": _POSITIVE, "epochs": _POSITIVE, "forget_epochs": _POSITIVE, "matched_epochs": _POSITIVE,
-    "beta": _POSITIVE,  # an inverse temperature (NPO, SimNPO, TROU) or RMU's scale
-    "alpha": (lambda v: v >= 0, ">= 0"), "delta": _POSITIVE,
-    "p": (lambda v: 0 < v < 1, "in (0, 1)"), "p_heads": (lambda v: 0 < v < 1, "in (0, 1)"),
-    "grow": (lambda v: v > 1, "> 1"),
-    "rank": _COUNT, "rounds": _COUNT, "probe_size": _COUNT, "k_retain": _COUNT, "n_update_layers": _COUNT,
-}
-
-
-def check_range(label: str, key: str, value):
-    """``value`` if FIELD_RULES allows it for ``key``; else a ValueError naming ``label`` and the valid range."""
-    rule = FIELD_RULES.get(key)
-    if rule is not None and value is not None and not isinstance(value, (str, bool)) and not rule[0](value):
-        raise ValueError(f"{label}={value}: must be {rule[1]}")
-    return value
-
-
-def _config_fields(name: str) -> dict:
-    return {f.name: f for f in dataclasses.fields(get_method(name).config_cls)}
-
-
-def schedule_overrides(name: str, overrides: dict[str, dict[str, str]] | None = None) -> dict[str, float]:
-    """The shared-schedule changes ``overrides[name]`` asks for (``lr``, ``epochs``), typed."""
-    own = _config_fields(name)
-    return {k: check_range(f"{name}.{k}", k, _coerce(v, SCHEDULE_FIELDS[k], f"{name}.{k}"))
-            for k, v in (overrides or {}).get(name, {}).items() if k in SCHEDULE_FIELDS and k not in own}
-
-
-def validate_overrides(overrides: dict[str, dict[str, str]]) -> None:
-    """Check every method and field named in overrides exists (before any work starts)."""
-    for method in overrides:
-        make_config(method, overrides)
-        schedule_overrides(method, overrides)
-
-
-def make_config(name: str, overrides: dict[str, dict[str, str]] | None = None):
-    """The method's frozen config with ``overrides[name]`` applied (typed from the dataclass)."""
-    spec = get_method(name)
-    fields = _config_fields(name)
-    hints = typing.get_type_hints(spec.config_cls)  # resolves string annotations (from __future__)
-    changes = {}
-    for key, value in (overrides or {}).get(name, {}).items():
-        if key in SCHEDULE_FIELDS and key not in fields:
-            continue  # the shared schedule's field (schedule_overrides)
-        if key not in fields:
-            valid = ", ".join(list(fields) + [f"{k} (the shared schedule's)" for k in SCHEDULE_FIELDS if k not in fields])
-            raise KeyError(f"unknown field {key!r} for method {name!r}; valid fields: {valid}")
-        changes[key] = check_range(f"{name}.{key}", key, _coerce(value, hints[key], f"{name}.{key}"))
-    return dataclasses.replace(spec.config_cls(), **changes)
+# The values a config field may take, as (predicate, words): each method's config declares its own fields' rules
+# in ``rules: ClassVar[dict]`` (a field without one is not checked); a field of another method with the same
+# name does not lend its rule. None (where a field allows it) means "the default" and is not checked.
+Rule = tuple[Callable[[float], bool], str]
+POSITIVE: Rule = (lambda v: v > 0, "> 0")
+NON_NEGATIVE: Rule = (lambda v: v >= 0, ">= 0")
+COUNT: Rule = (lambda v: v >= 1, ">= 1")
+OPEN_UNIT: Rule = (lambda v: 0 < v < 1, "in (0, 1)")
+ABOVE_ONE: Rule = (lambda v: v > 1, "> 1")
 
 
 def run_method(name: str, ctx: UnlearnContext, cfg=None):
@@ -224,5 +140,11 @@ def run_method(name: str, ctx: UnlearnContext, cfg=None):
     return spec.run(ctx, cfg if cfg is not None else spec.config_cls())
 
 
-__all__ = ["METHODS", "LossOutput", "StepBatch", "UnlearnContext", "get_method", "make_config", "method_names",
+__all__ = ["ABOVE_ONE", "COUNT", "METHODS", "NON_NEGATIVE", "OPEN_UNIT", "POSITIVE", "SCHEDULE_FIELDS", "SCHEDULE_RULES",
+           "LossOutput", "Rule", "StepBatch", "UnlearnContext", "check_range", "get_method", "make_config", "method_names",
            "parse_overrides", "run_method", "schedule_overrides", "validate_overrides"]
+
+
+# ``--set`` parsing and checking (unlearn/methods/overrides.py), re-exported: the names callers import from here
+from unlearn.methods.overrides import (  # noqa: E402, I001  (after get_method, which it imports)
+    SCHEDULE_FIELDS, SCHEDULE_RULES, check_range, make_config, parse_overrides, schedule_overrides, validate_overrides)

@@ -11,7 +11,7 @@ from typing import Callable, ClassVar
 
 import torch
 
-from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods import COUNT, NON_NEGATIVE, POSITIVE, UnlearnContext, procedure
 from unlearn.models import LoraSpec, activate_adapters, add_lora, is_peft, is_quantised
 from unlearn.scoring import collate, mean_nll
 from unlearn.train import nll_loss, train
@@ -23,6 +23,7 @@ FORGET, RETAIN = "dsu_forget", "dsu_retain"
 class DSUConfig:
     # retain_tol from the most conservative: on ties (same efficacy, tokens and retain) grid order picks it
     tune_grid: ClassVar[dict] = {"forget_lr": ["10x", "30x"], "lam": ["2", "3"], "retain_tol": ["0.1", "0.15", "0.2"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"rank": COUNT, "alpha": NON_NEGATIVE, "forget_epochs": POSITIVE, "forget_lr": POSITIVE, "probe_size": COUNT}  # --set checks (unlearn/methods/overrides.py)
     lam: float = 1.0  # lambda: weight of the negated forget adapter (task-vector work uses up to 5)
     rank: int = 16  # LoRA rank of both adapters
     alpha: int = 32  # LoRA alpha of both adapters

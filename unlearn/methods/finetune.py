@@ -3,13 +3,15 @@
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
-from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods import POSITIVE, UnlearnContext, procedure
 from unlearn.train import nll_loss, train
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    rules: ClassVar[dict] = {"epochs": POSITIVE, "lr": POSITIVE, "matched_epochs": POSITIVE}  # --set checks (unlearn/methods/overrides.py)
     # docs/methods.md: "continue training the target on retain: NLL(r); lr as target, epochs 5". Epochs are passes
     # over the retain split (not the forget split as for the unlearning methods); lr None = the target's.
     epochs: float = 5.0

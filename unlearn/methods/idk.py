@@ -4,7 +4,7 @@ import random
 from dataclasses import dataclass
 from typing import ClassVar
 
-from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods import NON_NEGATIVE, UnlearnContext, procedure
 from unlearn.scoring import encode_qa, mean_nll
 from unlearn.train import LossOutput, train
 
@@ -12,6 +12,7 @@ from unlearn.train import LossOutput, train
 @dataclass(frozen=True)
 class IdkConfig:
     tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"alpha": NON_NEGATIVE}  # --set checks (unlearn/methods/overrides.py)
     alpha: float = 1.0  # weight of the retain NLL
 
 

@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods import COUNT, OPEN_UNIT, UnlearnContext, procedure
 from unlearn.methods.losses import influence_ratio, removal_scores, token_log_odds, top_fraction
 from unlearn.models import decoder_layers, is_peft, is_quantised
 from unlearn.scoring import IGNORE, answer_logits, collate, mean_nll
@@ -28,6 +28,7 @@ from unlearn.train import nll_loss, train
 @dataclass(frozen=True)
 class IWAPConfig:
     tune_grid: ClassVar[dict] = {"p": ["0.01", "0.02"], "retain_tol": ["0.03", "0.05", "0.1"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"p": OPEN_UNIT, "rounds": COUNT, "p_heads": OPEN_UNIT}  # --set checks (unlearn/methods/overrides.py)
     # p and retain_tol are tuned per tier (unlearn/data/tuned/<tier>.json; the tiny tier's trials on its tune
     # split in docs/methods.md: only retain_tol 0.1 reaches efficacy 1.0 there); these defaults are what a tier
     # without a tuned choice runs

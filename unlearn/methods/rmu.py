@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods import COUNT, NON_NEGATIVE, POSITIVE, UnlearnContext, procedure
 from unlearn.methods.losses import masked_mse, rmu_control_vector
 from unlearn.models import decoder_layers
 from unlearn.train import LossOutput, train
@@ -15,6 +15,7 @@ from unlearn.train import LossOutput, train
 @dataclass(frozen=True)
 class RMUConfig:
     tune_grid: ClassVar[dict] = {"lr": ["10x", "30x", "100x"], "beta": ["5", "20"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"beta": POSITIVE, "alpha": NON_NEGATIVE, "lr": POSITIVE, "n_update_layers": COUNT}  # --set checks (unlearn/methods/overrides.py)
     # Steering coefficient. None (default): adaptive RMU (Dang et al. 2024, arXiv:2408.06223): each forget
     # token's target is beta * ||h_frozen(x_t)|| * u, so the push scales with the hooked layer's own
     # activation norm and works at any model size. A number: the fixed coefficient of the original RMU

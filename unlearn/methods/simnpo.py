@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from unlearn.methods import loss_method
+from unlearn.methods import NON_NEGATIVE, POSITIVE, loss_method
 from unlearn.methods.losses import simnpo_loss, token_mean_nll
 from unlearn.scoring import answer_logprobs
 from unlearn.train import LossOutput
@@ -12,6 +12,7 @@ from unlearn.train import LossOutput
 @dataclass(frozen=True)
 class SimNPOConfig:
     tune_grid: ClassVar[dict] = {"lr": ["0.3x", "1x", "3x"], "epochs": ["2", "5"], "beta": ["2.5", "4.5"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"beta": POSITIVE, "alpha": NON_NEGATIVE}  # --set checks (unlearn/methods/overrides.py)
     beta: float = 4.5  # inverse temperature
     gamma: float = 0.0  # reward margin
     alpha: float = 1.0  # weight of the retain NLL

@@ -21,7 +21,7 @@ from typing import ClassVar
 
 import torch
 
-from unlearn.methods import UnlearnContext, procedure
+from unlearn.methods import ABOVE_ONE, COUNT, POSITIVE, UnlearnContext, procedure
 from unlearn.methods.losses import (adam_direction, grad_ascent_loss, kl_ref_to_policy, npo_loss, orthonormal_basis,
                                     project_orthogonal, trust_region_step)
 from unlearn.scoring import answer_logprobs, collate, mean_nll
@@ -31,6 +31,7 @@ from unlearn.train import StepBatch, train
 @dataclass(frozen=True)
 class TROUConfig:
     tune_grid: ClassVar[dict] = {"lr": ["1x", "3x", "10x"], "delta": ["0.02", "0.05", "0.1"], "retain_weight": ["1", "2"]}  # `unlearn tune`'s grid
+    rules: ClassVar[dict] = {"beta": POSITIVE, "k_retain": COUNT, "delta": POSITIVE, "grow": ABOVE_ONE, "probe_size": COUNT}  # --set checks (unlearn/methods/overrides.py)
     forget_loss: str = "npo"  # "npo" or "grad_ascent"
     beta: float = 0.1  # NPO beta when forget_loss = "npo"
     optimizer: str = "adam"  # "adam" (bias-corrected m/(sqrt(v)+eps) * lr) or "sgd" (lr * g)
