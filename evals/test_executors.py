@@ -1,5 +1,6 @@
-"""The grid on Ray (``unlearn bench --executor ray``) on a local Ray instance with 2 CPUs: the same cells, bit
-for bit, as the local executor; a worker killed mid-cell loses nothing (Ray retries the task)."""
+"""The grid on Ray (``unlearn bench --executor ray``) on a local Ray instance with 2 CPUs, and in 2 local worker
+processes (``--workers 2``): the same cells, bit for bit, as one process; a Ray worker killed mid-cell loses
+nothing (Ray retries the task)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("ray", reason="Ray is not installed (pip install 'unlearn-eval[ray]'; the test extra has it)")
+NEEDS_RAY = "Ray is not installed (pip install 'unlearn-eval[ray]'; the test extra has it)"
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = """
 import sys
-import ray
 from unlearn.bench import BenchArgs, run_bench
 from unlearn.benchmarks import Profile
 from unlearn.benchmarks.tofu.protocol import EvalProtocol
@@ -27,11 +27,12 @@ profile = Profile(target=TrainConfig(lr=3e-3, epochs=10, batch_size=16, progress
                   unlearn=TrainConfig(lr=1e-3, max_steps=2, batch_size=8, progress=False), lora=None,
                   protocol=EvalProtocol(max_new_tokens=8), synthetic_authors=4, use_real_data=False)
 executor = sys.argv[2]
+workers = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 if executor == "ray":  # a local instance of 2 CPUs, as a laptop or CI machine has
     from unlearn.executors import start_ray
     start_ray(num_cpus=2)
 run_bench(BenchArgs(benchmarks=["tofu"], methods=["grad_ascent", "npo"], splits=["forget10"], output_dir=sys.argv[1],
-                    profile=profile, progress=False, executor=executor))
+                    profile=profile, progress=False, executor=executor, workers=workers))
 """
 
 
@@ -71,7 +72,18 @@ def ray_cache(tmp_path_factory):
 
 def test_ray_grid_equals_the_local_one(local_cells, ray_cache, tmp_path):
     """Targets, golds and cells built by Ray tasks (an empty cache) give the local executor's cells exactly."""
+    pytest.importorskip("ray", reason=NEEDS_RAY)
     res = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "out"), "ray"], env=_env(ray_cache),
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("done tofu/forget10/") == 3, res.stdout[-2000:]
+    assert _cells(tmp_path / "out") == local_cells
+
+
+def test_two_worker_processes_give_the_one_process_cells(local_cells, tmp_path):
+    """``--workers 2`` (an empty cache: the target and the gold trained side by side in the two workers, then the
+    cells) writes the one-process run's cells exactly."""
+    res = subprocess.run([sys.executable, "-c", RUN, str(tmp_path / "out"), "local", "2"], env=_env(tmp_path / "cache"),
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count("done tofu/forget10/") == 3, res.stdout[-2000:]
@@ -85,6 +97,7 @@ def _task_pids(name: str) -> list[int]:
 
 def test_worker_killed_mid_cell_loses_nothing(local_cells, ray_cache, tmp_path):
     """The models come from the cache the test above filled; the cells are computed again into a new folder."""
+    pytest.importorskip("ray", reason=NEEDS_RAY)
     env = _env(ray_cache)
     proc = subprocess.Popen([sys.executable, "-c", RUN, str(tmp_path / "out"), "ray"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

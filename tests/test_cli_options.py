@@ -224,6 +224,10 @@ def _ray(ok):
     return lambda v, chosen: chosen.get("--executor") == "ray" and ok(v, chosen)
 
 
+def _local(ok):
+    return lambda v, chosen: chosen.get("--executor", "local") == "local" and ok(v, chosen)
+
+
 SPEC: dict[str, dict[str, tuple[list, object]]] = {
     "score": {"": (["What is 2+2?", "", " "], _among("What is 2+2?")), "--model": MODEL, "--device": DEVICE,
               "--max-new-tokens": POSITIVE},
@@ -254,6 +258,7 @@ SPEC: dict[str, dict[str, tuple[list, object]]] = {
               "--cell": (["tofu-forget01", "a,b", "", "a,a"], _among("tofu-forget01", "a,b")),
               "--executor": (["local", "ray", "slurm"], _among("local", "ray")),
               "--address": (["auto", "127.0.0.1:6379", "a b", ""], _ray(_among("auto", "127.0.0.1:6379"))),
+              "--workers": (POSITIVE[0], _local(POSITIVE[1])),
               "--cpus-per-cell": (POSITIVE[0], _ray(POSITIVE[1])),
               "--gpu-fraction": (["0.5", "1", "0", "1.5", "nan", "x"], _ray(_among("0.5", "1")))},
     "export": {"": (["tofu/npo/forget01", "wmdp/rmu/synthetic", "@cell", "wmdp/npo", "tofu/nope/forget01",

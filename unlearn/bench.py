@@ -25,7 +25,7 @@ from unlearn.methods import method_names, validate_overrides
 from unlearn.numerics import numerics_info, numerics_tag
 from unlearn.options import data_dir_read, shard_of
 from unlearn.cells import bench_kwargs, compute_cell, read_cell
-from unlearn.executors import run_on_ray
+from unlearn.executors import run_on_processes, run_on_ray
 from unlearn.html_report import write_report
 from unlearn.provenance import git_commit, source_version
 from unlearn.report import results_doc, to_markdown, write_outputs
@@ -70,6 +70,7 @@ class BenchArgs:
     cells: list[str] | None = None  # run only these cells (keys, or key prefixes such as tofu-forget01-npo)
     list_cells: bool = False  # print the grid (keys, dependencies, done or not) instead of running it
     executor: str = "local"  # local: this process, cell after cell; ray: Ray tasks (unlearn.executors)
+    workers: int = 1  # local: worker processes (> 1: unlearn.executors.run_on_processes)
     address: str | None = None  # ray: the cluster to join (None starts a local one)
     cpus_per_cell: int = 1  # ray: the CPUs each cell asks for (its torch threads)
     gpu_fraction: float | None = None  # ray: the share of a GPU each cell asks for (None: from a 10 GiB cap)
@@ -89,6 +90,13 @@ def resolve(args: BenchArgs) -> BenchArgs:
         parse_shard(args.shard)
     if args.executor not in ("local", "ray"):
         raise ValueError(f"--executor {args.executor}: valid: local, ray")
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: must be >= 1")
+    if args.workers > 1 and args.executor != "local":
+        raise ValueError(f"--workers {args.workers}: used only with --executor local (Ray places its tasks itself)")
+    if args.workers > 1 and str(args.device).startswith("cuda"):
+        raise ValueError(f"--workers {args.workers}: worker processes are for CPU runs; to share a GPU between cells "
+                         "use --executor ray with --gpu-fraction")
     if args.cpus_per_cell < 1:
         raise ValueError(f"--cpus-per-cell {args.cpus_per_cell}: must be >= 1")
     if args.gpu_fraction is not None and not 0 < args.gpu_fraction <= 1:
@@ -342,6 +350,8 @@ def _run_seed(args: BenchArgs, out: Path, log) -> dict:
             todo.append((j, why))
     if args.executor == "ray":
         results = run_on_ray(args, grid, keys, todo, cell_dir, out, log)
+    elif args.workers > 1 and todo:
+        results = run_on_processes(args, grid, keys, todo, cell_dir, out, log)
     else:
         results = {}
         with tqdm(total=len(todo), desc="cells", disable=not args.progress) as bar:

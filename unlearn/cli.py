@@ -81,7 +81,8 @@ def cmd_bench(args) -> int:
                                  seeds=args.seeds, force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
                                  data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
                                  robustness=args.robustness, shard=args.shard, cells=split(args.cell),
-                                 list_cells=args.list_cells, executor=args.executor, address=args.address,
+                                 list_cells=args.list_cells, executor=args.executor, workers=args.workers or 1,
+                                 address=args.address,
                                  cpus_per_cell=1 if args.cpus_per_cell is None else args.cpus_per_cell,
                                  gpu_fraction=args.gpu_fraction), log=print)
     if result["failed"]:  # the other cells finished and are in the outputs; exit 1 says the grid is incomplete
@@ -249,6 +250,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local (default): cell after cell in this process; ray: the cells as Ray tasks after the "
                         "models they need (pip install 'unlearn-eval[ray]')")
+    b.add_argument("--workers", type=options.local_only(options.positive_int), default=None,
+                   help="local: worker processes on this machine (default 1: cell after cell in this process); N > 1: "
+                        "the targets and golds, then the cells, in N processes of cores / N torch threads each, with "
+                        "the same cell files (CPU runs)")
     b.add_argument("--address", type=options.ray_only(options.token),
                    help="ray: the cluster to join (default: start a local one)")
     b.add_argument("--cpus-per-cell", "--cpus_per_cell", dest="cpus_per_cell", type=options.ray_only(options.positive_int),

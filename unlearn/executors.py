@@ -144,3 +144,94 @@ def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, s
         if started_here:
             ray.shutdown()
             time.sleep(0.5)  # let Ray's processes exit before the driver reads what they wrote
+
+
+# ---------------------------------------------------------------- worker processes on one machine (--workers N)
+def _process_models(args, b: str, s: str, kind: str, cpus: int) -> str:
+    """A worker process's model task: benchmark ``b``'s target (``kind`` "target") or split ``s``'s gold."""
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.cells import bench_kwargs
+
+    args = _in_worker(args, cpus, 0.0)
+    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    (runner.target_dir if kind == "target" else runner.gold_dir)(s)
+    return f"{b}:{kind}:{s}"
+
+
+def _process_cells(args, b: str, cells: list, out: str, cpus: int) -> list:
+    """A worker process's cell task: ``cells`` ([(grid index, split, method, path, why)]) of benchmark ``b`` in
+    order, on one benchmark object (so a method's MUSE news, news-scal and news-sust cells share their first step,
+    as in one process); [(grid index, result)]."""
+    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.cells import bench_kwargs, compute_cell
+
+    args = _in_worker(args, cpus, 0.0)
+    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    return [(j, compute_cell(runner, b, s, m, args, Path(path), why, Path(out))) for j, s, m, path, why in cells]
+
+
+def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, str | None]], cell_dir: Path,
+                     out: Path, log) -> dict[int, tuple[str, dict, str]]:
+    """Run ``todo`` in ``args.workers`` worker processes of ``CORES // workers`` torch threads each (one machine):
+    first every benchmark's target and each split's gold as separate tasks (a target and a gold train side by
+    side), then one task per benchmark and method (its splits in grid order, one benchmark object) once the
+    models it needs exist. Each cell is ``compute_cell`` as the local executor runs it, under the same lock, so a
+    rerun resumes from whatever finished; {grid index: result}."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from tqdm.auto import tqdm
+
+    from unlearn.numerics import CORES
+
+    cpus = max(1, CORES // args.workers)  # e.g. 2 cores, 2 workers: one thread each (1.4-1.6x one 2-thread process)
+    groups: dict[tuple[str, str], list] = {}
+    for j, why in todo:
+        b, s, m = grid[j]
+        groups.setdefault((b, m), []).append((j, s, m, str(cell_dir / f"{keys[j]}.json"), why))
+    splits = {b: [s for (bb, s, _m) in grid if bb == b] for b, _ in groups}
+    model_tasks = []  # (b, split, kind); MUSE: one gold for every split (each step's gold is built by its cell)
+    for b in dict.fromkeys(b for b, _ in groups):
+        first = splits[b][0]
+        model_tasks.append((b, first, "target"))
+        for s in ([first] if b == "muse" else list(dict.fromkeys(splits[b]))):
+            model_tasks.append((b, s, "gold"))
+    # the workers' thread count, read by torch and MKL when each worker starts (spawned: nothing of this process
+    # is inherited but its environment)
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: str(cpus) for k in saved})
+    results: dict[int, tuple[str, dict, str]] = {}
+    try:
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
+                tqdm(total=len(todo), desc=f"cells ({args.workers} workers)", disable=not args.progress) as bar:
+            pending = {pool.submit(_process_models, args, b, s, kind, cpus): ("models", (b, s, kind))
+                       for b, s, kind in model_tasks}
+            built: set = set()
+            waiting = dict(groups)
+
+            def ready(b: str, m: str) -> bool:
+                need = {(b, splits[b][0], "target")} | {(b, s if b != "muse" else splits[b][0], "gold")
+                                                          for _j, s, *_ in groups[b, m]}
+                return need <= built
+
+            while pending:
+                done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    what, key = pending.pop(fut)
+                    if what == "models":
+                        fut.result()  # a model that cannot be trained stops the grid, as in one process
+                        built.add(key)
+                    else:
+                        for j, result in fut.result():
+                            results[j] = result
+                            log(result[2])
+                            bar.update(1)
+                for b, m in [g for g in waiting if ready(*g)]:
+                    pending[pool.submit(_process_cells, args, b, waiting.pop((b, m)), str(out), cpus)] = ("cells", (b, m))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return results

@@ -478,6 +478,17 @@ def ray_only(kind: OptionType) -> OptionType:
     return OptionType(f"{kind.name} (ray)", kind.parse, check)
 
 
+def local_only(kind: OptionType) -> OptionType:
+    """``kind``, given only with ``--executor local`` (Ray places its tasks itself)."""
+    def check(value, args) -> None:
+        if kind.check:
+            kind.check(value, args)
+        if args.executor != "local":
+            raise ValueError(f"{value}: used only with --executor local (this run's executor: {args.executor})")
+
+    return OptionType(f"{kind.name} (local)", kind.parse, check)
+
+
 # ---------------------------------------------------------------- after parsing
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
     """Every subcommand's parser by name."""
