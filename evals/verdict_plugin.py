@@ -3,7 +3,9 @@
 Every expectation row's test carries its verdict in the report's user properties (``evals.cells.record_verdict``).
 An inconclusive row is skipped with that verdict; here it is reported as its own outcome ("I", "N inconclusive" in
 the closing line), listed with its interval, and counted; ``UNLEARN_VERDICTS=FILE`` writes every row as JSON.
-The root conftest.py loads it; ``-p evals.verdict_plugin`` loads it elsewhere."""
+On GitHub Actions (evals/github.py): with ``GITHUB_STEP_SUMMARY`` set the rows' table is appended to the job
+summary, and with ``GITHUB_ACTIONS=true`` each failing row is annotated on the line of evals/expectations.py that
+declares its bar. The root conftest.py loads it; ``-p evals.verdict_plugin`` loads it elsewhere."""
 
 from __future__ import annotations
 
@@ -43,10 +45,26 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for r in rows:
             terminalreporter.line(f"{r['test']}: {r['why']}")
     if _VERDICTS:
-        counts: dict[str, int] = {}
-        for r in _VERDICTS:
-            counts[r["reported"]] = counts.get(r["reported"], 0) + 1
+        counts = _counts()
         terminalreporter.line("expectation rows: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+        if os.environ.get("GITHUB_ACTIONS") == "true":  # workflow commands: GitHub reads them from the job's output
+            from evals.github import annotations
+
+            for line in annotations(_VERDICTS, root=config.rootpath):
+                terminalreporter.write_line(line)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            from evals.github import summary_markdown
+
+            with open(summary, "a", encoding="utf-8") as f:
+                f.write(summary_markdown(_VERDICTS, counts))
+
+
+def _counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for r in _VERDICTS:
+        counts[r["reported"]] = counts.get(r["reported"], 0) + 1
+    return counts
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -55,8 +73,5 @@ def pytest_sessionfinish(session, exitstatus):
         return
     import json
 
-    counts: dict[str, int] = {}
-    for r in _VERDICTS:
-        counts[r["reported"]] = counts.get(r["reported"], 0) + 1
     with open(path, "w", encoding="utf-8") as f:
-        json.dump({"counts": counts, "rows": _VERDICTS}, f, indent=1, default=str)
+        json.dump({"counts": _counts(), "rows": _VERDICTS}, f, indent=1, default=str)

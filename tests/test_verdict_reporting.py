@@ -67,3 +67,22 @@ def test_inconclusive_rows_are_counted_under_xdist(pytester, monkeypatch):
     result, written = _run(pytester, monkeypatch, "-n", "2")
     assert result.parseoutcomes()["inconclusive"] == 1
     assert written["counts"]["inconclusive"] == 1
+
+
+def test_on_github_the_rows_go_to_the_job_summary_and_failures_are_annotated_on_their_bar(pytester, monkeypatch):
+    """GITHUB_STEP_SUMMARY gets the rows' table (failures first); with GITHUB_ACTIONS=true the failing row (and
+    only it) is an ::error on the line of evals/expectations.py that declares npo's bar."""
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    result, _ = _run(pytester, monkeypatch)
+    text = summary.read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ") and "outcome" not in line]
+    assert table[0] == "| failed | toy | forget01 | npo | forget_efficacy | 0.1 | [0, 0.2] | >= 0.3 |", text
+    assert {line.split(" | ")[0] for line in table} == {"| failed", "| inconclusive", "| known failure", "| passed"}
+    lines = (ROOT / "evals" / "expectations.py").read_text().splitlines()
+    npo = next(i + 1 for i, line in enumerate(lines) if line.startswith('    "npo": ['))
+    errors = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("::error file=") and f"evals/expectations.py,line={npo},title=toy npo forget01 " \
+        "forget_efficacy failed::forget_efficacy=0.1" in errors[0], errors[0]
