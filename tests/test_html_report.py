@@ -259,3 +259,63 @@ def test_summary_table_shows_intervals_marks_and_merged_seeds():
     assert table.count('data-method="method_01"') == 1
     assert "bootstrap 95% interval" in text
     assert gold["method"] == "retrain" and "*" not in re.sub(r"<[^>]+>", "", row("retrain"))
+
+
+def crowded_doc() -> dict:
+    """Eleven methods and the gold with their real names, the control and iwap a hair apart at the top of the retain
+    axis and the gold at its right edge (where labels and ticks used to collide or be cut), with intervals."""
+    from unlearn.methods import ORDER
+
+    doc = synthetic_results(methods=len(ORDER) - 1, splits=(("forget01", 12),), seed=3)
+    for c, name in zip(doc["cells"], [m for m in ORDER if m != "retrain"] + ["retrain"]):
+        c["method"] = name
+        s = c["summary"]
+        if name in ("finetune", "iwap", "retrain"):
+            s["retain_performance"], s["forget_efficacy"] = {"finetune": (1.0, 0.05), "iwap": (1.02, 0.06),
+                                                              "retrain": (1.0, 1.0)}[name]
+        e, r = s["forget_efficacy"], s["retain_performance"]
+        c["intervals"] = {"ci": {"forget_efficacy": [max(0, e - 0.15), min(1, e + 0.1)],
+                                 "retain_performance": [r - 0.08, r + 0.05]}}
+    return doc
+
+
+MEASURE = """<script>
+var out = [];
+document.querySelectorAll('svg.chart').forEach(function (svg, i) {
+  var vb = svg.viewBox.baseVal;
+  svg.querySelectorAll('text').forEach(function (t) {
+    var b = t.getBBox();
+    out.push({chart: i, cls: t.getAttribute('class'), text: t.textContent, x0: b.x, y0: b.y, x1: b.x + b.width,
+              y1: b.y + b.height, w: vb.width, h: vb.height, rotated: t.hasAttribute('transform')});
+  });
+  out.push({chart: i, cls: 'bars', n: svg.querySelectorAll('path.err').length});
+});
+var pre = document.createElement('pre'); pre.id = 'boxes'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+@needs_chromium
+def test_chart_labels_are_disjoint_and_inside_and_intervals_are_drawn(tmp_path):
+    """The forget-vs-retain chart as Chromium lays it out: every label and tick box inside the chart and clear of
+    every other, and each method's two 95% intervals drawn as error bars."""
+    from unlearn.html_report import CSS, scatter_svg
+
+    doc = crowded_doc()
+    svg = scatter_svg(doc["cells"])
+    page = tmp_path / "chart.html"
+    page.write_text(f"<!doctype html><html><head><meta charset='utf-8'><style>{CSS}</style></head><body>"
+                    f"<div class='charts'>{svg}</div>{MEASURE}</body></html>")
+    dom, console = browse(tmp_path, page)
+    boxes = json.loads(re.search(r'<pre id="boxes">(.*?)</pre>', dom, re.S).group(1).replace("&quot;", '"'))
+    bars = next(b for b in boxes if b["cls"] == "bars")
+    assert bars["n"] == 2 * len(doc["cells"])
+    texts = [b for b in boxes if b["cls"] in ("lbl", "tick") and not b["rotated"]]
+    assert sorted(b["text"] for b in texts if b["cls"] == "lbl") == sorted(
+        "retrain (gold)" if c["method"] == "retrain" else c["method"] for c in doc["cells"])
+    for b in texts:
+        assert 0 <= b["x0"] and b["x1"] <= b["w"] and 0 <= b["y0"] and b["y1"] <= b["h"], b
+    for i, a in enumerate(texts):
+        for b in texts[i + 1:]:
+            apart = a["x1"] <= b["x0"] or b["x1"] <= a["x0"] or a["y1"] <= b["y0"] or b["y1"] <= a["y0"]
+            assert apart, (a, b)

@@ -121,34 +121,121 @@ def _scale(v, lo, hi, a, b):
     return a + (b - a) * ((v - lo) / (hi - lo) if hi > lo else 0.5)
 
 
+# Label placement estimates a text's box from its length (11px sans-serif; DejaVu Sans, Chromium's default on
+# Debian, advances about 0.62 em a character); tests/test_html_report.py measures the drawn boxes in Chromium.
+CHAR_W, TEXT_H = 7.0, 13.0
+
+
+def _nice_ticks(lo: float, hi: float, most: int = 6) -> list[float]:
+    """Round ticks covering [lo, hi]: the smallest step of 0.05, 0.1, 0.2, 0.25, 0.5, 1, 2 giving at most ``most``."""
+    for step in (0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0):
+        a, b = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+        if b - a + 1 <= most:
+            return [round(k * step, 10) for k in range(a, b + 1)]
+    return [lo, hi]
+
+
+def _box(x: float, y: float, text: str, anchor: str) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) of a text drawn at baseline (x, y) with this anchor (estimate: CHAR_W, TEXT_H)."""
+    width = CHAR_W * len(text)
+    x0 = x - (width if anchor == "end" else width / 2 if anchor == "middle" else 0)
+    return x0, y - TEXT_H + 3, x0 + width, y + 3
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place_labels(points: list[tuple[float, float, str]], obstacles: list, bounds) -> list[tuple[float, float, str, bool]]:
+    """A spot for each point's label: the nearest of rings of candidate positions around the point whose box stays
+    inside ``bounds`` and clear of every placed label, every dot and ``obstacles``; (x, y, anchor, leader) where
+    leader says the label sits away from its dot (a line joins them). Deterministic, in ``points`` order."""
+    dots = [(x - 6, y - 6, x + 6, y + 6) for x, y, _ in points]
+    placed: list = []
+    out = []
+    for i, (px, py, text) in enumerate(points):
+        best = None
+        for ring in (1, 2, 3, 4, 5, 6):
+            d = 8.0 * ring
+            for dx, dy, anchor in ((d, 4, "start"), (-d, 4, "end"), (0, -d, "middle"), (0, d + 9, "middle"),
+                                   (d * 0.7, -d * 0.7, "start"), (-d * 0.7, -d * 0.7, "end"),
+                                   (d * 0.7, d * 0.7 + 9, "start"), (-d * 0.7, d * 0.7 + 9, "end")):
+                box = _box(px + dx, py + dy, text, anchor)
+                inside = box[0] >= bounds[0] and box[1] >= bounds[1] and box[2] <= bounds[2] and box[3] <= bounds[3]
+                if inside and not any(_overlap(box, o) for o in placed + obstacles
+                                      + [b for j, b in enumerate(dots) if j != i]):
+                    best = (px + dx, py + dy, anchor, ring > 1, box)
+                    break
+            if best:
+                break
+        if best is None:  # nowhere free: inside the bounds at least, beside the dot
+            anchor = "end" if px > (bounds[0] + bounds[2]) / 2 else "start"
+            box = _box(px + (-8 if anchor == "end" else 8), py + 4, text, anchor)
+            best = (px + (-8 if anchor == "end" else 8), py + 4, anchor, False, box)
+        placed.append(best[4])
+        out.append(best[:4])
+    return out
+
+
 def scatter_svg(rows: list[dict]) -> str:
-    """Forget efficacy (y) against retain performance (x), one dot per method, the gold model marked."""
-    w, h, m = 420, 300, 44
+    """Forget efficacy (y) against retain performance (x), one dot per method with its 95% intervals as error bars
+    (where the cell has them), the gold model marked; labels placed clear of each other and inside the chart."""
+    w, h, left, bottom, top, right = 460, 320, 48, 44, 14, 18
     pts = [(c, c["summary"].get("retain_performance"), c["summary"].get("forget_efficacy")) for c in rows]
     pts = [(c, x, y) for c, x, y in pts if _num(x) is not None and _num(y) is not None]
-    xs = [x for _, x, _ in pts] + [0.0, 1.0]
-    xlo, xhi = min(xs), max(xs)
+
+    def ci(c, key):
+        iv = ((c.get("intervals") or {}).get("ci") or {}).get(key)
+        return iv if iv and len(iv) == 2 and all(_num(v) is not None for v in iv) else None
+
+    xs = [x for _, x, _ in pts] + [0.0, 1.0] + [v for c, _, _ in pts for v in (ci(c, "retain_performance") or [])]
+    ticks = _nice_ticks(min(xs), max(xs))
+    xlo, xhi = ticks[0], ticks[-1]
+    X = lambda v: _scale(v, xlo, xhi, left + 8, w - right)  # noqa: E731
+    Y = lambda v: _scale(min(max(v, 0), 1), 0, 1, h - bottom, top)  # noqa: E731
     parts = [f'<svg class="chart" viewBox="0 0 {w} {h}" role="img" aria-label="forget efficacy against retain performance">',
-             f'<line x1="{m}" y1="{h - m}" x2="{w - 10}" y2="{h - m}" stroke="#888"/>',
-             f'<line x1="{m}" y1="10" x2="{m}" y2="{h - m}" stroke="#888"/>',
-             f'<text x="{w / 2}" y="{h - 8}" text-anchor="middle">retain performance</text>',
-             f'<text x="12" y="{h / 2}" transform="rotate(-90 12 {h / 2})" text-anchor="middle">forget efficacy</text>']
+             f'<line x1="{left}" y1="{h - bottom}" x2="{w - 4}" y2="{h - bottom}" stroke="#888"/>',
+             f'<line x1="{left}" y1="{top - 4}" x2="{left}" y2="{h - bottom}" stroke="#888"/>',
+             f'<text x="{(left + w) / 2}" y="{h - 8}" text-anchor="middle" class="axis">retain performance</text>',
+             f'<text x="12" y="{(top + h - bottom) / 2}" transform="rotate(-90 12 {(top + h - bottom) / 2})" '
+             'text-anchor="middle" class="axis">forget efficacy</text>']
+    obstacles = [_box((left + w) / 2, h - 8, "retain performance", "middle")]
     for v in (0.0, 0.5, 1.0):
-        y = _scale(v, 0, 1, h - m, 14)
-        parts.append(f'<text x="{m - 6}" y="{y + 4:.1f}" text-anchor="end" class="tick">{v:g}</text>')
-    for v in sorted({round(xlo, 2), 1.0, round(xhi, 2)}):
-        x = _scale(v, xlo, xhi, m + 8, w - 24)
-        parts.append(f'<text x="{x:.1f}" y="{h - m + 16}" text-anchor="middle" class="tick">{v:g}</text>')
+        parts.append(f'<text x="{left - 6}" y="{Y(v) + 4:.1f}" text-anchor="end" class="tick">{v:g}</text>')
+        obstacles.append(_box(left - 6, Y(v) + 4, f"{v:g}", "end"))
+    for v in ticks:
+        parts.append(f'<text x="{X(v):.1f}" y="{h - bottom + 16}" text-anchor="middle" class="tick">{v:g}</text>')
+        obstacles.append(_box(X(v), h - bottom + 16, f"{v:g}", "middle"))
     if not pts:
         parts.append(f'<text x="{w / 2 + 20}" y="{h / 2}" text-anchor="middle" class="tick">no point: retain performance or'
                      f'</text><text x="{w / 2 + 20}" y="{h / 2 + 14}" text-anchor="middle" class="tick">efficacy undefined '
                      '(target utility 0, or no forget gap)</text>')
-    for c, x, y in pts:
-        cx, cy = _scale(x, xlo, xhi, m + 8, w - 24), _scale(min(max(y, 0), 1), 0, 1, h - m, 14)
+    for c, x, y in pts:  # error bars under the dots
+        cx, cy = X(x), Y(y)
+        for key, horizontal in (("retain_performance", True), ("forget_efficacy", False)):
+            iv = ci(c, key)
+            if iv is None:
+                continue
+            a, b = (X(iv[0]), X(iv[1])) if horizontal else (Y(iv[0]), Y(iv[1]))
+            if horizontal:
+                parts.append(f'<path class="err" d="M{a:.1f} {cy:.1f}H{b:.1f}M{a:.1f} {cy - 3:.1f}V{cy + 3:.1f}'
+                             f'M{b:.1f} {cy - 3:.1f}V{cy + 3:.1f}"/>')
+            else:
+                parts.append(f'<path class="err" d="M{cx:.1f} {a:.1f}V{b:.1f}M{cx - 3:.1f} {a:.1f}H{cx + 3:.1f}'
+                             f'M{cx - 3:.1f} {b:.1f}H{cx + 3:.1f}"/>')
+    bounds = (left + 2, 2, w - 2, h - bottom - 2)  # the plot area: above the x ticks, right of the y axis
+    spots = _place_labels([(X(x), Y(y), label(c["method"])) for c, x, y in pts], obstacles, bounds)
+    for (c, x, y), (lx, ly, anchor, leader) in zip(pts, spots):
+        cx, cy = X(x), Y(y)
         gold = c["method"] == "retrain"
+        iv = [ci(c, k) for k in ("forget_efficacy", "retain_performance")]
+        tip = f"{label(c['method'])}: efficacy {fmt(y)}" + (f" [{fmt(iv[0][0])}, {fmt(iv[0][1])}]" if iv[0] else "") \
+            + f", retain {fmt(x)}" + (f" [{fmt(iv[1][0])}, {fmt(iv[1][1])}]" if iv[1] else "")
+        if leader:
+            parts.append(f'<line class="leader" x1="{cx:.1f}" y1="{cy:.1f}" x2="{lx:.1f}" y2="{ly - 4:.1f}"/>')
         parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" class="{"dot gold" if gold else "dot"}">'
-                     f'<title>{esc(label(c["method"]))}: efficacy {fmt(y)}, retain {fmt(x)}</title></circle>'
-                     f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" class="lbl">{esc(label(c["method"]))}</text>')
+                     f'<title>{esc(tip)}</title></circle>'
+                     f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" class="lbl">{esc(label(c["method"]))}</text>')
     return "".join(parts) + "</svg>"
 
 
@@ -318,7 +405,7 @@ th{background:#f5f5f5}table.summary td{text-align:right}table.summary td:first-c
 th[data-sort]{cursor:pointer}th[data-sort]:after{content:" \\2195";color:#aaa}
 tr.gold{background:#fff8e1}.badge{background:#f0b400;color:#fff;border-radius:3px;padding:0 4px;font-size:11px}
 .charts{display:flex;flex-wrap:wrap;gap:16px}.chart{width:420px;height:300px;border:1px solid #eee}
-.chart text{font-size:11px}.chart .tick{fill:#666}.dot{fill:#1f77b4;stroke:#000}.dot.gold{fill:#f0b400}
+.chart text{font-size:11px}.chart .tick{fill:#666}.dot{fill:#1f77b4;stroke:#000}.dot.gold{fill:#f0b400}.err{stroke:#1f77b4;fill:none;opacity:.6}.leader{stroke:#aaa}
 .identity th{text-align:left}.failed{color:#b00020}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 table.drill td{max-width:260px;overflow-wrap:anywhere;font-size:12px}table.drill td:first-child{white-space:nowrap}td.delta{font-weight:600}td.real{background:#e8f5e9}
 button.more{margin:4px 0}
