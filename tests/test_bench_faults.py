@@ -127,7 +127,9 @@ def test_read_only_folder_really_refused(fake, tmp_path):
 # ---------------------------------------------------------------- a NaN loss in one cell
 def test_nan_loss_stops_its_cell_and_the_grid_goes_on(fake, monkeypatch, capsys):
     FakeBench.nan_method = "npo"
-    assert main(["bench", "--benchmarks", "fake", "--methods", "grad_ascent,npo", "--output_dir", str(fake.out)]) == 1
+    # one process: the fake benchmark is registered in this one (a worker process would not know it)
+    argv = ["bench", "--benchmarks", "fake", "--methods", "grad_ascent,npo", "--output_dir", str(fake.out), "--workers", "1"]
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("unlearn: 1 cell(s) stopped: fake/s1/npo"), err
     assert FakeBench.ran == ["grad_ascent", "npo", "retrain"]  # retrain ran after the failure
@@ -139,7 +141,7 @@ def test_nan_loss_stops_its_cell_and_the_grid_goes_on(fake, monkeypatch, capsys)
     assert "fake/s1/npo: npo: loss became nan at optimiser step 3" in md
     assert len(list((fake.out / "cells").glob("*.json"))) == 2  # the stopped cell left no file
     FakeBench.nan_method, FakeBench.ran = None, []  # fixed: the rerun computes only the stopped cell
-    assert main(["bench", "--benchmarks", "fake", "--methods", "grad_ascent,npo", "--output_dir", str(fake.out)]) == 0
+    assert main(argv) == 0
     assert FakeBench.ran == ["npo"]
     assert read_results(fake.out)["run"]["failed"] == []
 

@@ -101,3 +101,20 @@ def test_eval_names_the_valid_benchmarks_and_rejects_subjects_outside_wmdp(capsy
     assert "valid benchmarks: tofu, muse, wmdp, unsafe" in capsys.readouterr().err
     assert main(["eval", "--benchmark", "tofu", "--model", "tiny-qwen3", "--subjects", "chem"]) == 2
     assert "argument --subjects: chem: the subjects are WMDP's question sets" in capsys.readouterr().err
+
+
+def test_worker_processes_by_default_on_a_cpu_run_only(monkeypatch):
+    """`unlearn bench` without --workers: one worker process per core on a CPU run with the local executor (two
+    1-thread processes beat one 2-thread process on 2 cores); a GPU run and Ray keep 1; a given number is kept."""
+    import torch
+
+    from unlearn.bench import BenchArgs, default_workers
+    from unlearn.numerics import CORES
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert default_workers(BenchArgs(workers=None)) == CORES == 2
+    assert default_workers(BenchArgs(workers=None, device="cpu")) == CORES
+    assert default_workers(BenchArgs(workers=None, executor="ray")) == 1
+    assert default_workers(BenchArgs(workers=None, device="cuda")) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_workers(BenchArgs(workers=None)) == 1

@@ -70,12 +70,30 @@ class BenchArgs:
     cells: list[str] | None = None  # run only these cells (keys, or key prefixes such as tofu-forget01-npo)
     list_cells: bool = False  # print the grid (keys, dependencies, done or not) instead of running it
     executor: str = "local"  # local: this process, cell after cell; ray: Ray tasks (unlearn.executors)
-    workers: int = 1  # local: worker processes (> 1: unlearn.executors.run_on_processes)
+    # local: worker processes (> 1: unlearn.executors.run_on_processes); None: one per core on a CPU run (the
+    # CLI's default), else 1
+    workers: int | None = 1
     address: str | None = None  # ray: the cluster to join (None starts a local one)
     cpus_per_cell: int = 1  # ray: the CPUs each cell asks for (its torch threads)
     gpu_fraction: float | None = None  # ray: the share of a GPU each cell asks for (None: from a 10 GiB cap)
     # None = each benchmark's documented profile; tests shrink it with a TOFU Profile or {benchmark: profile}
     profile: object = None
+
+
+def default_workers(args: BenchArgs) -> int:
+    """``--workers`` when not given: on a CPU run with the local executor ``unlearn.numerics.CORES`` worker
+    processes (2, the project's machines: there two 1-thread processes do 1.4-1.6x the work of one 2-thread
+    process, docs/results.md); otherwise 1 (a GPU run, Ray)."""
+    from unlearn.numerics import CORES
+
+    if args.executor != "local":
+        return 1
+    device = str(args.device)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return CORES if device == "cpu" else 1
 
 
 def resolve(args: BenchArgs) -> BenchArgs:
@@ -90,6 +108,8 @@ def resolve(args: BenchArgs) -> BenchArgs:
         parse_shard(args.shard)
     if args.executor not in ("local", "ray"):
         raise ValueError(f"--executor {args.executor}: valid: local, ray")
+    if args.workers is None:
+        args.workers = default_workers(args)
     if args.workers < 1:
         raise ValueError(f"--workers {args.workers}: must be >= 1")
     if args.workers > 1 and args.executor != "local":

@@ -81,7 +81,7 @@ def cmd_bench(args) -> int:
                                  seeds=args.seeds, force=args.force, overrides=parse_overrides(args.set), precision=args.precision,
                                  data=args.data, protocol=args.protocol, compat=args.compat, tuned=args.tuned,
                                  robustness=args.robustness, shard=args.shard, cells=split(args.cell),
-                                 list_cells=args.list_cells, executor=args.executor, workers=args.workers or 1,
+                                 list_cells=args.list_cells, executor=args.executor, workers=args.workers,
                                  address=args.address,
                                  cpus_per_cell=1 if args.cpus_per_cell is None else args.cpus_per_cell,
                                  gpu_fraction=args.gpu_fraction), log=print)
@@ -251,9 +251,9 @@ def parser() -> argparse.ArgumentParser:
                    help="local (default): cell after cell in this process; ray: the cells as Ray tasks after the "
                         "models they need (pip install 'unlearn-eval[ray]')")
     b.add_argument("--workers", type=options.local_only(options.positive_int), default=None,
-                   help="local: worker processes on this machine (default 1: cell after cell in this process); N > 1: "
-                        "the targets and golds, then the cells, in N processes of cores / N torch threads each, with "
-                        "the same cell files (CPU runs)")
+                   help="local: worker processes on this machine (default: one per core on a CPU run, else 1; 1: cell "
+                        "after cell in this process); N > 1: the targets and golds, then the cells, in N processes of "
+                        "cores / N torch threads each, with the same cell files")
     b.add_argument("--address", type=options.ray_only(options.token),
                    help="ray: the cluster to join (default: start a local one)")
     b.add_argument("--cpus-per-cell", "--cpus_per_cell", dest="cpus_per_cell", type=options.ray_only(options.positive_int),

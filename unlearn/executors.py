@@ -147,15 +147,22 @@ def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, s
 
 
 # ---------------------------------------------------------------- worker processes on one machine (--workers N)
-def _process_models(args, b: str, s: str, kind: str, cpus: int) -> str:
-    """A worker process's model task: benchmark ``b``'s target (``kind`` "target") or split ``s``'s gold."""
+def _process_models(args, b: str, splits: list[str], kind: str, cpus: int) -> str:
+    """A worker process's model task: benchmark ``b``'s target (``kind`` "target") or a split's gold, then its
+    reference evaluation on each of ``splits`` (cached beside the model, as the cells would compute it first), so
+    the target's and the gold's evaluations run side by side too."""
     from unlearn.benchmarks import BENCHMARKS
     from unlearn.cells import bench_kwargs
 
     args = _in_worker(args, cpus, 0.0)
     runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
-    (runner.target_dir if kind == "target" else runner.gold_dir)(s)
-    return f"{b}:{kind}:{s}"
+    (runner.target_dir if kind == "target" else runner.gold_dir)(splits[0])
+    for s in splits:
+        try:
+            runner.reference_eval(kind, s)
+        except NotImplementedError:  # a protocol without this model (WMDP's standard one has no gold): the cells say so
+            pass
+    return f"{b}:{kind}:{','.join(splits)}"
 
 
 def _process_cells(args, b: str, cells: list, out: str, cpus: int) -> list:
@@ -190,12 +197,12 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
         b, s, m = grid[j]
         groups.setdefault((b, m), []).append((j, s, m, str(cell_dir / f"{keys[j]}.json"), why))
     splits = {b: [s for (bb, s, _m) in grid if bb == b] for b, _ in groups}
-    model_tasks = []  # (b, split, kind); MUSE: one gold for every split (each step's gold is built by its cell)
+    model_tasks = []  # (b, splits, kind); MUSE: one gold for every split (each step's gold is built by its cell)
     for b in dict.fromkeys(b for b, _ in groups):
-        first = splits[b][0]
-        model_tasks.append((b, first, "target"))
-        for s in ([first] if b == "muse" else list(dict.fromkeys(splits[b]))):
-            model_tasks.append((b, s, "gold"))
+        own = list(dict.fromkeys(splits[b]))
+        model_tasks.append((b, own, "target"))
+        for s in (own[:1] if b == "muse" else own):
+            model_tasks.append((b, [s], "gold"))
     # the workers' thread count, read by torch and MKL when each worker starts (spawned: nothing of this process
     # is inherited but its environment)
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -204,8 +211,8 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
     try:
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
                 tqdm(total=len(todo), desc=f"cells ({args.workers} workers)", disable=not args.progress) as bar:
-            pending = {pool.submit(_process_models, args, b, s, kind, cpus): ("models", (b, s, kind))
-                       for b, s, kind in model_tasks}
+            pending = {pool.submit(_process_models, args, b, ss, kind, cpus): ("models", (b, ss[0], kind))
+                       for b, ss, kind in model_tasks}
             built: set = set()
             waiting = dict(groups)
 
