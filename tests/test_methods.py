@@ -116,7 +116,7 @@ BUILT_IN_RULES = {
 @pytest.mark.parametrize("method", sorted(BUILT_IN_RULES))
 def test_each_config_checks_its_own_fields(method):
     for fld, bad in BUILT_IN_RULES[method].items():
-        with pytest.raises(ValueError, match=rf"^{method}\.{fld}={float(bad)}: must be"):
+        with pytest.raises(ValueError, match=rf"^{method}\.{fld}=-?[0-9.]+: must be"):
             make_config(method, {method: {fld: str(bad)}})
 
 
