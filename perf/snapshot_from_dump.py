@@ -3,7 +3,10 @@ tolerances (evals/snapshots.py), exactly as syrupy would write them; prints each
 change whose cells were already measured in a long run (e.g. `pytest evals --seeds 3`), instead of running the cells
 again with --snapshot-update.
 
-    python perf/snapshot_from_dump.py DUMP.gw0 DUMP.gw1 [--write]
+    python perf/snapshot_from_dump.py DUMP.gw0 DUMP.gw1 [--write] [--all]
+
+``--all`` rewrites every entry of the dumped cells (a recipe change: the snapshot then holds the new tier's seed 0,
+not an older tier's value that happens to lie within the tolerance).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dumps", nargs="+")
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--all", action="store_true", help="rewrite every entry of the dumped cells, moved or not")
     args = ap.parse_args()
     cells = []
     for p in args.dumps:  # a pytest dump (JSON list) or perf/seed_cells.py lines (their seed-0 cells)
@@ -60,8 +64,8 @@ def main() -> None:
             old = m.group(1)
             indented = "\n".join("  " + line for line in new.splitlines())
             moved = within(bench, flatten_amber(indented), flatten_amber(old))
-            if moved:
-                print(f"{bench} {c['method']}-{c['split']}: {'; '.join(moved)}")
+            if moved or (args.all and indented != old):
+                print(f"{bench} {c['method']}-{c['split']}: {'; '.join(moved) or 'within the tolerances (--all)'}")
                 text = text[:m.start(1)] + indented + text[m.end(1):]
         if args.write:
             path.write_text(text)
