@@ -30,9 +30,9 @@ ROWS = int(os.environ.get("UNLEARN_MUSE_CONFORMANCE_ROWS", "2"))
 SCORE_TOL, AGG_TOL = 1e-4, 1e-3
 
 
-@pytest.fixture(scope="module")
-def authors(data_dir):
-    """The MUSE authors' metric modules (imported as the package ``muse_bench_eval`` from the data folder)."""
+def load_authors(data_dir: str | None):
+    """The MUSE authors' metric modules (imported as the package ``muse_bench_eval`` from the data folder) and the
+    MUSE-News folder; skips, saying why, without them."""
     root = Path(data_dir or "") / "muse"
     if not data_dir or not (root / "muse_bench_eval" / "eval.py").is_file() or not (root / "news" / "verbmem").is_dir():
         pytest.skip("the MUSE authors' code and MUSE-News not found: set UNLEARN_DATA_DIR (or --data-dir) to a folder "
@@ -51,7 +51,16 @@ def authors(data_dir):
 
 
 @pytest.fixture(scope="module")
+def authors(data_dir):
+    return load_authors(data_dir)
+
+
+@pytest.fixture(scope="module")
 def both(authors, data_dir):
+    return run_both(authors, data_dir, ROWS)
+
+
+def run_both(authors, data_dir: str, rows: int):
     """(ours: ``run_eval``'s result, theirs: their functions' logs on the same rows, seconds each)."""
     from unlearn.eval_job import load_for_eval, run_eval
 
@@ -59,19 +68,19 @@ def both(authors, data_dir):
     read = lambda rel: json.loads((news / rel).read_text())  # noqa: E731
     t0 = time.time()
     ours = run_eval("muse", "news", "smollm2-135m", precision="fp32", device="cpu", data_dir=data_dir,
-                    max_rows=ROWS, progress=False)
+                    max_rows=rows, progress=False)
     t1 = time.time()
     lm = load_for_eval("smollm2-135m", device="cpu")
     model, tok = lm.model.float().eval(), lm.tokenizer
-    verb = read("verbmem/forget.json")[:ROWS]
-    qa, icl = read("knowmem/forget_qa.json")[:ROWS], read("knowmem/forget_qa_icl.json")
+    verb = read("verbmem/forget.json")[:rows]
+    qa, icl = read("knowmem/forget_qa.json")[:rows], read("knowmem/forget_qa_icl.json")
     theirs = {
         "verbmem": mods["verbmem"].eval(model, tok, [d["prompt"] for d in verb], [d["gt"] for d in verb],
                                         max_new_tokens=128)[1],
         "knowmem": mods["knowmem"].eval(model, tok, [d["question"] for d in qa], [d["answer"] for d in qa],
                                         [d["question"] for d in icl], [d["answer"] for d in icl], max_new_tokens=32)[1],
-        "forget": mods["privleak"].eval_data(read("privleak/forget.json")[:ROWS], model, tok),
-        "holdout": mods["privleak"].eval_data(read("privleak/holdout.json")[:ROWS], model, tok),
+        "forget": mods["privleak"].eval_data(read("privleak/forget.json")[:rows], model, tok),
+        "holdout": mods["privleak"].eval_data(read("privleak/holdout.json")[:rows], model, tok),
     }
     return ours, theirs, {"ours_s": round(t1 - t0, 1), "theirs_s": round(time.time() - t1, 1)}
 
