@@ -14,7 +14,8 @@ from xdist.scheduler import LoadScopeScheduling
 BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp",
                "evals/test_unsafe.py": "unsafe"}
 # modules whose tests share a module-scoped run (a bench subprocess, a nudged target): one worker, so it happens once
-SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py", "evals/test_perturbation.py")
+SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py", "evals/test_perturbation.py",
+                    "evals/test_muse_conformance.py")
 
 
 def cell_group(nodeid: str) -> str | None:

@@ -4,10 +4,13 @@ The tiny tier trains its models from scratch for about a thousand steps, and tha
 weights moved by a few ulps (what another CPU's rounding does) end in a measurably different model, in float32 and
 in float64 alike (docs/results.md). So a snapshot cannot pin the 4th significant figure of a metric across CPUs.
 Each benchmark's metrics are instead compared within a tolerance measured on the tier: twice the widest difference
-between two seeds of the same cell (three draws understate the spread: a nudged run exceeded it once) (``snapshots/tolerances.json``, written by ``perf/snapshot_tolerances.py``
-from a ``pytest evals --seeds 3`` run; a floor of 0.001 for the rounding). A structural change (a key added or
-gone, a value that became None) and a move beyond the tier's own spread still show as a snapshot diff;
-``evals/test_perturbation.py`` checks that a run from nudged weights stays within these tolerances.
+between two seeds of the same cell (three draws understate the spread: a nudged run exceeded it once)
+(``snapshots/tolerances.json``, written by ``perf/tier_seeds.py`` from three seeds of every cell; a floor of 0.001
+for the rounding). A structural change (a key added or gone, a value that became None) and a move beyond the tier's
+own spread still show as a snapshot diff, except where the seeds themselves showed a value defined on some seeds
+and undefined (None) on others (``"sometimes_undefined"``: the control's relearning recovery, undefined when it
+forgot exactly nothing); ``evals/test_perturbation.py`` checks that a run from nudged weights stays within these
+tolerances.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ def tolerance(benchmark: str, metric: str) -> float:
     return max(FLOOR, tolerances().get(benchmark, {}).get(metric, FLOOR))
 
 
+@lru_cache(maxsize=1)
+def sometimes_undefined() -> frozenset[str]:
+    """``benchmark|method|split|metric`` keys that the seeds showed defined on some seeds and None on others."""
+    if not TOLERANCES.is_file():
+        return frozenset()
+    return frozenset(json.loads(TOLERANCES.read_text()).get("sometimes_undefined", []))
+
+
 def structure_only(benchmark: str, split: str) -> bool:
     """A split whose seed spread has not been measured: its snapshots check keys and missing values, not numbers
     (``snapshots/tolerances.json``, ``"unmeasured"``)."""
@@ -61,16 +72,20 @@ def flatten_amber(text: str) -> dict[str, str]:
     return out
 
 
-def within(benchmark: str, new: dict[str, str], old: dict[str, str], numbers: bool = True) -> list[str]:
+def within(benchmark: str, new: dict[str, str], old: dict[str, str], numbers: bool = True,
+           cell: str | None = None) -> list[str]:
     """What differs beyond the tolerances (empty: the snapshots match); ``numbers=False``: only keys and values
-    that are not numbers (None, NaN) are compared."""
+    that are not numbers (None, NaN) are compared. ``cell`` (``method|split``): a value None on one side and a
+    number on the other is accepted where the seeds showed that cell's value both ways (:func:`sometimes_undefined`)."""
     bad = [f"{k}: only in {'the run' if k in new else 'the snapshot'}" for k in sorted(set(new) ^ set(old))]
     for key in sorted(set(new) & set(old)):
         a, b = new[key], old[key]
         try:
             x, y = float(a), float(b)
         except ValueError:
-            if a != b:
+            either_way = cell is not None and "None" in (a, b) and \
+                f"{benchmark}|{cell}|{key.rsplit('.', 1)[-1]}" in sometimes_undefined()
+            if a != b and not either_way:
                 bad.append(f"{key}: {a} vs {b}")
             continue
         if not numbers:
@@ -89,6 +104,7 @@ class TierSnapshots(AmberSnapshotExtension):
 
     benchmark = ""
     numbers = True  # False: keys and missing values only (a split whose seed spread is not measured)
+    cell: str | None = None  # "method|split"
 
     @classmethod
     def dirname(cls, *, test_location) -> str:
@@ -96,11 +112,14 @@ class TierSnapshots(AmberSnapshotExtension):
 
     def matches(self, *, serialized_data, snapshot_data) -> bool:
         return snapshot_data is not None and not within(self.benchmark, flatten_amber(serialized_data),
-                                                        flatten_amber(snapshot_data), self.numbers)
+                                                        flatten_amber(snapshot_data), self.numbers, self.cell)
 
 
 @lru_cache(maxsize=None)
-def snapshots_of(benchmark: str, split: str | None = None) -> type[TierSnapshots]:
-    """The snapshot extension of one benchmark's cells: ``snapshot(extension_class=snapshots_of("tofu", split))``."""
+def snapshots_of(benchmark: str, split: str | None = None, method: str | None = None) -> type[TierSnapshots]:
+    """The snapshot extension of one benchmark's cells: ``snapshot(extension_class=snapshots_of("tofu", split,
+    method))``."""
     numbers = not (split and structure_only(benchmark, split))
-    return type(f"{benchmark.capitalize()}Snapshots", (TierSnapshots,), {"benchmark": benchmark, "numbers": numbers})
+    cell = f"{method}|{split}" if method and split else None
+    return type(f"{benchmark.capitalize()}Snapshots", (TierSnapshots,),
+                {"benchmark": benchmark, "numbers": numbers, "cell": cell})

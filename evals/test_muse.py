@@ -42,7 +42,7 @@ def test_muse_expectations(muse_cell, threshold, request):
                          indirect=True)
 def test_muse_snapshot(muse_cell, snapshot, request):
     skip_unless_default_tier(request, muse_cell)
-    assert metric_snapshot(muse_cell) == snapshot(extension_class=snapshots_of("muse", muse_cell["split"]))
+    assert metric_snapshot(muse_cell) == snapshot(extension_class=snapshots_of("muse", muse_cell["split"], muse_cell["method"]))
 
 
 @pytest.mark.parametrize("check_name", ["privleak", "verbmem_margin", "knowmem"])

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.real_data
+pytestmark = pytest.mark.real_data  # one xdist worker runs the module (evals/scheduling.py): its fixture runs once
 ROWS = int(os.environ.get("UNLEARN_MUSE_CONFORMANCE_ROWS", "2"))
 SCORE_TOL, AGG_TOL = 1e-4, 1e-3
 

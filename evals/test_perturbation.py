@@ -43,7 +43,7 @@ def test_nudged_initial_weights_give_the_same_snapshot_and_verdicts(method, tofu
     for cell in (plain, nudged):
         cell.setdefault("benchmark", "tofu")
     assert plain["model"]["target"] != nudged["model"]["target"]  # two trainings, not one cached folder
-    moved = within("tofu", _amber(metric_snapshot(nudged)), _amber(metric_snapshot(plain)))
+    moved = within("tofu", _amber(metric_snapshot(nudged)), _amber(metric_snapshot(plain)), cell=f"{method}|{SPLIT}")
     assert not moved, f"{method}: beyond the tier's tolerances after a {ULPS}-ulp nudge: {moved}"
     rows = expectation_rows(TOFU_EXPECTATIONS, method, DEFAULT_EXPECTATIONS) + ROBUSTNESS_EXPECTATIONS.get(method, [])
     flips, undecided = [], []

@@ -51,7 +51,7 @@ def test_tofu_expectations(cell, threshold, request):
 @pytest.mark.parametrize("cell", _grid(), indirect=True)
 def test_tofu_snapshot(cell, snapshot, request):
     skip_unless_default_tier(request, cell)
-    assert metric_snapshot(cell) == snapshot(extension_class=snapshots_of("tofu", cell["split"]))
+    assert metric_snapshot(cell) == snapshot(extension_class=snapshots_of("tofu", cell["split"], cell["method"]))
 
 
 @pytest.mark.parametrize("split", SPLITS)

@@ -57,7 +57,7 @@ def test_unsafe_expectations(unsafe_cell, threshold, request):
 
 def test_unsafe_snapshot(unsafe_cell, snapshot, request):
     skip_unless_default_tier(request, unsafe_cell)
-    assert metric_snapshot(unsafe_cell) == snapshot(extension_class=snapshots_of("unsafe", unsafe_cell["split"]))
+    assert metric_snapshot(unsafe_cell) == snapshot(extension_class=snapshots_of("unsafe", unsafe_cell["split"], unsafe_cell["method"]))
 
 
 def test_target_learned_to_comply_and_gold_did_not(unsafe_bench, split, check_name, request):

@@ -64,7 +64,7 @@ def test_wmdp_expectations(wmdp_cell, threshold, request):
 
 def test_wmdp_snapshot(wmdp_cell, snapshot, request):
     skip_unless_default_tier(request, wmdp_cell)
-    assert metric_snapshot(wmdp_cell) == snapshot(extension_class=snapshots_of("wmdp", wmdp_cell["split"]))
+    assert metric_snapshot(wmdp_cell) == snapshot(extension_class=snapshots_of("wmdp", wmdp_cell["split"], wmdp_cell["method"]))
 
 
 def test_target_memorised_what_gold_never_saw(wmdp_bench, split, check_name, request):

@@ -233,6 +233,25 @@ def tolerances(cells: dict) -> dict:
     return {b: {k: round(TOLERANCE_FACTOR * v, 4) for k, v in sorted(m.items())} for b, m in sorted(out.items())}
 
 
+def sometimes_undefined(cells: dict) -> list[str]:
+    """``benchmark|method|split|metric`` of every snapshotted value that is None on some seeds and a number on
+    others (the snapshot cannot pin whether it is defined)."""
+    from unlearn.benchmarks import metric_snapshot as tofu_snapshot
+    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse_snapshot
+    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe_snapshot
+    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp_snapshot
+
+    snap = {"tofu": tofu_snapshot, "muse": muse_snapshot, "wmdp": wmdp_snapshot, "unsafe": unsafe_snapshot}
+    out = set()
+    for (bench, method, split), seeds in cells.items():
+        per_seed = [snap[bench](c) for c in seeds]
+        for key in per_seed[0]:
+            missing = [s.get(key) is None for s in per_seed]
+            if any(missing) and not all(missing):
+                out.add(f"{bench}|{method}|{split}|{key}")
+    return sorted(out)
+
+
 def table(cells: dict) -> list[str]:
     lines = ["| benchmark | split | method | efficacy (seeds 0/1/2; sd) | retain | MIA AUC |", "|---|---|---|---|---|---|"]
     for (bench, method, split), seeds in sorted(cells.items()):
@@ -284,7 +303,8 @@ def main() -> None:
                        "spread (a run from weights nudged by 2 ulps moved TOFU grad_ascent forget01's forget ROUGE by "
                        "0.455, past the widest seed difference 0.442); unmeasured: splits none of whose cells ran on "
                        "the seeds (their snapshots check structure only)",
-             "tolerances": tol, "unmeasured": unmeasured_splits(cells)}, indent=1) + "\n")
+             "tolerances": tol, "unmeasured": unmeasured_splits(cells),
+             "sometimes_undefined": sometimes_undefined(cells)}, indent=1) + "\n")
         rewrite_known_failures(known_failures(cells, decided))
         print("wrote evals/undecided.json, snapshots/tolerances.json and the known-failure tables of evals/expectations.py")
 

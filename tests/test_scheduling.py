@@ -33,6 +33,8 @@ def test_modules_sharing_one_run_stay_on_one_worker():
         assert CellScheduling._split_scope(None, f"evals/test_main_job.py::{test}") == "evals/test_main_job.py"
     for test in ("test_ray_grid_equals_the_local_one", "test_worker_killed_mid_cell_loses_nothing"):
         assert cell_group(f"evals/test_executors.py::{test}") == "evals/test_executors.py"
+    for test in ("test_verbmem_per_prompt", "test_knowmem_forget_per_question"):  # one SmolLM2 run for the module
+        assert cell_group(f"evals/test_muse_conformance.py::{test}") == "evals/test_muse_conformance.py"
 
 
 def test_every_grid_id_maps_to_its_cell():

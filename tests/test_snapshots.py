@@ -40,3 +40,17 @@ def test_an_unmeasured_split_checks_structure_only():
     assert within("toy", {**old, "mia_auc": "None"}, old, numbers=False)
     assert within("toy", {**old, "mia_auc": "nan"}, old, numbers=False)
     assert within("toy", {**old, "extra": "1.0"}, old, numbers=False)
+
+
+def test_a_value_defined_on_some_seeds_only_may_be_none_for_that_cell_only(monkeypatch):
+    """Where the seeds showed a cell's value as a number on some and None on others (the control's relearning
+    recovery: undefined when it forgot exactly nothing), None against a number matches for that cell and metric
+    only; NaN, and any other cell or metric, still differ."""
+    monkeypatch.setattr(snapshots, "sometimes_undefined", lambda: frozenset({"toy|npo|forget01|mia_auc"}))
+    old = flatten_amber(AMBER)
+    assert within("toy", {**old, "mia_auc": "None"}, old, cell="npo|forget01") == []
+    assert within("toy", old, {**old, "mia_auc": "None"}, cell="npo|forget01") == []
+    assert within("toy", {**old, "mia_auc": "None"}, old)  # no cell named: as before
+    assert within("toy", {**old, "mia_auc": "None"}, old, cell="npo|forget05")
+    assert within("toy", {**old, "forget_efficacy": "None"}, old, cell="npo|forget01")
+    assert within("toy", {**old, "mia_auc": "nan"}, old, cell="npo|forget01")
