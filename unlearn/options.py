@@ -467,26 +467,25 @@ def _shard(text: str) -> str:
 shard = OptionType("i/N", _shard)
 
 
-def ray_only(kind: OptionType) -> OptionType:
-    """``kind``, given only with ``--executor ray`` (a local run would ignore it)."""
+def executor_only(kind: OptionType, executor: str) -> OptionType:
+    """``kind``, given only with ``--executor {executor}`` (another executor would ignore it)."""
     def check(value, args) -> None:
         if kind.check:
             kind.check(value, args)
-        if args.executor != "ray":
-            raise ValueError(f"{value}: used only with --executor ray (this run's executor: {args.executor})")
+        if args.executor != executor:
+            raise ValueError(f"{value}: used only with --executor {executor} (this run's executor: {args.executor})")
 
-    return OptionType(f"{kind.name} (ray)", kind.parse, check)
+    return OptionType(f"{kind.name} ({executor})", kind.parse, check)
+
+
+def ray_only(kind: OptionType) -> OptionType:
+    """``kind``, given only with ``--executor ray`` (a local run would ignore it)."""
+    return executor_only(kind, "ray")
 
 
 def local_only(kind: OptionType) -> OptionType:
     """``kind``, given only with ``--executor local`` (Ray places its tasks itself)."""
-    def check(value, args) -> None:
-        if kind.check:
-            kind.check(value, args)
-        if args.executor != "local":
-            raise ValueError(f"{value}: used only with --executor local (this run's executor: {args.executor})")
-
-    return OptionType(f"{kind.name} (local)", kind.parse, check)
+    return executor_only(kind, "local")
 
 
 # ---------------------------------------------------------------- after parsing
