@@ -69,7 +69,7 @@ class BenchArgs:
     shard: str | None = None  # "i/N": run the i-th of N deterministic shares of the grid (0-based)
     cells: list[str] | None = None  # run only these cells (keys, or key prefixes such as tofu-forget01-npo)
     list_cells: bool = False  # print the grid (keys, dependencies, done or not) instead of running it
-    executor: str = "local"  # local: this process, cell after cell; ray: Ray tasks (unlearn.executors)
+    executor: str = "local"  # local: this machine (``workers`` processes, or this one); ray: Ray tasks (unlearn.executors)
     # local: worker processes (> 1: unlearn.executors.run_on_processes); None: one per core on a CPU run (the
     # CLI's default), else 1
     workers: int | None = 1

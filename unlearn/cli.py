@@ -248,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--cell", metavar="KEY[,KEY]", type=options.cell_keys,
                    help="run only these cells (keys or key prefixes from --list-cells)")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
-                   help="local (default): cell after cell in this process; ray: the cells as Ray tasks after the "
+                   help="local (default): this machine, in --workers processes; ray: the cells as Ray tasks after the "
                         "models they need (pip install 'unlearn-eval[ray]')")
     b.add_argument("--workers", type=options.local_only(options.positive_int), default=None,
                    help="local: worker processes on this machine (default: one per core on a CPU run, else 1; 1: cell "
