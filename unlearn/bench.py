@@ -84,15 +84,11 @@ def default_workers(args: BenchArgs) -> int:
     """``--workers`` when not given: on a CPU run with the local executor ``unlearn.numerics.CORES`` worker
     processes (2, the project's machines: there two 1-thread processes do 1.4-1.6x the work of one 2-thread
     process, docs/results.md); otherwise 1 (a GPU run, Ray)."""
-    from unlearn.numerics import CORES
+    from unlearn.numerics import CORES, resolve_device
 
     if args.executor != "local":
         return 1
-    device = str(args.device)
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(args.device) if args.device in (None, "auto") else str(args.device)
     return CORES if device == "cpu" else 1
 
 

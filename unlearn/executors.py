@@ -74,14 +74,25 @@ def _in_worker(args, cpus: int, gpu: float):
     return dataclasses.replace(args, progress=False)
 
 
-def build_models(args, b: str, s: str, cpus: int, gpu: float) -> str:
-    """Train (or find in the cache) the target and gold models of benchmark ``b``'s split ``s``."""
-    from unlearn.cells import bench_kwargs
+def _shared_gold(b: str) -> bool:
+    """MUSE trains one target and one main gold for every split (each step's gold is built by its cell); the other
+    benchmarks a gold per split."""
+    return b == "muse"
+
+
+def _runner(args, b: str, cpus: int, gpu: float):
+    """(args as a worker runs them, benchmark ``b`` built as the local executor builds it) in a task's process."""
     from unlearn.benchmarks import BENCHMARKS
+    from unlearn.cells import bench_kwargs
 
     args = _in_worker(args, cpus, gpu)
-    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
-    runner.target_dir(s)  # MUSE: one target and one main gold for every split; each step's gold is built by its cell
+    return args, BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+
+
+def build_models(args, b: str, s: str, cpus: int, gpu: float) -> str:
+    """Train (or find in the cache) the target and gold models of benchmark ``b``'s split ``s``."""
+    _, runner = _runner(args, b, cpus, gpu)
+    runner.target_dir(s)
     runner.gold_dir(s)
     return f"{b}:{s}"
 
@@ -89,11 +100,9 @@ def build_models(args, b: str, s: str, cpus: int, gpu: float) -> str:
 def run_one(args, b: str, s: str, m: str, path: str, why: str | None, out: str, cpus: int, gpu: float,
             *_models: str) -> tuple[str, dict, str]:
     """One cell in a Ray worker: ``unlearn.cells.compute_cell``, as the local executor runs it."""
-    from unlearn.cells import bench_kwargs, compute_cell
-    from unlearn.benchmarks import BENCHMARKS
+    from unlearn.cells import compute_cell
 
-    args = _in_worker(args, cpus, gpu)
-    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    args, runner = _runner(args, b, cpus, gpu)
     return compute_cell(runner, b, s, m, args, Path(path), why, Path(out))
 
 
@@ -116,7 +125,7 @@ def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, s
         models, pending = {}, {}
         for j, why in todo:
             b, s, m = grid[j]
-            dep = (b, "all" if b == "muse" else s)
+            dep = (b, "all" if _shared_gold(b) else s)
             if dep not in models:
                 models[dep] = build.remote(args, b, s, cpus, gpu)
             ref = cell.remote(args, b, s, m, str(cell_dir / f"{keys[j]}.json"), why, str(out), cpus, gpu, models[dep])
@@ -151,11 +160,7 @@ def _process_models(args, b: str, splits: list[str], kind: str, cpus: int) -> st
     """A worker process's model task: benchmark ``b``'s target (``kind`` "target") or a split's gold, then its
     reference evaluation on each of ``splits`` (cached beside the model, as the cells would compute it first), so
     the target's and the gold's evaluations run side by side too."""
-    from unlearn.benchmarks import BENCHMARKS
-    from unlearn.cells import bench_kwargs
-
-    args = _in_worker(args, cpus, 0.0)
-    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    _, runner = _runner(args, b, cpus, 0.0)
     (runner.target_dir if kind == "target" else runner.gold_dir)(splits[0])
     for s in splits:
         try:
@@ -169,11 +174,9 @@ def _process_cells(args, b: str, cells: list, out: str, cpus: int) -> list:
     """A worker process's cell task: ``cells`` ([(grid index, split, method, path, why)]) of benchmark ``b`` in
     order, on one benchmark object (so a method's MUSE news, news-scal and news-sust cells share their first step,
     as in one process); [(grid index, result)]."""
-    from unlearn.benchmarks import BENCHMARKS
-    from unlearn.cells import bench_kwargs, compute_cell
+    from unlearn.cells import compute_cell
 
-    args = _in_worker(args, cpus, 0.0)
-    runner = BENCHMARKS.get(b)(args.model, **bench_kwargs(args, b))
+    args, runner = _runner(args, b, cpus, 0.0)
     return [(j, compute_cell(runner, b, s, m, args, Path(path), why, Path(out))) for j, s, m, path, why in cells]
 
 
@@ -196,13 +199,13 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
     for j, why in todo:
         b, s, m = grid[j]
         groups.setdefault((b, m), []).append((j, s, m, str(cell_dir / f"{keys[j]}.json"), why))
-    splits = {b: [s for (bb, s, _m) in grid if bb == b] for b, _ in groups}
-    model_tasks = []  # (b, splits, kind); MUSE: one gold for every split (each step's gold is built by its cell)
-    for b in dict.fromkeys(b for b, _ in groups):
-        own = list(dict.fromkeys(splits[b]))
-        model_tasks.append((b, own, "target"))
-        for s in (own[:1] if b == "muse" else own):
-            model_tasks.append((b, [s], "gold"))
+    splits = {b: list(dict.fromkeys(s for bb, s, _m in grid if bb == b)) for b, _ in groups}  # grid order, once each
+
+    def gold_split(b: str, s: str) -> str:  # the split whose gold task builds the gold that split ``s`` reads
+        return splits[b][0] if _shared_gold(b) else s
+
+    model_tasks = [(b, own, "target") for b, own in splits.items()]  # (b, splits to evaluate on, kind)
+    model_tasks += [(b, [s], "gold") for b, own in splits.items() for s in dict.fromkeys(gold_split(b, s) for s in own)]
     # the workers' thread count, read by torch and MKL when each worker starts (spawned: nothing of this process
     # is inherited but its environment)
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -217,8 +220,7 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
             waiting = dict(groups)
 
             def ready(b: str, m: str) -> bool:
-                need = {(b, splits[b][0], "target")} | {(b, s if b != "muse" else splits[b][0], "gold")
-                                                          for _j, s, *_ in groups[b, m]}
+                need = {(b, splits[b][0], "target")} | {(b, gold_split(b, s), "gold") for _j, s, *_ in groups[b, m]}
                 return need <= built
 
             while pending:
