@@ -29,31 +29,39 @@ _LINE = re.compile(r"^\s*'([^']+)': (.*?),?$")
 
 
 @lru_cache(maxsize=1)
+def _tier_file() -> dict:
+    """``snapshots/tolerances.json`` as written by perf/tier_seeds.py (empty when absent)."""
+    return json.loads(TOLERANCES.read_text()) if TOLERANCES.is_file() else {}
+
+
 def tolerances() -> dict:
     """{benchmark: {metric: tolerance}} (missing: the floor)."""
-    if not TOLERANCES.is_file():
-        return {}
-    return json.loads(TOLERANCES.read_text())["tolerances"]
+    return _tier_file().get("tolerances", {})
 
 
 def tolerance(benchmark: str, metric: str) -> float:
     return max(FLOOR, tolerances().get(benchmark, {}).get(metric, FLOOR))
 
 
-@lru_cache(maxsize=1)
 def sometimes_undefined() -> frozenset[str]:
     """``benchmark|method|split|metric`` keys that the seeds showed defined on some seeds and None on others."""
-    if not TOLERANCES.is_file():
-        return frozenset()
-    return frozenset(json.loads(TOLERANCES.read_text()).get("sometimes_undefined", []))
+    return frozenset(_tier_file().get("sometimes_undefined", []))
 
 
 def structure_only(benchmark: str, split: str) -> bool:
     """A split whose seed spread has not been measured: its snapshots check keys and missing values, not numbers
     (``snapshots/tolerances.json``, ``"unmeasured"``)."""
-    if not TOLERANCES.is_file():
-        return False
-    return f"{benchmark}|{split}" in json.loads(TOLERANCES.read_text()).get("unmeasured", [])
+    return f"{benchmark}|{split}" in _tier_file().get("unmeasured", [])
+
+
+def metric_snapshot_of(benchmark: str):
+    """The ``metric_snapshot(cell)`` function of a benchmark (what its snapshots pin)."""
+    from unlearn.benchmarks import metric_snapshot as tofu
+    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse
+    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe
+    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp
+
+    return {"tofu": tofu, "muse": muse, "wmdp": wmdp, "unsafe": unsafe}[benchmark]
 
 
 def flatten_amber(text: str) -> dict[str, str]:

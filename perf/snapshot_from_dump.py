@@ -22,19 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 from syrupy.extensions.amber.serializer import AmberDataSerializer  # noqa: E402
 
-from evals.snapshots import flatten_amber, within  # noqa: E402
+from evals.snapshots import flatten_amber, metric_snapshot_of, within  # noqa: E402
 
 TESTS = {"tofu": "test_tofu_snapshot", "muse": "test_muse_snapshot", "wmdp": "test_wmdp_snapshot",
          "unsafe": "test_unsafe_snapshot"}
-
-
-def snapshot_fn(bench: str):
-    from unlearn.benchmarks import metric_snapshot as tofu
-    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse
-    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe
-    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp
-
-    return {"tofu": tofu, "muse": muse, "wmdp": wmdp, "unsafe": unsafe}[bench]
 
 
 def main() -> None:
@@ -55,7 +46,7 @@ def main() -> None:
             if c["benchmark"] != bench:
                 continue
             seed0 = (c.get("seeds") or [c])[0]
-            new = AmberDataSerializer.serialize(snapshot_fn(bench)({**c, **seed0}))
+            new = AmberDataSerializer.serialize(metric_snapshot_of(bench)({**c, **seed0}))
             name = f"# name: {test}[{c['method']}-{c['split']}]\n"
             m = re.search(re.escape(name) + r"(.*?)\n# ---", text, re.S)
             if not m:

@@ -29,6 +29,7 @@ from evals.expectations import (DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, ROBUSTN
                                 TOFU_EXPECTATIONS, UNSAFE_DEFAULT, UNSAFE_EXPECTATIONS, WMDP_EXPECTATIONS,
                                 expectation_rows)
 from evals.verdicts import FAIL, PASS, RETAIN_FLOOR, meets, verdict  # noqa: E402
+from evals.snapshots import metric_snapshot_of  # noqa: E402
 from unlearn.intervals import cluster_ids, membership_intervals  # noqa: E402
 
 SD_MAX = 0.05
@@ -204,12 +205,6 @@ def unmeasured_splits(cells: dict) -> list[str]:
 
 
 def tolerances(cells: dict) -> dict:
-    from unlearn.benchmarks import metric_snapshot as tofu_snapshot
-    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse_snapshot
-    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe_snapshot
-    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp_snapshot
-
-    snap = {"tofu": tofu_snapshot, "muse": muse_snapshot, "wmdp": wmdp_snapshot, "unsafe": unsafe_snapshot}
     out: dict = {}
 
     def flat(d, prefix=""):
@@ -220,7 +215,7 @@ def tolerances(cells: dict) -> dict:
                 yield k, v
 
     for (bench, method, split), seeds in cells.items():
-        per_seed = [dict(flat(snap[bench](c))) for c in seeds]
+        per_seed = [dict(flat(metric_snapshot_of(bench)(c))) for c in seeds]
         for key in per_seed[0]:
             vals = [s.get(key) for s in per_seed]
             if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
@@ -236,15 +231,9 @@ def tolerances(cells: dict) -> dict:
 def sometimes_undefined(cells: dict) -> list[str]:
     """``benchmark|method|split|metric`` of every snapshotted value that is None on some seeds and a number on
     others (the snapshot cannot pin whether it is defined)."""
-    from unlearn.benchmarks import metric_snapshot as tofu_snapshot
-    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse_snapshot
-    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe_snapshot
-    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp_snapshot
-
-    snap = {"tofu": tofu_snapshot, "muse": muse_snapshot, "wmdp": wmdp_snapshot, "unsafe": unsafe_snapshot}
     out = set()
     for (bench, method, split), seeds in cells.items():
-        per_seed = [snap[bench](c) for c in seeds]
+        per_seed = [metric_snapshot_of(bench)(c) for c in seeds]
         for key in per_seed[0]:
             missing = [s.get(key) is None for s in per_seed]
             if any(missing) and not all(missing):
