@@ -153,25 +153,28 @@ def _place_labels(points: list[tuple[float, float, str]], obstacles: list, bound
     dots = [(x - 6, y - 6, x + 6, y + 6) for x, y, _ in points]
     placed: list = []
     out = []
-    for i, (px, py, text) in enumerate(points):
-        best = None
-        for ring in (1, 2, 3, 4, 5, 6):
+
+    def candidates(px: float, py: float):  # nearest first: rings of 8 positions, 8 px further out each
+        for ring in range(1, 7):
             d = 8.0 * ring
             for dx, dy, anchor in ((d, 4, "start"), (-d, 4, "end"), (0, -d, "middle"), (0, d + 9, "middle"),
                                    (d * 0.7, -d * 0.7, "start"), (-d * 0.7, -d * 0.7, "end"),
                                    (d * 0.7, d * 0.7 + 9, "start"), (-d * 0.7, d * 0.7 + 9, "end")):
-                box = _box(px + dx, py + dy, text, anchor)
-                inside = box[0] >= bounds[0] and box[1] >= bounds[1] and box[2] <= bounds[2] and box[3] <= bounds[3]
-                if inside and not any(_overlap(box, o) for o in placed + obstacles
-                                      + [b for j, b in enumerate(dots) if j != i]):
-                    best = (px + dx, py + dy, anchor, ring > 1, box)
-                    break
-            if best:
+                yield px + dx, py + dy, anchor, ring > 1
+
+    for i, (px, py, text) in enumerate(points):
+        blocked = placed + obstacles + dots[:i] + dots[i + 1:]
+        best = None
+        for lx, ly, anchor, leader in candidates(px, py):
+            box = _box(lx, ly, text, anchor)
+            inside = box[0] >= bounds[0] and box[1] >= bounds[1] and box[2] <= bounds[2] and box[3] <= bounds[3]
+            if inside and not any(_overlap(box, o) for o in blocked):
+                best = (lx, ly, anchor, leader, box)
                 break
         if best is None:  # nowhere free: inside the bounds at least, beside the dot
             anchor = "end" if px > (bounds[0] + bounds[2]) / 2 else "start"
-            box = _box(px + (-8 if anchor == "end" else 8), py + 4, text, anchor)
-            best = (px + (-8 if anchor == "end" else 8), py + 4, anchor, False, box)
+            lx = px + (-8 if anchor == "end" else 8)
+            best = (lx, py + 4, anchor, False, _box(lx, py + 4, text, anchor))
         placed.append(best[4])
         out.append(best[:4])
     return out
