@@ -184,6 +184,8 @@ SETTING = (["npo.beta=0.2", "rmu.alpha=100", "npo.beta=-1", "nope.lr=1", "npo.be
            _among("npo.beta=0.2", "rmu.alpha=100"))
 TUNED = (["@tuned", "@bad_tuned", "@missing", "@folder"], _among("@tuned"))
 FLAG = ([None], _among(None))
+TRACKERS = (["mlflow", "wandb", "mlflow,wandb", "tensorboard", "", "mlflow,mlflow"],
+            lambda v, c: _listed({"mlflow", "wandb"})(v, c))  # both are test extras, so installed here
 
 
 def _names(v: str) -> list[str]:
@@ -260,7 +262,10 @@ SPEC: dict[str, dict[str, tuple[list, object]]] = {
               "--address": (["auto", "127.0.0.1:6379", "a b", ""], _ray(_among("auto", "127.0.0.1:6379"))),
               "--workers": (POSITIVE[0], _local(POSITIVE[1])),
               "--cpus-per-cell": (POSITIVE[0], _ray(POSITIVE[1])),
-              "--gpu-fraction": (["0.5", "1", "0", "1.5", "nan", "x"], _ray(_among("0.5", "1")))},
+              "--gpu-fraction": (["0.5", "1", "0", "1.5", "nan", "x"], _ray(_among("0.5", "1"))),
+              "--log-to": TRACKERS},
+    "log": {"": (["@results", "@results_file", "@file", "@empty", "@missing"], _among("@results", "@results_file", "@file")),
+            "--to": TRACKERS},
     "export": {"": (["tofu/npo/forget01", "wmdp/rmu/synthetic", "@cell", "wmdp/npo", "tofu/nope/forget01",
                      "tofu/npo/forget02", "nope/npo/x", "@missing.json"],
                     _among("tofu/npo/forget01", "wmdp/rmu/synthetic", "@cell")),
@@ -280,7 +285,7 @@ SPEC: dict[str, dict[str, tuple[list, object]]] = {
              "--dry_run": FLAG, "--data-dir": DATA_DIR, "--device": DEVICE, "--precision": PRECISION,
              "--protocol": PROTOCOL, "--compat": COMPAT, "--quiet": FLAG},
 }
-REQUIRED = {"score": [""], "tofu-aggregate": [""], "export": ["", "--out"], "report": [""]}
+REQUIRED = {"score": [""], "tofu-aggregate": [""], "export": ["", "--out"], "report": [""], "log": ["", "--to"]}
 
 
 def _dest(name: str, flag: str) -> str:
@@ -321,7 +326,7 @@ def command_lines(draw, name: str):
     """[(flag, symbolic value, garbage or not)] of subcommand ``name`` over SPEC."""
     spec = SPEC[name]
     optional = sorted(f for f in spec if f not in REQUIRED.get(name, [""]))
-    flags = draw(st.lists(st.sampled_from(optional), unique=True, max_size=4))
+    flags = draw(st.lists(st.sampled_from(optional), unique=True, max_size=4)) if optional else []
     flags = [f for f in REQUIRED.get(name, []) if draw(st.integers(0, 9)) > 0] + flags  # a required one left out: 1 in 10
     picked = []
     for flag in flags:
@@ -357,7 +362,7 @@ def test_generated_command_lines_end_in_one_usage_line_or_get_past_the_checks(pa
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         _forbid_models(mp)
-        for cmd in ("cmd_score", "cmd_tofu_aggregate", "cmd_eval", "cmd_bench", "cmd_export", "cmd_report", "cmd_tune"):
+        for cmd in ("cmd_score", "cmd_tofu_aggregate", "cmd_eval", "cmd_bench", "cmd_export", "cmd_report", "cmd_tune", "cmd_log"):
             mp.setattr(unlearn.cli, cmd, lambda args: (_ for _ in ()).throw(_Started()))
         try:
             code = main(argv)
@@ -374,6 +379,6 @@ def test_generated_command_lines_end_in_one_usage_line_or_get_past_the_checks(pa
         assert code is None, (argv, text)
         return
     assert code == 2, argv
-    named = lambda f: f in text if f else any(m in text for m in ("cell", "question", "logdir", "RUN_DIR"))  # noqa: E731
+    named = lambda f: f in text if f else any(m in text for m in ("cell", "question", "logdir", "RUN_DIR", "results"))  # noqa: E731
     shown = lambda v: v is None or not v.strip() or paths.get(v, v) in text  # noqa: E731
     assert any(named(f) and shown(v) for f, v in invalid) or any(named(f) for f in missing), (argv, text)

@@ -76,6 +76,7 @@ class BenchArgs:
     address: str | None = None  # ray: the cluster to join (None starts a local one)
     cpus_per_cell: int = 1  # ray: the CPUs each cell asks for (its torch threads)
     gpu_fraction: float | None = None  # ray: the share of a GPU each cell asks for (None: from a 10 GiB cap)
+    log_to: list[str] = field(default_factory=list)  # trackers the finished grid is logged to (unlearn.trackers)
     # None = each benchmark's documented profile; tests shrink it with a TOFU Profile or {benchmark: profile}
     profile: object = None
 
@@ -330,6 +331,10 @@ def run_bench(args: BenchArgs, log=print) -> dict:
                             "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)},
                     failed))
     log("wrote " + ", ".join(str(p) for p in paths.values()))
+    if args.log_to:
+        from unlearn.trackers import log_results
+
+        log_results(args.log_to, results_doc(cells, info), out, log)
     return {"cells": cells, "failed": failed, "paths": paths, "run": info}
 
 

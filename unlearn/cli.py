@@ -84,12 +84,21 @@ def cmd_bench(args) -> int:
                                  list_cells=args.list_cells, executor=args.executor, workers=args.workers,
                                  address=args.address,
                                  cpus_per_cell=1 if args.cpus_per_cell is None else args.cpus_per_cell,
-                                 gpu_fraction=args.gpu_fraction), log=print)
+                                 gpu_fraction=args.gpu_fraction,
+                                 log_to=split(args.log_to) or []), log=print)
     if result["failed"]:  # the other cells finished and are in the outputs; exit 1 says the grid is incomplete
         print(f"unlearn: {len(result['failed'])} cell(s) stopped: "
               + "; ".join(f"{f['benchmark']}/{f['split']}/{f['method']}" for f in result["failed"])
               + " (see run.failed in benchmark_results.json); rerun the same command to retry them", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_log(args) -> int:
+    from unlearn.trackers import log_results, read_results_doc
+
+    doc, folder = read_results_doc(args.results)
+    log_results(options.names_in(args.to), doc, folder)
     return 0
 
 
@@ -260,7 +269,16 @@ def parser() -> argparse.ArgumentParser:
                    default=None, help="ray: CPUs (torch threads) per cell task (default 1)")
     b.add_argument("--gpu-fraction", "--gpu_fraction", dest="gpu_fraction", type=options.ray_only(options.fraction),
                    default=None, help="ray on CUDA: the share of a GPU per cell (default: a 10 GiB cap over the GPU's memory)")
+    b.add_argument("--log-to", "--log_to", dest="log_to", type=options.trackers, metavar="mlflow,wandb",
+                   help="also log the finished grid to these trackers: one run for the grid, one per cell (settings, "
+                        "metrics, dynamics as steps, the report and the JSON as artifacts); mlflow: "
+                        "$MLFLOW_TRACKING_URI, else OUTPUT_DIR/mlflow.db; wandb: $WANDB_MODE (offline works without "
+                        "network). Optional extras: pip install 'unlearn-eval[mlflow]' / '[wandb]'")
     b.set_defaults(fn=cmd_bench)
+    lg = sub.add_parser("log", help="log a finished run's results to experiment trackers (what bench --log-to does)")
+    lg.add_argument("results", type=options.results, help="a results folder or its benchmark_results.json")
+    lg.add_argument("--to", required=True, type=options.trackers, metavar="mlflow,wandb", help="the trackers")
+    lg.set_defaults(fn=cmd_log)
 
     x = sub.add_parser("export", help="rerun one cell and write its unlearned model as a plain Hugging Face folder",
                        description="Writes the unlearned model of a cell (LoRA merged, IWAP's masks folded into the "

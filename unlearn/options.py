@@ -418,6 +418,14 @@ def _grid_valid(value: str, args) -> None:
     load_grids(value)
 
 
+def _trackers_installed(value: str, args) -> None:
+    from unlearn.trackers import check_available
+
+    for name in names_in(value):
+        check_available(name)
+
+
+trackers = OptionType("trackers", _name_list, _trackers_installed)
 setting = OptionType("METHOD.FIELD=VALUE", _setting, _setting_valid)
 tuned_file = OptionType("`unlearn tune` output", _readable_file, _tuned_valid)
 grid_file = OptionType("grid file", _readable_file, _grid_valid)
