@@ -54,7 +54,7 @@ def cell_for(request, bench, cells: dict) -> dict:
 
 def check_expectation(cell: dict, threshold: tuple, known_failures: dict, request) -> None:
     """Decide one (name, direction, bound) row of an expectations table on ``cell`` (summary first, then metrics)
-    by the rules of :mod:`evals.verdicts`, on every seed's cell with ``--seeds``: a missing value fails at once;
+    by the rules of :mod:`unlearn.gate.verdicts`, on every seed's cell with ``--seeds``: a missing value fails at once;
     a row the tier declares undecided (``expectations.UNDECIDED``, default tier only) or whose interval straddles
     the bar is reported *inconclusive* (its own outcome: counted, never a pass nor a known failure); a row in
     ``known_failures`` runs as a strict xfail with its reason; anything else must pass."""
@@ -71,7 +71,7 @@ def row_outcome(cell: dict, threshold: tuple, default: bool = True) -> tuple[str
     declared undecided rows (``expectations.UNDECIDED``) are inconclusive whatever it measured. Raises
     ``MissingValue`` (an AssertionError) on a None or NaN value."""
     from evals.expectations import UNDECIDED
-    from evals.verdicts import INCONCLUSIVE, combine, verdict
+    from unlearn.gate.verdicts import INCONCLUSIVE, combine, verdict
 
     name, direction, bound = threshold
     verdicts = [verdict(c, name, direction, bound) for c in cell.get("seed_cells") or [cell]]
@@ -89,7 +89,7 @@ def check_sanity(request, bench, split, check_name: str, measure, known_failures
     (``expectations.UNDECIDED``) are inconclusive."""
     from evals.conftest import bench_with_seed
     from evals.expectations import UNDECIDED
-    from evals.verdicts import FAIL, INCONCLUSIVE, PASS
+    from unlearn.gate.verdicts import FAIL, INCONCLUSIVE, PASS
 
     n = request.config.getoption("--seeds", 1)
     measured = [measure(bench)] + [measure(bench_with_seed(request, bench.name, seed)) for seed in range(1, n)]
@@ -111,7 +111,7 @@ def check_sanity(request, bench, split, check_name: str, measure, known_failures
 def settle(request, outcome: str, text: str, key: tuple, known_failures: dict) -> None:
     """End a row's test by its outcome: inconclusive skips (its own reported outcome), a listed key runs as a strict
     xfail, anything else must pass."""
-    from evals.verdicts import INCONCLUSIVE, PASS
+    from unlearn.gate.verdicts import INCONCLUSIVE, PASS
 
     if outcome == INCONCLUSIVE:
         pytest.skip(f"inconclusive: {text}")

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 EXPECTATIONS = Path(__file__).resolve().parent / "expectations.py"
+# the bars every benchmark shares (the default bar, the membership rows) are declared in the installed package
+SHARED = Path(__file__).resolve().parent.parent / "unlearn" / "gate" / "expectations.py"
 # the table of each benchmark's bars (a benchmark without one: TOFU's default rows)
 TABLES = {"tofu": "TOFU_EXPECTATIONS", "muse": "MUSE_EXPECTATIONS", "wmdp": "WMDP_EXPECTATIONS",
           "unsafe": "UNSAFE_EXPECTATIONS"}
@@ -25,10 +27,11 @@ def _block(lines: list[str], name: str) -> tuple[int, int]:
     return start, end
 
 
-def bar_line(text: str, benchmark: str, method: str, row: str) -> int:
+def bar_line(text: str, benchmark: str, method: str, row: str, shared: str | None = None) -> int:
     """The 1-based line of ``text`` (evals/expectations.py) that declares ``row``'s bar for ``method`` on
     ``benchmark``: the method's entry in the benchmark's table, else the shared rows (membership, robustness,
-    the default bar of a method without an entry); 1 when nothing matches."""
+    the default bar of a method without an entry); failing that, minus the line of ``shared`` (the text of
+    unlearn/gate/expectations.py) that declares it; 1 when nothing matches."""
     lines = text.splitlines()
     if row in ("mia_gap", "mia_offset", "relearn_excess"):
         places = [({"mia_gap": "MIA_ROWS", "mia_offset": "GOLD_MIA_ROWS"}.get(row, "ROBUSTNESS_EXPECTATIONS"), None)]
@@ -44,7 +47,8 @@ def bar_line(text: str, benchmark: str, method: str, row: str) -> int:
         hit = next((i for i in range(start, end) if key is None or key in lines[i]), None)
         if hit is not None:
             return hit + 1
-    return 1
+    return 1 if shared is None else -bar_line(shared, benchmark, method, row)
+
 
 
 def _escape(text: str) -> str:
@@ -52,21 +56,28 @@ def _escape(text: str) -> str:
     return str(text).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def annotations(rows: list[dict], path: Path = EXPECTATIONS, root: Path | None = None) -> list[str]:
+def annotations(rows: list[dict], path: Path = EXPECTATIONS, root: Path | None = None,
+                shared: Path = SHARED) -> list[str]:
     """``::error`` workflow commands, one per failing row (a failed bar, or a known failure that passed: its
-    entry must go), on the line of ``path`` that declares the bar (relative to ``root``, the checkout)."""
+    entry must go), on the line of ``path`` that declares the bar, or of ``shared`` for the bars every benchmark
+    shares (relative to ``root``, the checkout)."""
     text = path.read_text(encoding="utf-8")
-    try:
-        where = path.relative_to(root or path.parent.parent)
-    except ValueError:  # the checkout is not the session's root: the absolute path
-        where = path
+    shared_text = shared.read_text(encoding="utf-8") if shared.is_file() else None
+
+    def shown(p: Path) -> Path:
+        try:
+            return p.relative_to(root or path.parent.parent)
+        except ValueError:  # the checkout is not the session's root: the absolute path
+            return p
+
     out = []
     for r in rows:
         if r["reported"] not in FAILED:
             continue
-        line = bar_line(text, r.get("benchmark") or "tofu", r["method"], r["row"])
+        line = bar_line(text, r.get("benchmark") or "tofu", r["method"], r["row"], shared_text)
+        where = shown(shared if line < 0 else path)
         title = f"{r.get('benchmark')} {r['method']} {r['split']} {r['row']} {r['reported']}"
-        out.append(f"::error file={where},line={line},title={_escape(title)}::{_escape(r['why'])}")
+        out.append(f"::error file={where},line={abs(line)},title={_escape(title)}::{_escape(r['why'])}")
     return out
 
 

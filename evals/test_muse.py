@@ -9,7 +9,7 @@ import pytest
 
 from evals.cells import check_sanity, cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
-from evals.snapshots import snapshots_of
+from unlearn.gate.snapshots import snapshots_of
 from unlearn.benchmarks.muse.benchmark import MuseBenchmark, metric_snapshot
 from unlearn.benchmarks.muse.metrics import privleak
 from unlearn.methods import method_names

@@ -1,6 +1,6 @@
 """Another CPU's rounding, on this one: TOFU forget01's cells, once from the default target and gold and once from a
 target and gold trained from initial weights nudged by up to 2 ulps (``unlearn.numerics.nudge_ulps``), must give
-the same snapshot (within the tier's measured tolerances, evals/snapshots.py) and no verdict that passes in one run
+the same snapshot (within the tier's measured tolerances, unlearn/gate/snapshots.py) and no verdict that passes in one run
 and fails in the other (a row decided in one and inconclusive in the other is reported as a warning). The tiny tier's training is chaotic (docs/results.md): a CPU that rounds one kernel differently
 trains another model, so this is what makes the committed snapshots and verdicts hold on a CPU this machine is not.
 forget01 because its two authors make it the tier's most seed-sensitive split; its target and gold are one
@@ -15,8 +15,8 @@ import pytest
 from evals.cells import row_outcome
 from evals.conftest import make_bench
 from evals.expectations import DEFAULT_EXPECTATIONS, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, expectation_rows
-from evals.snapshots import flatten_amber, within
-from evals.verdicts import INCONCLUSIVE
+from unlearn.gate.snapshots import flatten_amber, within
+from unlearn.gate.verdicts import INCONCLUSIVE
 from unlearn.benchmarks import metric_snapshot
 from unlearn.methods import method_names
 

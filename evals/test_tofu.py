@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from evals.cells import cell_for, check_expectation, check_sanity, session_cells, skip_unless_default_tier
-from evals.snapshots import snapshots_of
+from unlearn.gate.snapshots import snapshots_of
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS
 from unlearn.benchmarks import TofuBenchmark, metric_snapshot
 from unlearn.methods import method_names

@@ -1,4 +1,4 @@
-"""pytest plugin: the expectation rows' verdicts (evals/verdicts.py) in the session's report.
+"""pytest plugin: the expectation rows' verdicts (unlearn/gate/verdicts.py) in the session's report.
 
 Every expectation row's test carries its verdict in the report's user properties (``evals.cells.record_verdict``).
 An inconclusive row is skipped with that verdict; here it is reported as its own outcome ("I", "N inconclusive" in

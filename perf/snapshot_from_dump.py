@@ -1,5 +1,5 @@
 """Rewrite the tiny tier's snapshot entries that a dumped run (UNLEARN_EVAL_DUMP, seed 0) moved beyond the tier's
-tolerances (evals/snapshots.py), exactly as syrupy would write them; prints each rewritten entry and why. For a
+tolerances (unlearn/gate/snapshots.py), exactly as syrupy would write them; prints each rewritten entry and why. For a
 change whose cells were already measured in a long run (e.g. `pytest evals --seeds 3`), instead of running the cells
 again with --snapshot-update.
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from syrupy.extensions.amber.serializer import AmberDataSerializer  # noqa: E402
 
-from evals.snapshots import flatten_amber, metric_snapshot_of, within  # noqa: E402
+from unlearn.gate.snapshots import flatten_amber, metric_snapshot_of, within  # noqa: E402
 
 TESTS = {"tofu": "test_tofu_snapshot", "muse": "test_muse_snapshot", "wmdp": "test_wmdp_snapshot",
          "unsafe": "test_unsafe_snapshot"}

@@ -3,12 +3,12 @@
     UNLEARN_EVAL_DUMP=/tmp/seeds.json pytest -n 2 --dist loadgroup evals --seeds 3 -m "tofu or muse or wmdp or unsafe"
     python perf/tier_seeds.py /tmp/seeds.json.gw0 /tmp/seeds.json.gw1 [--write]
 
-For every expectation row of every cell it decides each seed's verdict (evals/verdicts.py: the value's interval
+For every expectation row of every cell it decides each seed's verdict (unlearn/gate/verdicts.py: the value's interval
 against the bar, membership rows over units with the gold's calibration gate, the retain floor). A row is
 *decidable* on the tier when the three seeds give the same decisive outcome (all pass or all fail) and the
 row's value varies by sd <= 0.05 over them; every other row is declared undecided (``evals/undecided.json``),
 with the seeds' values as the reason. The snapshot tolerance of each benchmark's metric is the widest
-difference between two seeds of one cell (``snapshots/tolerances.json``). Prints the per-cell table (efficacy /
+difference between two seeds of one cell (``unlearn/gate/tolerances.json``). Prints the per-cell table (efficacy /
 retain / MIA AUC per seed and their sd) and the counts of asserted, inconclusive and known-failure rows.
 ``--write`` writes the two JSON files (the table goes to docs/results.md by hand).
 """
@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT))
 from evals.expectations import (DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, ROBUSTNESS_EXPECTATIONS,  # noqa: E402
                                 TOFU_EXPECTATIONS, UNSAFE_DEFAULT, UNSAFE_EXPECTATIONS, WMDP_EXPECTATIONS,
                                 expectation_rows)
-from evals.verdicts import FAIL, PASS, RETAIN_FLOOR, meets, verdict  # noqa: E402
-from evals.snapshots import metric_snapshot_of  # noqa: E402
+from unlearn.gate.verdicts import FAIL, PASS, RETAIN_FLOOR, meets, verdict  # noqa: E402
+from unlearn.gate.snapshots import metric_snapshot_of  # noqa: E402
 from unlearn.intervals import cluster_ids, membership_intervals  # noqa: E402
 
 SD_MAX = 0.05
@@ -78,7 +78,7 @@ def load(paths: list[str], seeds: int = 3) -> list[dict]:
 
 
 def seed_cells(cells: list[dict]) -> dict:
-    """(bench, method, split) -> [seed cell dicts ready for evals.verdicts.verdict]."""
+    """(bench, method, split) -> [seed cell dicts ready for unlearn.gate.verdicts.verdict]."""
     raw = {(c["benchmark"], c["method"], c["split"]): c for c in cells}
     out = {}
     for (bench, method, split), c in raw.items():
@@ -286,7 +286,7 @@ def main() -> None:
         source = ("pytest evals --seeds 3 (tiny-qwen3, numerics pins), perf/tier_seeds.py: a row is decidable when its "
                   f"three seeds give one decisive verdict and its value's sd <= {SD_MAX}")
         (ROOT / "evals" / "undecided.json").write_text(json.dumps({"source": source, "rows": undecided}, indent=1) + "\n")
-        (ROOT / "snapshots" / "tolerances.json").write_text(json.dumps(
+        (ROOT / "unlearn" / "gate" / "tolerances.json").write_text(json.dumps(
             {"source": f"{TOLERANCE_FACTOR:g} x the widest difference between two seeds of one cell, per benchmark and "
                        "metric (perf/seed_cells.py on seeds 0/1/2, perf/tier_seeds.py): three draws understate the "
                        "spread (a run from weights nudged by 2 ulps moved TOFU grad_ascent forget01's forget ROUGE by "
@@ -295,7 +295,7 @@ def main() -> None:
              "tolerances": tol, "unmeasured": unmeasured_splits(cells),
              "sometimes_undefined": sometimes_undefined(cells)}, indent=1) + "\n")
         rewrite_known_failures(known_failures(cells, decided))
-        print("wrote evals/undecided.json, snapshots/tolerances.json and the known-failure tables of evals/expectations.py")
+        print("wrote evals/undecided.json, unlearn/gate/tolerances.json and the known-failure tables of evals/expectations.py")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""The tier's snapshots are matched within the spread the tier shows between seeds (evals/snapshots.py): a move
+"""The tier's snapshots are matched within the spread the tier shows between seeds (unlearn/gate/snapshots.py): a move
 inside it matches, one beyond it, a key added or gone, or a value turned None or NaN does not."""
 
-from evals import snapshots
-from evals.snapshots import FLOOR, flatten_amber, within
+from unlearn.gate import snapshots
+from unlearn.gate.snapshots import FLOOR, flatten_amber, within
 
 AMBER = """  dict({
     'forget_efficacy': 0.6074,

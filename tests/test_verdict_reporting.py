@@ -86,3 +86,21 @@ def test_on_github_the_rows_go_to_the_job_summary_and_failures_are_annotated_on_
     assert len(errors) == 1, errors
     assert errors[0].startswith("::error file=") and f"evals/expectations.py,line={npo},title=toy npo forget01 " \
         "forget_efficacy failed::forget_efficacy=0.1" in errors[0], errors[0]
+
+
+def test_a_shared_bar_is_annotated_where_the_package_declares_it():
+    """The default bar and the membership rows live in unlearn/gate/expectations.py (the gate plugin holds methods
+    of other repositories to them too): a failure of one is annotated there, a table row in evals/expectations.py."""
+    from pathlib import Path
+
+    from evals.github import annotations
+
+    root = Path(__file__).resolve().parent.parent
+    rows = [{"reported": "failed", "benchmark": b, "method": m, "split": "s", "row": r, "why": "w"}
+            for b, m, r in (("tofu", "a_plugin", "forget_efficacy"), ("wmdp", "npo", "mia_gap"), ("tofu", "npo", "forget_efficacy"))]
+    shared = (root / "unlearn" / "gate" / "expectations.py").read_text().splitlines()
+    table = (root / "evals" / "expectations.py").read_text().splitlines()
+    got = [(a.split("file=")[1].split(",")[0], int(a.split("line=")[1].split(",")[0])) for a in annotations(rows, root=root)]
+    assert [f for f, _ in got] == ["unlearn/gate/expectations.py", "unlearn/gate/expectations.py", "evals/expectations.py"]
+    assert shared[got[0][1] - 1].startswith("DEFAULT_EXPECTATIONS =") and shared[got[1][1] - 1].startswith("MIA_ROWS =")
+    assert table[got[2][1] - 1].strip().startswith('"npo":')

@@ -45,8 +45,8 @@ def test_conformance_diff_a_nan_is_the_worst_difference(side):
     assert not d["max_abs_diff"] <= 1e-3  # what the conformance test asserts
 
 
-# ---------------------------------------------------------------- evals/verdicts.py: pass, fail, inconclusive
-from evals.verdicts import (FAIL, INCONCLUSIVE, PASS, RETAIN_FLOOR, MissingValue, combine, decide,  # noqa: E402
+# ---------------------------------------------------------------- unlearn/gate/verdicts.py: pass, fail, inconclusive
+from unlearn.gate.verdicts import (FAIL, INCONCLUSIVE, PASS, RETAIN_FLOOR, MissingValue, combine, decide,  # noqa: E402
                             verdict)
 
 
@@ -107,7 +107,7 @@ def test_membership_rows_need_a_calibrated_gold_and_enough_units():
 
 
 def test_seeds_that_disagree_make_the_row_inconclusive():
-    from evals.verdicts import Verdict
+    from unlearn.gate.verdicts import Verdict
 
     p, f = Verdict(PASS, 0.9, None, "a"), Verdict(FAIL, 0.1, None, "b")
     assert combine([p, p, p])[0] == PASS and combine([f, f])[0] == FAIL

@@ -5,7 +5,7 @@ weights moved by a few ulps (what another CPU's rounding does) end in a measurab
 in float64 alike (docs/results.md). So a snapshot cannot pin the 4th significant figure of a metric across CPUs.
 Each benchmark's metrics are instead compared within a tolerance measured on the tier: twice the widest difference
 between two seeds of the same cell (three draws understate the spread: a nudged run exceeded it once)
-(``snapshots/tolerances.json``, written by ``perf/tier_seeds.py`` from three seeds of every cell; a floor of 0.001
+(``unlearn/gate/tolerances.json``, written by ``perf/tier_seeds.py`` from three seeds of every cell; a floor of 0.001
 for the rounding). A structural change (a key added or gone, a value that became None) and a move beyond the tier's
 own spread still show as a snapshot diff, except where the seeds themselves showed a value defined on some seeds
 and undefined (None) on others (``"sometimes_undefined"``: the control's relearning recovery, undefined when it
@@ -22,15 +22,14 @@ from pathlib import Path
 
 from syrupy.extensions.amber import AmberSnapshotExtension
 
-ROOT = Path(__file__).resolve().parent.parent
-TOLERANCES = ROOT / "snapshots" / "tolerances.json"
+TOLERANCES = Path(__file__).resolve().with_name("tolerances.json")
 FLOOR = 1e-3  # 4 significant figures of a value near 1, the snapshots' rounding
 _LINE = re.compile(r"^\s*'([^']+)': (.*?),?$")
 
 
 @lru_cache(maxsize=1)
 def _tier_file() -> dict:
-    """``snapshots/tolerances.json`` as written by perf/tier_seeds.py (empty when absent)."""
+    """``unlearn/gate/tolerances.json`` as written by perf/tier_seeds.py (empty when absent)."""
     return json.loads(TOLERANCES.read_text()) if TOLERANCES.is_file() else {}
 
 
@@ -50,7 +49,7 @@ def sometimes_undefined() -> frozenset[str]:
 
 def structure_only(benchmark: str, split: str) -> bool:
     """A split whose seed spread has not been measured: its snapshots check keys and missing values, not numbers
-    (``snapshots/tolerances.json``, ``"unmeasured"``)."""
+    (``unlearn/gate/tolerances.json``, ``"unmeasured"``)."""
     return f"{benchmark}|{split}" in _tier_file().get("unmeasured", [])
 
 
@@ -107,16 +106,18 @@ def within(benchmark: str, new: dict[str, str], old: dict[str, str], numbers: bo
 
 
 class TierSnapshots(AmberSnapshotExtension):
-    """Snapshots in the top-level snapshots/ folder (one .ambr per test file), matched within the tier's measured
+    """Snapshots in one folder per test file (one .ambr each) under :attr:`root`, matched within the tier's measured
     spread of :attr:`benchmark`'s metrics (:func:`snapshots_of` makes one class per benchmark)."""
 
     benchmark = ""
     numbers = True  # False: keys and missing values only (a split whose seed spread is not measured)
     cell: str | None = None  # "method|split"
+    root: str | None = None  # None: the snapshots/ folder beside the test file's folder (this project's evals/)
 
     @classmethod
     def dirname(cls, *, test_location) -> str:
-        return str(ROOT / "snapshots" / Path(test_location.filepath).stem)
+        test = Path(test_location.filepath)
+        return str(Path(cls.root or test.resolve().parent.parent / "snapshots") / test.stem)
 
     def matches(self, *, serialized_data, snapshot_data) -> bool:
         return snapshot_data is not None and not within(self.benchmark, flatten_amber(serialized_data),
@@ -124,10 +125,11 @@ class TierSnapshots(AmberSnapshotExtension):
 
 
 @lru_cache(maxsize=None)
-def snapshots_of(benchmark: str, split: str | None = None, method: str | None = None) -> type[TierSnapshots]:
+def snapshots_of(benchmark: str, split: str | None = None, method: str | None = None,
+                 root: str | None = None) -> type[TierSnapshots]:
     """The snapshot extension of one benchmark's cells: ``snapshot(extension_class=snapshots_of("tofu", split,
-    method))``."""
+    method))``; ``root``: the folder holding the snapshot folders (default: see :attr:`TierSnapshots.root`)."""
     numbers = not (split and structure_only(benchmark, split))
     cell = f"{method}|{split}" if method and split else None
     return type(f"{benchmark.capitalize()}Snapshots", (TierSnapshots,),
-                {"benchmark": benchmark, "numbers": numbers, "cell": cell})
+                {"benchmark": benchmark, "numbers": numbers, "cell": cell, "root": root})

@@ -1,0 +1,87 @@
+"""Gate a method from its own repository, for real: a fresh virtual environment gets this package (built from the
+checkout, not linked to it) and the example repository ``tests/plugin_example`` (a method package with an
+``unlearn.methods`` entry point, its ``unlearn-expectations.toml``), and ``pytest -p unlearn.gate`` runs there on
+the tiny tier's TOFU forget01 cells of its real method (``example_npo``) and of its planted bug (``example_noop``,
+the target returned unchanged). The real method must pass its rows, the planted bug must fail its forget-efficacy
+row, and the snapshots must land in the example repository's ``__snapshots__``.
+
+The environment reuses this one's installed dependencies (a path entry to its site-packages) and the model cache,
+so the target and gold are the ones the TOFU cells of this run use."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.tofu
+
+
+def _run(cmd: list, cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def user_repo(tmp_path_factory):
+    """(python of a fresh venv holding this package and the example repository, a copy of that repository, env)."""
+    from unlearn.cache import cache_root
+
+    if os.environ.get("UNLEARN_NUMERICS") == "native":
+        pytest.skip("the gate pins the numerics; this run does not")
+    tmp = tmp_path_factory.mktemp("gate")
+    venv = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    (site / "_outer.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # torch, transformers, pip, ...
+    src = tmp / "unlearn-eval"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "unlearn", src / "unlearn", ignore=shutil.ignore_patterns("__pycache__"))
+    repo = tmp / "example"
+    shutil.copytree(ROOT / "tests" / "plugin_example", repo, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER"))
+           and k not in ("PYTHONPATH", "COV_CORE_SOURCE")}
+    env["PYTEST_XDIST_WORKER_COUNT"] = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")  # the same torch threads
+    env["UNLEARN_CACHE_DIR"] = str(cache_root())
+    for what in (src, repo):
+        res = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", what], tmp, env)
+        assert res.returncode == 0, res.stdout + res.stderr
+    where = _run([py, "-c", "import unlearn, unlearn_example_method; print(unlearn.__file__)"], repo, env)
+    assert where.returncode == 0 and str(site) in where.stdout, where.stdout + where.stderr  # installed, not the checkout
+    return py, repo, env
+
+
+def test_the_gate_passes_the_real_method_and_fails_the_planted_noop(user_repo):
+    py, repo, env = user_repo
+    junit = repo / "junit.xml"
+    res = _run([py, "-m", "pytest", "-p", "unlearn.gate", "-p", "no:cacheprovider", "-m", "tofu", "-k", "forget01",
+                "--unlearn-methods", "example_npo,example_noop", "--unlearn-set", "example_npo.lr=3x",
+                "--snapshot-update", f"--junitxml={junit}", "-rA"], repo, env)
+    out = res.stdout + res.stderr
+    assert "unlearn.gate: methods example_npo, example_noop on tiny-qwen3; expectations: " \
+           f"{repo / 'unlearn-expectations.toml'}" in out, out
+    outcome = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        kids = {child.tag for child in case}
+        outcome[case.get("name")] = "failed" if kids & {"failure", "error"} else "skipped" if "skipped" in kids else "passed"
+    rows = lambda m: {k: v for k, v in outcome.items() if k.startswith(f"test_row[tofu-forget01-{m}-")}  # noqa: E731
+    assert rows("example_npo") == {"test_row[tofu-forget01-example_npo-forget_efficacy]": "passed",
+                                   "test_row[tofu-forget01-example_npo-retain_performance]": "passed"}, out
+    noop = rows("example_noop")
+    assert noop["test_row[tofu-forget01-example_noop-forget_efficacy]"] == "failed", out
+    assert "example_noop on tofu/forget01: forget_efficacy=0" in out and "(row from the default bar)" in out, out
+    assert set(noop) == {f"test_row[tofu-forget01-example_noop-{r}]"
+                         for r in ("forget_efficacy", "retain_performance", "mia_gap")}
+    assert res.returncode == 1, out  # a failing row fails the repository's CI
+    snaps = list((repo / "__snapshots__" / "unlearn").rglob("*.ambr"))
+    assert len(snaps) == 1 and "test_snapshot[tofu-forget01-example_npo]" in snaps[0].read_text(), snaps

@@ -1,0 +1,98 @@
+"""Gate an unlearning method from its own repository: a pytest plugin of the installed package.
+
+``pytest -p unlearn.gate -m tofu --unlearn-methods my_method`` (in any folder, after ``pip install
+'unlearn-eval[gate]'`` and an install of the package whose ``unlearn.methods`` entry point registers
+``my_method``) runs every benchmark x split cell of each named method on the tiny tier (``--unlearn-model`` for
+another model), with this suite's verdict rules (:mod:`unlearn.gate.verdicts`: decided from 95% intervals,
+inconclusive reported as such, a retain floor) against the default bar, or against the rows of the repository's
+expectations file (:mod:`unlearn.gate.expectations`). Each cell's rounded metrics are a syrupy snapshot in the
+repository's ``__snapshots__/unlearn/`` (``--snapshot-update`` records them), compared within the tier's measured
+seed spread, so a metric regression shows as a snapshot diff in a pull request.
+
+The benchmarks are pytest markers (``-m tofu``, ``-m "muse or wmdp"``); ``-k forget01`` picks splits. Without
+``--unlearn-methods`` the plugin adds no tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+GATE = pytest.StashKey[dict]()
+BENCHMARK_MARKS = ("tofu", "muse", "wmdp", "unsafe")
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("unlearn gate", "unlearn.gate: judge your unlearning method on the suite's benchmarks")
+    g.addoption("--unlearn-methods", default=None, metavar="NAME[,NAME]",
+                help="the registered methods (an unlearn.methods entry point) to run on every benchmark x split cell")
+    g.addoption("--unlearn-model", default="tiny-qwen3", metavar="MODEL",
+                help="preset, hub id or folder (default tiny-qwen3, the tier the snapshots and bars describe)")
+    g.addoption("--unlearn-expectations", default=None, metavar="FILE",
+                help="the rows to hold each method to (default: unlearn-expectations.toml in the rootdir, else its "
+                     "pyproject.toml's [tool.unlearn.expectations], else the default bar)")
+    g.addoption("--unlearn-set", action="append", default=[], metavar="METHOD.FIELD=VALUE",
+                help="a method setting (as `unlearn bench --set`); Nx is N times the tier's unlearning lr, e.g. "
+                     "my_method.lr=3x")
+    g.addoption("--unlearn-data-dir", default=None, metavar="DIR",
+                help="benchmark data folder for a real model (default: $UNLEARN_DATA_DIR)")
+
+
+def pytest_load_initial_conftests(early_config, parser, args):
+    """The tiny tier's numerics pins, before anything imports torch (``unlearn.numerics``). With
+    ``--unlearn-methods`` (and no ``--confcutdir`` of the user's), conftest files are read up to this package's
+    folder, not above it: the gate's test module lives here, and the folders above an installed package (or a
+    checkout of this project) hold no conftest of the user's repository."""
+    from unlearn.numerics import pin_numerics
+
+    pin_numerics()
+    ns = early_config.known_args_namespace
+    if getattr(ns, "unlearn_methods", None) and not any(a == "--confcutdir" or a.startswith("--confcutdir=") for a in args):
+        ns.confcutdir = str(Path(__file__).resolve().parent)
+
+
+def pytest_configure(config):
+    for mark in BENCHMARK_MARKS:
+        config.addinivalue_line("markers", f"{mark}: the {mark} cells of unlearn.gate")
+    names = config.getoption("--unlearn-methods")
+    if not names:
+        return
+    from unlearn.gate.expectations import ExpectationsError, load_expectations
+    from unlearn.methods import method_names, parse_overrides, validate_overrides
+    from unlearn.numerics import set_threads
+
+    set_threads()
+    methods = [m.strip() for m in names.split(",") if m.strip()]
+    known = method_names()
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise pytest.UsageError(f"--unlearn-methods: {', '.join(unknown)} is not a registered method (is its package "
+                                f"installed, with an unlearn.methods entry point?); registered: {', '.join(known)}")
+    try:
+        overrides = parse_overrides(config.getoption("--unlearn-set"))
+        # "Nx": N times the tier's unlearning lr (resolved per benchmark when a cell runs), as in the tier's settings
+        validate_overrides({m: {k: "1" if _multiple(v) else v for k, v in f.items()} for m, f in overrides.items()})
+    except (ValueError, KeyError) as err:
+        raise pytest.UsageError(f"--unlearn-set: {err.args[0] if err.args else err}") from None
+    try:
+        rows, source = load_expectations(config.getoption("--unlearn-expectations"), Path(config.rootpath), known)
+    except ExpectationsError as err:
+        raise pytest.UsageError(str(err)) from None
+    config.stash[GATE] = {"methods": methods, "rows": rows, "source": source, "overrides": overrides,
+                          "model": config.getoption("--unlearn-model"),
+                          "snapshots": str(Path(config.rootpath) / "__snapshots__" / "unlearn")}
+    here = str(Path(__file__).with_name("test_gate.py"))
+    if here not in config.args:
+        config.args.append(here)  # the gate's tests, collected beside whatever else the command line names
+
+
+def _multiple(value: str) -> bool:
+    return value.endswith("x") and value[:-1].replace(".", "", 1).isdigit()
+
+
+def pytest_report_header(config):
+    gate = config.stash.get(GATE, None)
+    if gate:
+        return (f"unlearn.gate: methods {', '.join(gate['methods'])} on {gate['model']}; expectations: "
+                f"{gate['source'] or 'the default bar'}")
+    return None
