@@ -170,6 +170,26 @@ def add_protocol_args(p, default: str | None) -> None:
                         "attention mask, rows, ES and Min-K details; unlearn/benchmarks/tofu/README.md)")
 
 
+def add_quant_arg(p) -> None:
+    p.add_argument("--quant", choices=["4bit"], default=None, help="4bit: the base loaded in NF4 by bitsandbytes (QLoRA: needs LoRA adapters)")
+
+
+def add_dry_run_arg(p) -> None:
+    p.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's tier (SmolLM2, reduced protocol)")
+
+
+def add_settings_args(p) -> None:
+    """A method's settings: --set, and --tuned (an `unlearn tune` output; --set wins over it)."""
+    p.add_argument("--set", action="append", type=options.setting, metavar="METHOD.FIELD=VALUE",
+                   help="override a method hyperparameter")
+    p.add_argument("--tuned", metavar="FILE", type=options.tuned_file,
+                   help="apply the settings an `unlearn tune` run chose (--set wins over them); recorded in the results")
+
+
+def add_quiet_arg(p) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def add_run_args(p) -> None:
     """Where a run's data and arithmetic come from: --data-dir, --device, --precision."""
     p.add_argument("--data-dir", "--data_dir", dest="data_dir", type=options.folder, default=None,
@@ -209,7 +229,7 @@ def parser() -> argparse.ArgumentParser:
                         "mmlu is 14,042 questions under --protocol full)")
     e.add_argument("--model", type=options.model, default="smollm2-135m", help="preset, hub id or folder")
     e.add_argument("--adapter", type=options.adapter_folder, help="LoRA adapter folder (PEFT) applied on top of --model")
-    e.add_argument("--quant", choices=["4bit"], default=None)
+    add_quant_arg(e)
     add_protocol_args(e, default="full")
     e.add_argument("--max-rows", "--max_rows", dest="max_rows", type=options.positive_int, default=None,
                    help="score only the first N rows of every split (a quick look; not a published number)")
@@ -228,9 +248,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--splits", type=options.splits,
                    help="comma-separated, of any benchmark run; default all (dry run: forget01, news)")
     b.add_argument("--model", type=options.model, help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m)")
-    b.add_argument("--quant", choices=["4bit"], default=None)
+    add_quant_arg(b)
     b.add_argument("--max_steps", "--max-steps", type=options.positive_int, default=None)
-    b.add_argument("--dry_run", "--dry-run", action="store_true")
+    add_dry_run_arg(b)
     b.add_argument("--output_dir", "--output-dir", type=options.output_folder, default="outputs")
     add_run_args(b)
     add_protocol_args(b, default=None)
@@ -242,13 +262,9 @@ def parser() -> argparse.ArgumentParser:
                    help="run every cell with N seeds (--seed, --seed + 1, ...; each trains its own target and gold); "
                         "the tables give mean +- sd over seeds beside the bootstrap intervals (default 1)")
     b.add_argument("--force", action="store_true", help="recompute finished cells")
-    b.add_argument("--set", action="append", type=options.setting, metavar="METHOD.FIELD=VALUE",
-                   help="override a method hyperparameter")
+    add_settings_args(b)
     b.add_argument("--robustness", action=argparse.BooleanOptionalAction, default=None,
                    help="relearning attack and regeneration leakage per cell (default: on, off in the dry run)")
-    b.add_argument("--tuned", metavar="FILE", type=options.tuned_file,
-                   help="apply the settings an `unlearn tune` run chose (--set wins over them); recorded in the results "
-                        "JSON")
     b.add_argument("--list-cells", "--list_cells", dest="list_cells", action="store_true",
                    help="print the grid as JSON (cell keys, what each needs, whether it is done) and stop")
     b.add_argument("--shard", metavar="i/N", type=options.shard,
@@ -291,16 +307,13 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, type=options.new_folder, help="a new (or empty) folder")
     x.add_argument("--model", type=options.model,
                    help="preset, hub id or folder; default tiny-qwen3 (dry run: smollm2-135m; a cell file's own)")
-    x.add_argument("--quant", choices=["4bit"], default=None)
-    x.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's profile (SmolLM2, reduced protocol)")
+    add_quant_arg(x)
+    add_dry_run_arg(x)
     add_run_args(x)
     x.add_argument("--protocol", choices=["full", "reduced", "standard"], default=None)
     x.add_argument("--seed", type=options.non_negative_int, default=0)
-    x.add_argument("--set", action="append", type=options.setting, metavar="METHOD.FIELD=VALUE",
-                   help="override a method hyperparameter")
-    x.add_argument("--tuned", metavar="FILE", type=options.tuned_file,
-                   help="apply an `unlearn tune` output's settings (--set wins)")
-    x.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_settings_args(x)
+    add_quiet_arg(x)
     x.set_defaults(fn=cmd_export)
 
     r = sub.add_parser("report", help="rebuild report.html from results (no model needed); several runs: compared cell by cell")
@@ -334,10 +347,10 @@ def parser() -> argparse.ArgumentParser:
                    help="the least retain performance (the model's retain utility over the target's) a chosen "
                         "setting keeps, in [0, 1] (default 0.9)")
     t.add_argument("--out", type=options.output_file, default="outputs/tuning.json")
-    t.add_argument("--dry_run", "--dry-run", action="store_true", help="the dry run's tier (SmolLM2, reduced protocol)")
+    add_dry_run_arg(t)
     add_run_args(t)
     add_protocol_args(t, None)
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_arg(t)
     t.set_defaults(fn=cmd_tune)
     return p
 
