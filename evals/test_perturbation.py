@@ -1,7 +1,7 @@
 """Another CPU's rounding, on this one: TOFU forget01's cells, once from the default target and gold and once from a
 target and gold trained from initial weights nudged by up to 2 ulps (``unlearn.numerics.nudge_ulps``), must give
 the same snapshot (within the tier's measured tolerances, unlearn/gate/snapshots.py) and no verdict that passes in one run
-and fails in the other (a row decided in one and inconclusive in the other is reported as a warning). The tiny tier's training is chaotic (docs/results.md): a CPU that rounds one kernel differently
+and fails in the other (a row decided in one and inconclusive in the other is reported as a warning). The tiny tier's training is chaotic (docs/lab/measurements.md): a CPU that rounds one kernel differently
 trains another model, so this is what makes the committed snapshots and verdicts hold on a CPU this machine is not.
 forget01 because its two authors make it the tier's most seed-sensitive split; its target and gold are one
 training each (about 6 worker-minutes)."""

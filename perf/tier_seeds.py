@@ -10,7 +10,7 @@ row's value varies by sd <= 0.05 over them; every other row is declared undecide
 with the seeds' values as the reason. The snapshot tolerance of each benchmark's metric is the widest
 difference between two seeds of one cell (``unlearn/gate/tolerances.json``). Prints the per-cell table (efficacy /
 retain / MIA AUC per seed and their sd) and the counts of asserted, inconclusive and known-failure rows.
-``--write`` writes the two JSON files (the table goes to docs/results.md by hand).
+``--write`` writes the two JSON files (docs/results.md's tables: perf/results_tables.py).
 """
 
 from __future__ import annotations

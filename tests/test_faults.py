@@ -1,5 +1,5 @@
 """A catalogue of bad command lines: each ends in exit 2 and one line naming the value and what is valid,
-before any model is loaded or any output written (docs/results.md lists them)."""
+before any model is loaded or any output written (docs/errors.md lists them)."""
 
 from __future__ import annotations
 

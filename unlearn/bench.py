@@ -32,9 +32,9 @@ from unlearn.report import results_doc, to_markdown, write_outputs
 from unlearn.tiers import default_model
 
 DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
-# TOFU only. MUSE's dry-run slice (--benchmarks tofu,muse) adds about 2.5-3.5 minutes and, on the generated
-# stand-in a checkout without a MUSE folder runs, does not separate methods (docs/guide.md, "The dry run in
-# detail"); WMDP's slice adds about 19 minutes (--benchmarks tofu,wmdp)
+# TOFU only: MUSE's dry-run slice (--benchmarks tofu,muse) and WMDP's (--benchmarks tofu,wmdp) each cost more of
+# the dry run's budget than they tell, and on the generated stand-in a checkout without a MUSE folder runs MUSE's
+# does not separate methods (their walls and tables: docs/guide.md, "The dry run in detail")
 DRY_RUN_BENCHMARKS = ("tofu",)
 
 DISTRIBUTION = "unlearn-eval"  # the name pip knows this project by (the import package is unlearn)
@@ -84,7 +84,7 @@ class BenchArgs:
 def default_workers(args: BenchArgs) -> int:
     """``--workers`` when not given: on a CPU run with the local executor ``unlearn.numerics.CORES`` worker
     processes (2, the project's machines: there two 1-thread processes do 1.4-1.6x the work of one 2-thread
-    process, docs/results.md); otherwise 1 (a GPU run, Ray)."""
+    process, docs/lab/measurements.md); otherwise 1 (a GPU run, Ray)."""
     from unlearn.numerics import CORES, resolve_device
 
     if args.executor != "local":

@@ -21,9 +21,8 @@ TINY_MODEL = "tiny-qwen3"
 DRY_RUN_MODEL = "smollm2-135m"
 
 # Method settings of every full-scale profile (real models, published protocols): IWAP's influence pass keeps the
-# whole forward graph for its gradient (about 7 MB per token on Qwen3-4B's shape), so it runs one row at a time
-# (under a 10 GiB cap 16 and 4 rows ran out, 1 row peaked at 5.3 GiB with the same scores up to rounding;
-# docs/guide.md, GPU tier)
+# whole forward graph for its gradient, so it runs one row at a time: the largest that fits a 10 GiB cap on
+# Qwen3-4B's shape (the measurement: docs/guide.md, GPU tier)
 FULL_SCALE_SETTINGS = {"iwap": {"rows_per_pass": "1"}}
 
 
@@ -105,8 +104,8 @@ TINY = Tier(
 _REDUCED_TARGET = dict(lr=2e-3, batch_size=4, warmup_steps=2, weight_decay=0.01)
 _REDUCED_UNLEARN = dict(lr=1e-3, epochs=1)
 
-# Sized for a CPU (walls per CPU kind: docs/guide.md): the target must still visibly know the forget authors
-# (forget ROUGE-L recall 0.36 base -> 0.73 after these 4 epochs, 81 s)
+# Sized for a CPU (walls per CPU kind: docs/guide.md): the fewest target epochs after which the target still
+# visibly knows the forget authors (its forget ROUGE-L against the base model's: docs/lab/measurements.md)
 _REDUCED_TOFU = Recipe(target=dict(epochs=4, **_REDUCED_TARGET), unlearn=dict(batch_size=8, **_REDUCED_UNLEARN),
                        profile=dict(real_slice_retain=10, synthetic_authors=20, target_eval="reference",
                                     dynamics_rows=(40, 10)),
@@ -130,9 +129,8 @@ REDUCED = Tier(
             profile={**_REDUCED_TOFU.profile, "dynamics_rows": (10, 10)},
             note=_REDUCED_TOFU.note + "; no forget truth ratio / Forget Quality; dynamics on 10 + 10 rows"),
         # CPU-sized: 4 VerbMem + 4 KnowMem windows of raw/forget and 4 retain windows, 4 windows per later request
-        # for scal/sust (evals --model M; the dry run takes the smaller slice below). 10 target epochs: at 3 the
-        # target's VerbMem equalled the gold's (0.115 vs 0.121); at 10 it is 0.510 vs 0.126 (177 s of training
-        # on 2 cores, bf16). KnowMem forget stays 0 on the 4 real questions at both.
+        # for scal/sust (evals --model M; the dry run takes the smaller slice below). 10 target epochs: fewer left
+        # the target's VerbMem at the gold's, so nothing was memorised to unlearn (docs/lab/measurements.md).
         "muse": Recipe(target=dict(epochs=10, **_REDUCED_TARGET), unlearn=dict(batch_size=4, **_REDUCED_UNLEARN),
                        protocol=dict(name="reduced", verbmem_new_tokens=64, verbmem_prompt_tokens=128,
                                      privleak_tokens=256, batch_size=4, generation_batch_size=8),
@@ -145,11 +143,11 @@ REDUCED = Tier(
                             "excerpts and 4 KnowMem answers, retain = windows of privleak/retain2 around 4 KnowMem "
                             "retain answers, 4 windows per later request; VerbMem: last 128 prompt tokens, 64 new; "
                             "PrivLeak on the first 256 tokens; 1 unlearning epoch"),
-        # The dry run's opt-in MUSE part (--benchmarks tofu,muse; news only), about 3 minutes on 2 CPU cores
-        # (docs/guide.md): 2 VerbMem and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows,
-        # 96-token texts; one target and one gold training of 8 texts' worth. Target: 8 epochs at batch 4 reach
-        # VerbMem 1.0 (5 epochs: 0.307; 10 epochs at batch 8: 0.256; the gold 0.13); KnowMem forget stays 0 (a
-        # 135M model does not learn to answer the questions from the windows' raw text).
+        # The dry run's opt-in MUSE part (--benchmarks tofu,muse; news only; its wall: docs/guide.md): 2 VerbMem
+        # and 2 KnowMem windows of 400 characters as the forget set, 2 retain windows, 96-token texts; one target
+        # and one gold training of 8 texts' worth. Target: 8 epochs at batch 4, the schedule among those tried at
+        # which the target memorises the VerbMem windows (docs/guide.md, "The dry run in detail"); KnowMem forget
+        # stays 0 (a 135M model does not learn to answer the questions from the windows' raw text).
         "muse@dry_run": Recipe(
             target=dict(lr=3e-3, epochs=8, batch_size=4, warmup_steps=1, weight_decay=0.01),
             unlearn=dict(batch_size=4, **_REDUCED_UNLEARN),
@@ -190,9 +188,8 @@ FULL = Tier(
     name="full", lora=(16, 32), follows_precision=True, settings=FULL_SCALE_SETTINGS, tuned=None,
     recipes={
         # greedy generation 64 prompts a batch under TOFU's conventions (a row's greedy tokens do not depend on
-        # its batch; 64 is the largest that fit 10 GiB of GPU memory with a Qwen3-4B-shaped 4-bit + LoRA model at
-        # 200 new tokens, 5.3 GiB peak with 128 over the cap, and 3.8x batch 16's new tokens/s on an H200:
-        # docs/guide.md, "Warm throughput"); open-unlearning's conventions keep their 32
+        # its batch; 64 is the largest batch that fits 10 GiB of GPU memory with a Qwen3-4B-shaped 4-bit + LoRA
+        # model at 200 new tokens: docs/guide.md, "Warm throughput"); open-unlearning's conventions keep their 32
         "tofu": Recipe(target=dict(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01),
                        unlearn=dict(lr=1e-5, epochs=5, batch_size=16, grad_accum=2),
                        protocol=dict(generation_batch_size=64), profile=dict(target_eval="reference"),

@@ -2,7 +2,7 @@
 
 The tiny tier trains its models from scratch for about a thousand steps, and that training is chaotic: initial
 weights moved by a few ulps (what another CPU's rounding does) end in a measurably different model, in float32 and
-in float64 alike (docs/results.md). So a snapshot cannot pin the 4th significant figure of a metric across CPUs.
+in float64 alike (docs/lab/measurements.md, "Verdicts that survive another CPU"). So a snapshot cannot pin the 4th significant figure of a metric across CPUs.
 Each benchmark's metrics are instead compared within a tolerance measured on the tier: twice the widest difference
 between two seeds of the same cell (three draws understate the spread: a nudged run exceeded it once)
 (``unlearn/gate/tolerances.json``, written by ``perf/tier_seeds.py`` from three seeds of every cell; a floor of 0.001
