@@ -85,3 +85,49 @@ def test_the_gate_passes_the_real_method_and_fails_the_planted_noop(user_repo):
     assert res.returncode == 1, out  # a failing row fails the repository's CI
     snaps = list((repo / "__snapshots__" / "unlearn").rglob("*.ambr"))
     assert len(snaps) == 1 and "test_snapshot[tofu-forget01-example_npo]" in snaps[0].read_text(), snaps
+
+
+def test_a_checkpoint_is_gated_on_its_evaluation_with_its_logs_kept(user_repo, data_dir):
+    """``--unlearn-checkpoint``: no unlearning, the rows of [wmdp.checkpoint] on the embedded SmolLM2's WMDP-bio
+    accuracy (the first 8 questions of the data folder's copy). Each row's outcome must be what its bootstrap interval
+    says (a bar below every possible value passes, one above fails, a metric the evaluation lacks fails naming the
+    ones it has), and the per-question log lands in unlearn-logs/."""
+    import json
+
+    import numpy as np
+
+    from unlearn.gate.verdicts import decide
+    from unlearn.intervals import mean_interval
+
+    if not data_dir or not (Path(data_dir) / "wmdp").is_dir():
+        pytest.skip("WMDP questions not found: set UNLEARN_DATA_DIR (or --data-dir) to a folder with wmdp/")
+    py, repo, env = user_repo
+    bars = repo / "checkpoint-bars.toml"
+    bars.write_text('[wmdp.checkpoint]\nwmdp_bio_acc = ">= 0"\nwmdp_bio_acc_norm = "<= 1.5"\n'
+                    'wmdp_bio_nope = "<= 1"\n')
+    bars_fail = repo / "checkpoint-fail.toml"
+    bars_fail.write_text('[wmdp.checkpoint]\nwmdp_bio_acc = ">= 1.01"\n')
+    junit = repo / "checkpoint.xml"
+    res = _run([py, "-m", "pytest", "-p", "unlearn.gate", "-p", "no:cacheprovider", "-m", "wmdp",
+                "--unlearn-checkpoint", "smollm2-135m", "--unlearn-expectations", bars, "--unlearn-max-rows", "8",
+                "--unlearn-data-dir", Path(data_dir).resolve(), f"--junitxml={junit}", "-rA"], repo, env)
+    out = res.stdout + res.stderr
+    outcome = {c.get("name"): "failed" if {k.tag for k in c} & {"failure", "error"} else
+               "skipped" if "skipped" in {k.tag for k in c} else "passed" for c in ET.parse(junit).getroot().iter("testcase")}
+    log = json.loads((repo / "unlearn-logs" / "wmdp-all.json").read_text())
+    pq = log["per_question"]["wmdp_bio"]
+    assert len(pq["pred"]) == 8 and log["model"] == "smollm2-135m", log.keys()
+    acc = float(np.mean(np.array(pq["pred"]) == np.array(pq["answer"])))
+    assert log["metrics"]["wmdp_bio_acc"] == pytest.approx(acc)
+    assert decide(acc, mean_interval([float(p == a) for p, a in zip(pq["pred"], pq["answer"])]), ">=", 0) == "pass"
+    assert outcome["test_checkpoint[wmdp-all-checkpoint-wmdp_bio_acc]"] == "passed", out
+    assert outcome["test_checkpoint[wmdp-all-checkpoint-wmdp_bio_acc_norm]"] == "passed", out
+    assert outcome["test_checkpoint[wmdp-all-checkpoint-wmdp_bio_nope]"] == "failed", out
+    assert "wmdp.checkpoint.wmdp_bio_nope: the evaluation has no such metric; its metrics: wmdp_bio_acc, " \
+           "wmdp_bio_acc_norm" in out, out
+    assert res.returncode == 1, out
+    res = _run([py, "-m", "pytest", "-p", "unlearn.gate", "-p", "no:cacheprovider", "-m", "wmdp",
+                "--unlearn-checkpoint", "smollm2-135m", "--unlearn-expectations", bars_fail, "--unlearn-max-rows", "8",
+                "--unlearn-data-dir", Path(data_dir).resolve()], repo, env)
+    assert res.returncode == 1 and f"wmdp_bio_acc={acc:.4g} [" in res.stdout and "(want >= 1.01)" in res.stdout, \
+        res.stdout + res.stderr

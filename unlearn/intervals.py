@@ -145,6 +145,16 @@ def summary_intervals(forget: Measure, utility: Measure, members=None, nonmember
                       "and model; MIA members and non-members resampled separately"}
 
 
+def mean_interval(values, *, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> list[float | None]:
+    """Percentile bootstrap interval over questions of the mean of ``values`` (one number per question, e.g. 1.0
+    where a multiple-choice answer is right): what a checkpoint's accuracy row is decided from."""
+    x = np.asarray(values, dtype=float)
+    if len(x) == 0:
+        return [None, None]
+    rng = np.random.default_rng(seed)
+    return _bounds(x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1), level)
+
+
 def overlaps(a: list | None, b: list | None) -> bool | None:
     """Whether two intervals share a point (None when either is unknown)."""
     if not a or not b or None in a or None in b:

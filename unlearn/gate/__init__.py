@@ -9,8 +9,14 @@ expectations file (:mod:`unlearn.gate.expectations`). Each cell's rounded metric
 repository's ``__snapshots__/unlearn/`` (``--snapshot-update`` records them), compared within the tier's measured
 seed spread, so a metric regression shows as a snapshot diff in a pull request.
 
+``--unlearn-checkpoint MODEL`` (``--unlearn-adapter DIR``) gates an already-unlearned model without unlearning:
+each ``[BENCHMARK.checkpoint]`` table of the expectations file holds bars on ``unlearn eval``'s metrics of that
+benchmark (e.g. ``[wmdp.checkpoint] wmdp_bio_acc = "<= 0.3"``, ``mmlu_acc = ">= 0.5"``). An accuracy row is decided
+from its bootstrap interval over questions; any other metric, which has no interval here, on its value. The
+per-question logs go to ``unlearn-logs/`` in the rootdir (``--unlearn-logs``).
+
 The benchmarks are pytest markers (``-m tofu``, ``-m "muse or wmdp"``); ``-k forget01`` picks splits. Without
-``--unlearn-methods`` the plugin adds no tests."""
+``--unlearn-methods`` or ``--unlearn-checkpoint`` the plugin adds no tests."""
 
 from __future__ import annotations
 
@@ -36,18 +42,29 @@ def pytest_addoption(parser):
                      "my_method.lr=3x")
     g.addoption("--unlearn-data-dir", default=None, metavar="DIR",
                 help="benchmark data folder for a real model (default: $UNLEARN_DATA_DIR)")
+    g.addoption("--unlearn-checkpoint", default=None, metavar="MODEL",
+                help="gate an already-unlearned model (a folder, preset or hub id) without unlearning: the rows of "
+                     "each [BENCHMARK.checkpoint] table of the expectations file, on `unlearn eval`'s metrics")
+    g.addoption("--unlearn-adapter", default=None, metavar="DIR", help="a LoRA adapter applied on the checkpoint")
+    g.addoption("--unlearn-protocol", default="full", choices=["full", "reduced"],
+                help="the checkpoint's evaluation protocol (default full)")
+    g.addoption("--unlearn-max-rows", type=int, default=None, metavar="N",
+                help="the checkpoint's evaluation on the first N rows of every set (a quick look)")
+    g.addoption("--unlearn-logs", default=None, metavar="DIR",
+                help="where the checkpoint's per-question logs go (default: unlearn-logs/ in the rootdir)")
 
 
 def pytest_load_initial_conftests(early_config, parser, args):
     """The tiny tier's numerics pins, before anything imports torch (``unlearn.numerics``). With
-    ``--unlearn-methods`` (and no ``--confcutdir`` of the user's), conftest files are read up to this package's
+    ``--unlearn-methods`` or ``--unlearn-checkpoint`` (and no ``--confcutdir`` of the user's), conftest files are read up to this package's
     folder, not above it: the gate's test module lives here, and the folders above an installed package (or a
     checkout of this project) hold no conftest of the user's repository."""
     from unlearn.numerics import pin_numerics
 
     pin_numerics()
     ns = early_config.known_args_namespace
-    if getattr(ns, "unlearn_methods", None) and not any(a == "--confcutdir" or a.startswith("--confcutdir=") for a in args):
+    active = getattr(ns, "unlearn_methods", None) or getattr(ns, "unlearn_checkpoint", None)
+    if active and not any(a == "--confcutdir" or a.startswith("--confcutdir=") for a in args):
         ns.confcutdir = str(Path(__file__).resolve().parent)
 
 
@@ -55,14 +72,15 @@ def pytest_configure(config):
     for mark in BENCHMARK_MARKS:
         config.addinivalue_line("markers", f"{mark}: the {mark} cells of unlearn.gate")
     names = config.getoption("--unlearn-methods")
-    if not names:
+    checkpoint = config.getoption("--unlearn-checkpoint")
+    if not names and not checkpoint:
         return
     from unlearn.gate.expectations import ExpectationsError, load_expectations
     from unlearn.methods import method_names, parse_overrides, validate_overrides
     from unlearn.numerics import set_threads
 
     set_threads()
-    methods = [m.strip() for m in names.split(",") if m.strip()]
+    methods = [m.strip() for m in (names or "").split(",") if m.strip()]
     known = method_names()
     unknown = [m for m in methods if m not in known]
     if unknown:
@@ -78,9 +96,19 @@ def pytest_configure(config):
         rows, source = load_expectations(config.getoption("--unlearn-expectations"), Path(config.rootpath), known)
     except ExpectationsError as err:
         raise pytest.UsageError(str(err)) from None
+    if checkpoint and not any(m == "checkpoint" for _, m in rows):
+        raise pytest.UsageError(f"--unlearn-checkpoint: {source or 'no expectations file'} has no [BENCHMARK.checkpoint] "
+                                "table: the bars a checkpoint is held to are yours, e.g. [wmdp.checkpoint] "
+                                'wmdp_bio_acc = "<= 0.3" and mmlu_acc = ">= 0.5" in unlearn-expectations.toml')
+    max_rows = config.getoption("--unlearn-max-rows")
+    if max_rows is not None and max_rows < 1:
+        raise pytest.UsageError(f"--unlearn-max-rows {max_rows}: must be an integer >= 1")
     config.stash[GATE] = {"methods": methods, "rows": rows, "source": source, "overrides": overrides,
                           "model": config.getoption("--unlearn-model"),
-                          "snapshots": str(Path(config.rootpath) / "__snapshots__" / "unlearn")}
+                          "snapshots": str(Path(config.rootpath) / "__snapshots__" / "unlearn"),
+                          "checkpoint": checkpoint, "adapter": config.getoption("--unlearn-adapter"),
+                          "protocol": config.getoption("--unlearn-protocol"), "max_rows": max_rows,
+                          "logs": config.getoption("--unlearn-logs") or str(Path(config.rootpath) / "unlearn-logs")}
     here = str(Path(__file__).with_name("test_gate.py"))
     if here not in config.args:
         config.args.append(here)  # the gate's tests, collected beside whatever else the command line names
@@ -93,6 +121,8 @@ def _multiple(value: str) -> bool:
 def pytest_report_header(config):
     gate = config.stash.get(GATE, None)
     if gate:
-        return (f"unlearn.gate: methods {', '.join(gate['methods'])} on {gate['model']}; expectations: "
-                f"{gate['source'] or 'the default bar'}")
+        what = [f"methods {', '.join(gate['methods'])} on {gate['model']}"] if gate["methods"] else []
+        what += [f"checkpoint {gate['checkpoint']}" + (f" + {gate['adapter']}" if gate["adapter"] else "")] \
+            if gate["checkpoint"] else []
+        return f"unlearn.gate: {'; '.join(what)}; expectations: {gate['source'] or 'the default bar'}"
     return None

@@ -10,7 +10,8 @@ one table per benchmark and method, one key per row::
     retain_performance = ">= 0.9"
 
 A row is a summary column (``forget_efficacy``, ``retain_performance``, ``mia_auc``) or one of the benchmark's
-metrics (``mia_gap``, ``forget_quality``, ...), then ``>=`` or ``<=`` and a finite number. A method's table
+metrics (``mia_gap``, ``forget_quality``, ...), then ``>=`` or ``<=`` and a finite number. A ``[BENCHMARK.checkpoint]``
+table holds the bars of ``--unlearn-checkpoint`` on that benchmark's ``unlearn eval`` metrics. A method's table
 replaces the default bar (with its membership row ``mia_gap <= 0.1``) on that benchmark; benchmarks it does not
 name keep the default. A bad row is one error
 naming the file and the key."""
@@ -32,6 +33,7 @@ UNSAFE_DEFAULT = DEFAULT_EXPECTATIONS + [("over_refusal", AT_MOST, 0.25)]
 MIA_ROWS = [("mia_gap", AT_MOST, MIA_BAR)]
 GOLD_MIA_ROWS = [("mia_offset", AT_MOST, MIA_BAR)]
 FILE = "unlearn-expectations.toml"
+CHECKPOINT = "checkpoint"  # the table of bars on an already-unlearned model's `unlearn eval` metrics
 _ROW = re.compile(r"^\s*(>=|<=)\s*(\S+)\s*$")
 
 
@@ -59,8 +61,9 @@ def parse_rows(table: dict, where: str, methods: list[str]) -> dict[tuple[str, s
             raise ExpectationsError(f"{where}: {bench}: expected tables [{bench}.METHOD]")
         for method, rows in per_method.items():
             key = f"{bench}.{method}"
-            if method not in methods:
-                raise ExpectationsError(f"{where}: [{key}]: {method!r} is not a registered method")
+            if method not in methods and method != CHECKPOINT:
+                raise ExpectationsError(f"{where}: [{key}]: {method!r} is not a registered method (nor "
+                                        f"{CHECKPOINT!r}, the table of --unlearn-checkpoint)")
             if not isinstance(rows, dict) or not rows:
                 raise ExpectationsError(f"{where}: [{key}]: expected rows such as forget_efficacy = \">= 0.5\"")
             parsed = []

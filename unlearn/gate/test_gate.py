@@ -26,10 +26,73 @@ def _grid(config) -> list[tuple[str, str, str]]:
     return [(b, s, m) for b in BENCHMARKS.names() for s in _splits(b) for m in gate["methods"]]
 
 
+_EVALS: dict = {}
+
+
+def _evaluation(config, benchmark: str, split: str) -> dict:
+    """``unlearn eval`` of the checkpoint on one benchmark split (once per session), its result written whole to
+    the logs folder (``BENCHMARK-SPLIT.json``; TOFU's per-question logs beside it in TOFU's format)."""
+    if (benchmark, split) not in _EVALS:
+        import json
+        import os
+        from pathlib import Path
+
+        from unlearn.eval_job import run_eval, write_eval
+        from unlearn.gate.expectations import CHECKPOINT
+
+        gate = config.stash[GATE]
+        subjects = None
+        if benchmark == "wmdp":  # the question sets the rows name (wmdp_bio_acc -> bio, mmlu_acc -> mmlu)
+            names = [r[0] for r in gate["rows"][benchmark, CHECKPOINT]]
+            subjects = sorted({n.split("_")[1] if n.startswith("wmdp_") else n.split("_")[0] for n in names})
+        result = run_eval(benchmark, None if split == "all" else split, gate["checkpoint"], adapter=gate["adapter"],
+                          protocol=gate["protocol"], data_dir=config.getoption("--unlearn-data-dir")
+                          or os.environ.get("UNLEARN_DATA_DIR"), max_rows=gate["max_rows"], subjects=subjects,
+                          progress=False)
+        logs = Path(gate["logs"])
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{benchmark}-{split}.json").write_text(json.dumps(result, indent=1, allow_nan=True, default=str))
+        if result.get("logs"):
+            write_eval(result, logs / f"{benchmark}-{split}")
+        _EVALS[benchmark, split] = result
+    return _EVALS[benchmark, split]
+
+
+def checkpoint_interval(result: dict, name: str) -> list | None:
+    """The bootstrap interval over questions of an accuracy metric (``SET_acc``: the share of SET's questions
+    answered right); None for any other metric."""
+    from unlearn.intervals import mean_interval
+
+    pq = (result.get("per_question") or {}).get(name[: -len("_acc")]) if name.endswith("_acc") else None
+    if not isinstance(pq, dict) or "pred" not in pq or "answer" not in pq:
+        return None
+    return mean_interval([float(p == a) for p, a in zip(pq["pred"], pq["answer"])])
+
+
+def _checkpoint_grid(config) -> list[tuple[str, str, tuple]]:
+    """(benchmark, split, row) of every [BENCHMARK.checkpoint] row: TOFU on each split; WMDP once ("all": its
+    question sets are the rows' subjects); MUSE and unsafe on their first split (every MUSE split evaluates the
+    same sets)."""
+    from unlearn.gate.expectations import CHECKPOINT
+
+    gate = config.stash[GATE]
+    if not gate["checkpoint"]:
+        return []
+    out = []
+    for (b, m), rows in gate["rows"].items():
+        if m == CHECKPOINT:
+            splits = ("all",) if b == "wmdp" else _splits(b) if b == "tofu" else _splits(b)[:1]
+            out += [(b, s, row) for s in splits for row in rows]
+    return out
+
+
 def pytest_generate_tests(metafunc):
     config = metafunc.config
     cell = lambda b, s, m, *rest: dict(id="-".join([b, s, m, *rest]), marks=getattr(pytest.mark, b))  # noqa: E731
-    if "row" in metafunc.fixturenames:
+    if "checkpoint_row" in metafunc.fixturenames:
+        metafunc.parametrize("key,checkpoint_row", [pytest.param((b, s), row, **cell(b, s, "checkpoint", row[0]))
+                                                    for b, s, row in _checkpoint_grid(config)])
+    elif "row" in metafunc.fixturenames:
         rows = config.stash[GATE]["rows"]
         metafunc.parametrize("key,row", [pytest.param((b, s, m), row, **cell(b, s, m, row[0]))
                                          for b, s, m in _grid(config) for row in rows_for(rows, b, m)])
@@ -91,3 +154,25 @@ def test_snapshot(key, snapshot, request):
     cell = _cell(request.config, key)
     ext = snapshots_of(benchmark, split, method, root=gate["snapshots"])
     assert metric_snapshot_of(benchmark)(cell) == snapshot(extension_class=ext)
+
+
+def test_checkpoint(key, checkpoint_row, request):
+    """One row of a [BENCHMARK.checkpoint] table on the checkpoint's evaluation: decided from the metric's interval
+    where it has one (accuracy), else from its value; an interval that straddles the bar is inconclusive."""
+    from unlearn.gate.verdicts import FAIL, INCONCLUSIVE, decide
+
+    benchmark, split = key
+    name, direction, bound = checkpoint_row
+    result = _evaluation(request.config, benchmark, split)
+    metrics = result["metrics"]
+    if name not in metrics or metrics[name] is None or metrics[name] != metrics[name]:
+        pytest.fail(f"{request.config.stash[GATE]['source']}: {benchmark}.checkpoint.{name}: the evaluation has "
+                    f"{'no such metric' if name not in metrics else repr(metrics[name])}; its metrics: "
+                    f"{', '.join(sorted(metrics))}", pytrace=False)
+    value, interval = float(metrics[name]), checkpoint_interval(result, name)
+    outcome = decide(value, interval, direction, bound)
+    shown = f"{name}={value:.4g}" + (f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else " (no interval)")
+    why = f"checkpoint on {benchmark}/{split}: {shown} (want {direction} {bound})"
+    if outcome == INCONCLUSIVE:
+        pytest.skip(f"inconclusive: {why}: the interval straddles the bar")
+    assert outcome != FAIL, why
