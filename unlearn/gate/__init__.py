@@ -56,9 +56,9 @@ def pytest_addoption(parser):
 
 def pytest_load_initial_conftests(early_config, parser, args):
     """The tiny tier's numerics pins, before anything imports torch (``unlearn.numerics``). With
-    ``--unlearn-methods`` or ``--unlearn-checkpoint`` (and no ``--confcutdir`` of the user's), conftest files are read up to this package's
-    folder, not above it: the gate's test module lives here, and the folders above an installed package (or a
-    checkout of this project) hold no conftest of the user's repository."""
+    ``--unlearn-methods`` or ``--unlearn-checkpoint`` (and no ``--confcutdir`` of the user's), conftest files are
+    read up to this package's folder, not above it: the gate's test module lives here, and the folders above an
+    installed package (or a checkout of this project) hold no conftest of the user's repository."""
     from unlearn.numerics import pin_numerics
 
     pin_numerics()
