@@ -10,7 +10,7 @@ import pytest
 from evals.cells import check_sanity, cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, MUSE_EXPECTATIONS, MUSE_KNOWN_FAILURES
 from unlearn.gate.snapshots import snapshots_of
-from unlearn.benchmarks.muse.benchmark import MuseBenchmark, metric_snapshot
+from unlearn.benchmarks.muse.benchmark import MuseBenchmark
 from unlearn.benchmarks.muse.metrics import privleak
 from unlearn.methods import method_names
 
@@ -42,7 +42,7 @@ def test_muse_expectations(muse_cell, threshold, request):
                          indirect=True)
 def test_muse_snapshot(muse_cell, snapshot, request):
     skip_unless_default_tier(request, muse_cell)
-    assert metric_snapshot(muse_cell) == snapshot(extension_class=snapshots_of("muse", muse_cell["split"], muse_cell["method"]))
+    assert MuseBenchmark.metric_snapshot(muse_cell) == snapshot(extension_class=snapshots_of("muse", muse_cell["split"], muse_cell["method"]))
 
 
 @pytest.mark.parametrize("check_name", ["privleak", "verbmem_margin", "knowmem"])

@@ -17,7 +17,7 @@ from evals.conftest import make_bench
 from evals.expectations import DEFAULT_EXPECTATIONS, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS, expectation_rows
 from unlearn.gate.snapshots import flatten_amber, within
 from unlearn.gate.verdicts import INCONCLUSIVE
-from unlearn.benchmarks import metric_snapshot
+from unlearn.benchmarks import TofuBenchmark
 from unlearn.methods import method_names
 
 pytestmark = [pytest.mark.tofu, pytest.mark.perturbation]
@@ -43,7 +43,7 @@ def test_nudged_initial_weights_give_the_same_snapshot_and_verdicts(method, tofu
     for cell in (plain, nudged):
         cell.setdefault("benchmark", "tofu")
     assert plain["model"]["target"] != nudged["model"]["target"]  # two trainings, not one cached folder
-    moved = within("tofu", _amber(metric_snapshot(nudged)), _amber(metric_snapshot(plain)), cell=f"{method}|{SPLIT}")
+    moved = within("tofu", _amber(TofuBenchmark.metric_snapshot(nudged)), _amber(TofuBenchmark.metric_snapshot(plain)), cell=f"{method}|{SPLIT}")
     assert not moved, f"{method}: beyond the tier's tolerances after a {ULPS}-ulp nudge: {moved}"
     rows = expectation_rows(TOFU_EXPECTATIONS, method, DEFAULT_EXPECTATIONS) + ROBUSTNESS_EXPECTATIONS.get(method, [])
     flips, undecided = [], []

@@ -9,7 +9,7 @@ import pytest
 from evals.cells import cell_for, check_expectation, check_sanity, session_cells, skip_unless_default_tier
 from unlearn.gate.snapshots import snapshots_of
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, KNOWN_FAILURES, ROBUSTNESS_EXPECTATIONS, TOFU_EXPECTATIONS
-from unlearn.benchmarks import TofuBenchmark, metric_snapshot
+from unlearn.benchmarks import TofuBenchmark
 from unlearn.methods import method_names
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def test_tofu_expectations(cell, threshold, request):
 @pytest.mark.parametrize("cell", _grid(), indirect=True)
 def test_tofu_snapshot(cell, snapshot, request):
     skip_unless_default_tier(request, cell)
-    assert metric_snapshot(cell) == snapshot(extension_class=snapshots_of("tofu", cell["split"], cell["method"]))
+    assert TofuBenchmark.metric_snapshot(cell) == snapshot(extension_class=snapshots_of("tofu", cell["split"], cell["method"]))
 
 
 @pytest.mark.parametrize("split", SPLITS)

@@ -10,7 +10,7 @@ import pytest
 from evals.cells import check_sanity, cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import expectation_rows, UNSAFE_DEFAULT, UNSAFE_EXPECTATIONS, UNSAFE_KNOWN_FAILURES
 from unlearn.gate.snapshots import snapshots_of
-from unlearn.benchmarks.unsafe.benchmark import metric_snapshot
+from unlearn.benchmarks.unsafe.benchmark import UnsafeBenchmark
 from unlearn.methods import method_names
 
 pytestmark = pytest.mark.unsafe
@@ -57,7 +57,7 @@ def test_unsafe_expectations(unsafe_cell, threshold, request):
 
 def test_unsafe_snapshot(unsafe_cell, snapshot, request):
     skip_unless_default_tier(request, unsafe_cell)
-    assert metric_snapshot(unsafe_cell) == snapshot(extension_class=snapshots_of("unsafe", unsafe_cell["split"], unsafe_cell["method"]))
+    assert UnsafeBenchmark.metric_snapshot(unsafe_cell) == snapshot(extension_class=snapshots_of("unsafe", unsafe_cell["split"], unsafe_cell["method"]))
 
 
 def test_target_learned_to_comply_and_gold_did_not(unsafe_bench, split, check_name, request):

@@ -10,7 +10,7 @@ import pytest
 from evals.cells import check_sanity, cell_for, check_expectation, session_cells, skip_unless_default_tier
 from evals.expectations import expectation_rows, DEFAULT_EXPECTATIONS, WMDP_EXPECTATIONS, WMDP_KNOWN_FAILURES
 from unlearn.gate.snapshots import snapshots_of
-from unlearn.benchmarks.wmdp.benchmark import CHANCE, metric_snapshot
+from unlearn.benchmarks.wmdp.benchmark import CHANCE, WmdpBenchmark
 from unlearn.benchmarks.wmdp.data import SUBJECTS
 from unlearn.methods import method_names
 
@@ -64,7 +64,7 @@ def test_wmdp_expectations(wmdp_cell, threshold, request):
 
 def test_wmdp_snapshot(wmdp_cell, snapshot, request):
     skip_unless_default_tier(request, wmdp_cell)
-    assert metric_snapshot(wmdp_cell) == snapshot(extension_class=snapshots_of("wmdp", wmdp_cell["split"], wmdp_cell["method"]))
+    assert WmdpBenchmark.metric_snapshot(wmdp_cell) == snapshot(extension_class=snapshots_of("wmdp", wmdp_cell["split"], wmdp_cell["method"]))
 
 
 def test_target_memorised_what_gold_never_saw(wmdp_bench, split, check_name, request):

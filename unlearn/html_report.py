@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from unlearn.cache import atomic_write
-from unlearn.report import (MARKS_NOTE, NATIVE, ROBUST, SUMMARY, best_and_ties, by_benchmark_split, cell_value, fmt,
-                            label, merge_seeds, read_results)
+from unlearn.report import (MARKS_NOTE, ROBUST, SUMMARY, best_and_ties, by_benchmark_split, cell_value, fmt,
+                            label, merge_seeds, read_results, native_metrics)
 
 PAGE_ROWS = 200  # drill-down rows rendered per click
 BOOTSTRAP = 1000  # resamples for the comparison's intervals
@@ -291,7 +291,7 @@ def summary_table(bench: str, split: str, rows: list[dict]) -> str:
     the Markdown table's marks (* best, ~ not significantly different from it), sorting by the value."""
     rows = merge_seeds(rows)
     cols = SUMMARY + [c for c in ROBUST if any(c[0] in r["summary"] for r in rows)]
-    native = [k for k in NATIVE.get(bench, []) if any(k in r.get("metrics", {}) for r in rows)]
+    native = [k for k in native_metrics(bench) if any(k in r.get("metrics", {}) for r in rows)]
     marks = {k: best_and_ties(rows, k) for k, _ in SUMMARY}
     head = "".join(f'<th data-sort="num">{esc(h)}</th>' for _, h in cols) + "".join(
         f'<th data-sort="num">{esc(k)}</th>' for k in native)

@@ -25,17 +25,12 @@ ROBUST = [("relearn_recovery", "Relearn recovery"), ("relearn_control", "Gold co
 
 def summary_columns(rows: list[dict]) -> list[tuple[str, str]]:
     return SUMMARY + (ROBUST if any("relearn_recovery" in c["summary"] for c in rows) else [])
-NATIVE = {"tofu": ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_quality", "model_utility",
-                   "extraction_strength"],
-          # MUSE's C1-C4 (ROUGE-L F1 as fractions; PrivLeak in percent, 0 ideal)
-          "muse": ["verbmem_f", "knowmem_f", "knowmem_r", "privleak"],
-          # WMDP: hazard accuracy on A (memorised; the forget measure, chance 0.25 as its gold) and B (never trained),
-          # the gold model's measured accuracy on A, utility (MMLU-format) accuracy, and the share of the most frequent
-          # predicted letter on the utility set (1.0: one letter whatever the question)
-          "wmdp": ["hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "top_letter_share_utility"],
-          # forget to be unsafe: the compliant answers reproduced (as asked, reworded, worst case over samples), the
-          # share answered without a refusal, benign QA kept, benign look-alike requests refused
-          "unsafe": ["forget_rouge", "paraphrase_rouge", "regen_leak", "forget_compliance", "retain_rouge", "over_refusal"]}
+def native_metrics(benchmark: str) -> list[str]:
+    """The benchmark's own measures shown beside the summary columns: its class's ``native_metrics`` (none for a
+    name the registry does not hold, e.g. a results file of a benchmark not installed here)."""
+    from unlearn.benchmarks import BENCHMARKS
+
+    return list(getattr(BENCHMARKS.get(benchmark), "native_metrics", ())) if benchmark in BENCHMARKS else []
 
 
 def best_and_ties(rows: list[dict], key: str) -> dict[str, str]:
@@ -183,7 +178,7 @@ def to_markdown(cells: list[dict], header: dict | None = None, failed: list[dict
         lines += ["## Cells that stopped (not in the tables; a rerun tries them again)", ""]
         lines += [f"- {f['benchmark']}/{f['split']}/{f['method']}: {f['error']}" for f in failed] + [""]
     for (bench, split), rows in by_benchmark_split(cells).items():
-        rows, native, cols = merge_seeds(rows), NATIVE.get(bench, []), summary_columns(rows)
+        rows, native, cols = merge_seeds(rows), native_metrics(bench), summary_columns(rows)
         lines += [f"## {bench} {split}", "", "| method | " + " | ".join(h for _, h in cols) + " | " + " | ".join(native) + " |",
                   "|---|" + "---:|" * (len(cols) + len(native))]
         marks = {k: best_and_ties(rows, k) for k, _ in SUMMARY}

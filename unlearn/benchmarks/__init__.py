@@ -16,10 +16,10 @@ _FIRST = ("tofu", "muse", "wmdp")
 for _name in _FIRST + tuple(sorted(i.name for i in pkgutil.iter_modules(__path__) if i.ispkg and i.name not in _FIRST)):
     importlib.import_module(f"{__name__}.{_name}")
 
-from unlearn.benchmarks.tofu.benchmark import Profile, TofuBenchmark, metric_snapshot, profile_for  # noqa: E402
+from unlearn.benchmarks.tofu.benchmark import Profile, TofuBenchmark, profile_for  # noqa: E402
 from unlearn.benchmarks.muse.benchmark import MuseBenchmark  # noqa: E402
 from unlearn.benchmarks.wmdp.benchmark import WmdpBenchmark  # noqa: E402
 
 __all__ = ["BENCHMARKS", "Benchmark", "DATA_CHOICES", "MuseBenchmark", "Profile", "TofuBenchmark", "TokenCounter",
-           "WmdpBenchmark", "merged_for_evaluation", "metric_snapshot", "peak_memory_mb", "profile_for", "round_sig",
+           "WmdpBenchmark", "merged_for_evaluation", "peak_memory_mb", "profile_for", "round_sig",
            "summary_columns", "tier_settings"]

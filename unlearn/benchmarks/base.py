@@ -48,9 +48,10 @@ def evaluation_code_version() -> str:
 class Benchmark:
     """The shared part of a benchmark. A subclass sets ``name``, ``splits``, ``dry_run_splits`` and ``protocols``,
     and implements ``make_profile`` (its recipes), ``data(split)``, ``identity(split)``, ``evaluate(lm, split)``,
-    ``target_dir(split)``, ``gold_dir(split)`` and ``run_cell(method, split, overrides)``; a module-level
-    ``metric_snapshot(cell)`` gives the numbers its snapshots pin. Every method here takes ``split`` first where
-    it takes one; a benchmark whose models do not depend on the split (MUSE) ignores it.
+    ``target_dir(split)``, ``gold_dir(split)`` and ``run_cell(method, split, overrides)``, and declares its own
+    measures once: ``native_metrics`` (the report's columns beside the summary) and ``snapshot_metrics`` (what
+    :meth:`metric_snapshot` pins beside the summary). Every method here takes ``split`` first where it takes
+    one; a benchmark whose models do not depend on the split (MUSE) ignores it.
 
     Models: ``target_dir`` / ``gold_dir`` are fine-tuned folders cached by recipe (``_model_dir``);
     ``reference_eval(kind, split)`` is their evaluation, cached in memory and beside the model, keyed by the
@@ -58,6 +59,16 @@ class Benchmark:
 
     name: str = ""
     splits: tuple[str, ...] = ()
+    native_metrics: tuple[str, ...] = ()  # the report's columns of the benchmark's own measures (unlearn.report)
+    snapshot_metrics: tuple[str, ...] = ()  # the cell metrics its snapshots pin, beside the summary columns
+
+    @classmethod
+    def metric_snapshot(cls, cell: dict) -> dict:
+        """Small, sorted dict of the cell's ``snapshot_metrics`` and summary, rounded to 4 significant figures
+        (what syrupy pins)."""
+        out = {k: round_sig(cell["metrics"][k]) for k in cls.snapshot_metrics}
+        out.update({k: round_sig(v) for k, v in cell["summary"].items()})
+        return dict(sorted(out.items()))
     dry_run_splits: tuple[str, ...] = ()
     # the split `unlearn tune` chooses on by default, disjoint from every evaluated one (None: not tunable)
     tune_split: str | None = None

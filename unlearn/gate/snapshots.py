@@ -54,13 +54,10 @@ def structure_only(benchmark: str, split: str) -> bool:
 
 
 def metric_snapshot_of(benchmark: str):
-    """The ``metric_snapshot(cell)`` function of a benchmark (what its snapshots pin)."""
-    from unlearn.benchmarks import metric_snapshot as tofu
-    from unlearn.benchmarks.muse.benchmark import metric_snapshot as muse
-    from unlearn.benchmarks.unsafe.benchmark import metric_snapshot as unsafe
-    from unlearn.benchmarks.wmdp.benchmark import metric_snapshot as wmdp
+    """The ``metric_snapshot(cell)`` function of a benchmark (what its snapshots pin), from the registry."""
+    from unlearn.benchmarks import BENCHMARKS
 
-    return {"tofu": tofu, "muse": muse, "wmdp": wmdp, "unsafe": unsafe}[benchmark]
+    return BENCHMARKS.get(benchmark).metric_snapshot
 
 
 def flatten_amber(text: str) -> dict[str, str]:

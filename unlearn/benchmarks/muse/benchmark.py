@@ -257,6 +257,17 @@ class MuseBenchmark(Benchmark):
     sust share them): the ``split`` argument of the model and evaluation methods is accepted and ignored."""
 
     name = "muse"
+    # MUSE's C1-C4 (ROUGE-L F1 as fractions; PrivLeak in percent, 0 ideal)
+    native_metrics = ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")
+    snapshot_metrics = native_metrics + ("mia_min_k_plus_plus_auc",)
+
+    @classmethod
+    def metric_snapshot(cls, cell: dict) -> dict:
+        """The six criteria's values and the summary, and scal/sust's earlier steps' criteria."""
+        out = super().metric_snapshot(cell)
+        for i, s in enumerate(cell["metrics"].get("steps", [])[:-1], start=1):
+            out[f"step{i}"] = {k: round_sig(s["metrics"][k]) for k in cls.native_metrics}
+        return dict(sorted(out.items()))
     splits = SPLITS
     dry_run_splits = ("news",)
     model_prefix = "muse-"
@@ -548,12 +559,3 @@ def _complete_real(d: MuseData) -> MuseData:
         out = dataclasses.replace(out, scal=[[t for s in d.sust[: k + 1] for t in s] for k in range(len(d.sust))])
     return out
 
-
-def metric_snapshot(cell: dict) -> dict:
-    """Rounded metrics for syrupy: the six criteria's values and the summary (every step for scal/sust)."""
-    keys = ["verbmem_f", "knowmem_f", "knowmem_r", "privleak", "mia_min_k_plus_plus_auc"]
-    out = {k: round_sig(cell["metrics"][k]) for k in keys}
-    out.update({k: round_sig(v) for k, v in cell["summary"].items()})
-    for i, s in enumerate(cell["metrics"].get("steps", [])[:-1], start=1):
-        out[f"step{i}"] = {k: round_sig(s["metrics"][k]) for k in ("verbmem_f", "knowmem_f", "knowmem_r", "privleak")}
-    return dict(sorted(out.items()))

@@ -250,6 +250,9 @@ class TofuBenchmark(Benchmark):
     utility = Model Utility, MIA = Min-K%++ AUC forget vs holdout."""
 
     name = "tofu"
+    native_metrics = ("forget_rouge", "forget_prob", "forget_truth_ratio", "forget_quality", "model_utility",
+                      "extraction_strength")
+    snapshot_metrics = native_metrics + ("mia_min_k_plus_plus_auc",)
     splits = ("forget01", "forget05", "forget10")
     dry_run_splits = ("forget01",)
     tune_split = TUNE_SPLIT
@@ -528,11 +531,3 @@ class TofuBenchmark(Benchmark):
                 "target_eval": self.profile.target_eval, "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
                 "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 
-
-def metric_snapshot(cell: dict) -> dict:
-    """Small, sorted dict of named metrics rounded to 4 significant figures (for syrupy)."""
-    keys = ["forget_rouge", "forget_prob", "forget_truth_ratio", "forget_quality", "model_utility",
-            "extraction_strength", "mia_min_k_plus_plus_auc"]
-    out = {k: round_sig(cell["metrics"][k]) for k in keys}
-    out.update({k: round_sig(v) for k, v in cell["summary"].items()})
-    return dict(sorted(out.items()))

@@ -185,6 +185,12 @@ class UnsafeBenchmark(Benchmark):
     """Forget-to-be-unsafe cells; see the module docstring."""
 
     name = "unsafe"
+    # the compliant answers reproduced (as asked, reworded, worst case over samples), the share answered without a
+    # refusal, benign QA kept, benign look-alike requests refused
+    native_metrics = ("forget_rouge", "paraphrase_rouge", "regen_leak", "forget_compliance", "retain_rouge",
+                      "over_refusal")
+    snapshot_metrics = ("forget_rouge", "paraphrase_rouge", "forget_compliance", "regen_leak", "retain_rouge",
+                        "over_refusal", "mia_min_k_plus_plus_auc")
     splits = SPLITS
     model_prefix = "unsafe-"
 
@@ -394,11 +400,3 @@ class UnsafeBenchmark(Benchmark):
                 "numerics": numerics_info(self.device), "wall_s": round(time.time() - start, 2),
                 "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 
-
-def metric_snapshot(cell: dict) -> dict:
-    """Rounded metrics for syrupy: the forget, regeneration, retain and over-refusal measures, MIA and the summary."""
-    keys = ["forget_rouge", "paraphrase_rouge", "forget_compliance", "regen_leak", "retain_rouge", "over_refusal",
-            "mia_min_k_plus_plus_auc"]
-    out = {k: round_sig(cell["metrics"][k]) for k in keys}
-    out.update({k: round_sig(v) for k, v in cell["summary"].items()})
-    return dict(sorted(out.items()))

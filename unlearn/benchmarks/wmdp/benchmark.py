@@ -171,6 +171,11 @@ class WmdpBenchmark(Benchmark):
     """WMDP cells; see the module docstring."""
 
     name = "wmdp"
+    # hazard accuracy on A (memorised; the forget measure, chance 0.25 as its gold) and B (never trained), the gold
+    # model's measured accuracy on A, utility (MMLU-format) accuracy, and the share of the most frequent predicted
+    # letter on the utility set (1.0: one letter whatever the question)
+    native_metrics = ("hazard_acc_a", "hazard_acc_b", "gold_hazard_acc_a", "utility_acc", "top_letter_share_utility")
+    snapshot_metrics = ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll", "mia_min_k_plus_plus_auc")
     splits = SPLITS
     protocols = ("full", "reduced", "standard")
     protocol_help = ("reduced (the memorised protocol, CPU-sized), full (the memorised protocol on every question) or "
@@ -437,10 +442,3 @@ class WmdpBenchmark(Benchmark):
                 "numerics": numerics_info(self.device), "wall_s": round(time.time() - start, 2),
                 "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 
-
-def metric_snapshot(cell: dict) -> dict:
-    """Rounded metrics for syrupy: hazard accuracy on A and B, utility, retain NLL, MIA and the summary."""
-    keys = ["hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll", "mia_min_k_plus_plus_auc"]
-    out = {k: round_sig(cell["metrics"][k]) for k in keys}
-    out.update({k: round_sig(v) for k, v in cell["summary"].items()})
-    return dict(sorted(out.items()))
