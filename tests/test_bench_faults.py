@@ -59,14 +59,20 @@ class FakeBench:
                             "mia_auc": 0.5 + self.kwargs.get("seed", 0) / 100}, "metrics": {}}
 
 
-@pytest.fixture
-def fake(monkeypatch, tmp_path):
+def register_fake(monkeypatch, tmp_path, cls: type = FakeBench) -> Path:
+    """``cls`` (FakeBench or a subclass) registered as benchmark 'fake' for the test, its data file written."""
     data = tmp_path / "rows.txt"
     data.write_text("a\nb\nc\n")
-    monkeypatch.setitem(BENCHMARKS._items, "fake", FakeBench)
+    monkeypatch.setitem(BENCHMARKS._items, "fake", cls)
     monkeypatch.setattr(FakeBench, "data_file", data)
     monkeypatch.setattr(FakeBench, "nan_method", None)
     monkeypatch.setattr(FakeBench, "ran", [])
+    return data
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    data = register_fake(monkeypatch, tmp_path)
     return SimpleNamespace(data=data, out=tmp_path / "out",
                            args=lambda **kw: BenchArgs(benchmarks=["fake"], methods=["grad_ascent", "npo"],
                                                        output_dir=str(tmp_path / "out"), progress=False, **kw))

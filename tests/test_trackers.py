@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bench_faults import FakeBench
-from unlearn.benchmarks import BENCHMARKS
+from tests.test_bench_faults import FakeBench, register_fake
 from unlearn.cli import main
 from unlearn.trackers import cell_metrics, cell_name, cell_params, cell_steps, wandb_key
 
@@ -35,12 +34,7 @@ class TrackedBench(FakeBench):
 
 @pytest.fixture
 def grid(monkeypatch, tmp_path):
-    data = tmp_path / "rows.txt"
-    data.write_text("a\nb\nc\n")
-    monkeypatch.setitem(BENCHMARKS._items, "fake", TrackedBench)
-    monkeypatch.setattr(FakeBench, "data_file", data)
-    monkeypatch.setattr(FakeBench, "nan_method", None)
-    monkeypatch.setattr(FakeBench, "ran", [])
+    register_fake(monkeypatch, tmp_path, TrackedBench)
     return tmp_path / "out"
 
 
