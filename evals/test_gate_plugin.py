@@ -56,8 +56,10 @@ def user_repo(tmp_path_factory):
     for what in (src, repo):
         res = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", what], tmp, env)
         assert res.returncode == 0, res.stdout + res.stderr
-    where = _run([py, "-c", "import unlearn, unlearn_example_method; print(unlearn.__file__)"], repo, env)
-    assert where.returncode == 0 and str(site) in where.stdout, where.stdout + where.stderr  # installed, not the checkout
+    where = _run([py, "-c", "import unlearn, unlearn_example_method, unlearn.gate.snapshots as s; "
+                            "print(unlearn.__file__, s.TOLERANCES.is_file())"], repo, env)
+    # installed, not the checkout, with its package data (the tier's tolerances the snapshots match within)
+    assert where.returncode == 0 and str(site) in where.stdout and "True" in where.stdout, where.stdout + where.stderr
     return py, repo, env
 
 
