@@ -14,6 +14,13 @@ pin_numerics()
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# CI (.ci/run sets HYPOTHESIS_PROFILE=ci): the generated examples are the same on every run, so a red CI belongs to
+# the change, not to the draw; a local run keeps drawing new ones (how the bugs the properties found were found)
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 # the expectation rows' outcomes in the session summary (inconclusive counted as its own outcome)
 pytest_plugins = ["evals.verdict_plugin"]

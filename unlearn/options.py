@@ -30,7 +30,9 @@ class Parser(argparse.ArgumentParser):
     """argparse's parser, whose usage errors raise :class:`UsageError` (``unlearn.cli.main`` prints one line)."""
 
     def error(self, message: str):
-        raise UsageError(message)
+        # one line whatever the command line held: a control character in a value (a newline in an unrecognised
+        # argument) is shown escaped
+        raise UsageError("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
 
 @dataclass(frozen=True)
