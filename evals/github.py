@@ -27,11 +27,11 @@ def _block(lines: list[str], name: str) -> tuple[int, int]:
     return start, end
 
 
-def bar_line(text: str, benchmark: str, method: str, row: str, shared: str | None = None) -> int:
-    """The 1-based line of ``text`` (evals/expectations.py) that declares ``row``'s bar for ``method`` on
-    ``benchmark``: the method's entry in the benchmark's table, else the shared rows (membership, robustness,
-    the default bar of a method without an entry); failing that, minus the line of ``shared`` (the text of
-    unlearn/gate/expectations.py) that declares it; 1 when nothing matches."""
+def bar_line(text: str, benchmark: str, method: str, row: str) -> int | None:
+    """The 1-based line of ``text`` (evals/expectations.py, or unlearn/gate/expectations.py for the bars every
+    benchmark shares) that declares ``row``'s bar for ``method`` on ``benchmark``: the method's entry in the
+    benchmark's table, else the shared rows (membership, robustness, the default bar of a method without an
+    entry); None when nothing in ``text`` matches."""
     lines = text.splitlines()
     if row in ("mia_gap", "mia_offset", "relearn_excess"):
         places = [({"mia_gap": "MIA_ROWS", "mia_offset": "GOLD_MIA_ROWS"}.get(row, "ROBUSTNESS_EXPECTATIONS"), None)]
@@ -47,8 +47,7 @@ def bar_line(text: str, benchmark: str, method: str, row: str, shared: str | Non
         hit = next((i for i in range(start, end) if key is None or key in lines[i]), None)
         if hit is not None:
             return hit + 1
-    return 1 if shared is None else -bar_line(shared, benchmark, method, row)
-
+    return None
 
 
 def _escape(text: str) -> str:
@@ -61,8 +60,7 @@ def annotations(rows: list[dict], path: Path = EXPECTATIONS, root: Path | None =
     """``::error`` workflow commands, one per failing row (a failed bar, or a known failure that passed: its
     entry must go), on the line of ``path`` that declares the bar, or of ``shared`` for the bars every benchmark
     shares (relative to ``root``, the checkout)."""
-    text = path.read_text(encoding="utf-8")
-    shared_text = shared.read_text(encoding="utf-8") if shared.is_file() else None
+    files = [(p, p.read_text(encoding="utf-8")) for p in (path, shared) if p.is_file()]
 
     def shown(p: Path) -> Path:
         try:
@@ -74,10 +72,11 @@ def annotations(rows: list[dict], path: Path = EXPECTATIONS, root: Path | None =
     for r in rows:
         if r["reported"] not in FAILED:
             continue
-        line = bar_line(text, r.get("benchmark") or "tofu", r["method"], r["row"], shared_text)
-        where = shown(shared if line < 0 else path)
+        where, line = next(((p, n) for p, text in files
+                            if (n := bar_line(text, r.get("benchmark") or "tofu", r["method"], r["row"])) is not None),
+                           (path, 1))
         title = f"{r.get('benchmark')} {r['method']} {r['split']} {r['row']} {r['reported']}"
-        out.append(f"::error file={where},line={abs(line)},title={_escape(title)}::{_escape(r['why'])}")
+        out.append(f"::error file={shown(where)},line={line},title={_escape(title)}::{_escape(r['why'])}")
     return out
 
 
