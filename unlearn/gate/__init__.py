@@ -75,7 +75,9 @@ def pytest_configure(config):
     checkpoint = config.getoption("--unlearn-checkpoint")
     if not names and not checkpoint:
         return
-    from unlearn.gate.expectations import ExpectationsError, load_expectations
+    import os
+
+    from unlearn.gate.expectations import CHECKPOINT, ExpectationsError, load_expectations
     from unlearn.methods import method_names, parse_overrides, validate_overrides
     from unlearn.numerics import set_threads
 
@@ -96,7 +98,7 @@ def pytest_configure(config):
         rows, source = load_expectations(config.getoption("--unlearn-expectations"), Path(config.rootpath), known)
     except ExpectationsError as err:
         raise pytest.UsageError(str(err)) from None
-    if checkpoint and not any(m == "checkpoint" for _, m in rows):
+    if checkpoint and not any(m == CHECKPOINT for _, m in rows):
         raise pytest.UsageError(f"--unlearn-checkpoint: {source or 'no expectations file'} has no [BENCHMARK.checkpoint] "
                                 "table: the bars a checkpoint is held to are yours, e.g. [wmdp.checkpoint] "
                                 'wmdp_bio_acc = "<= 0.3" and mmlu_acc = ">= 0.5" in unlearn-expectations.toml')
@@ -105,6 +107,7 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--unlearn-max-rows {max_rows}: must be an integer >= 1")
     config.stash[GATE] = {"methods": methods, "rows": rows, "source": source, "overrides": overrides,
                           "model": config.getoption("--unlearn-model"),
+                          "data_dir": config.getoption("--unlearn-data-dir") or os.environ.get("UNLEARN_DATA_DIR"),
                           "snapshots": str(Path(config.rootpath) / "__snapshots__" / "unlearn"),
                           "checkpoint": checkpoint, "adapter": config.getoption("--unlearn-adapter"),
                           "protocol": config.getoption("--unlearn-protocol"), "max_rows": max_rows,

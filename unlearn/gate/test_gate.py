@@ -34,7 +34,6 @@ def _evaluation(config, benchmark: str, split: str) -> dict:
     the logs folder (``BENCHMARK-SPLIT.json``; TOFU's per-question logs beside it in TOFU's format)."""
     if (benchmark, split) not in _EVALS:
         import json
-        import os
         from pathlib import Path
 
         from unlearn.eval_job import run_eval, write_eval
@@ -46,8 +45,7 @@ def _evaluation(config, benchmark: str, split: str) -> dict:
             names = [r[0] for r in gate["rows"][benchmark, CHECKPOINT]]
             subjects = sorted({n.split("_")[1] if n.startswith("wmdp_") else n.split("_")[0] for n in names})
         result = run_eval(benchmark, None if split == "all" else split, gate["checkpoint"], adapter=gate["adapter"],
-                          protocol=gate["protocol"], data_dir=config.getoption("--unlearn-data-dir")
-                          or os.environ.get("UNLEARN_DATA_DIR"), max_rows=gate["max_rows"], subjects=subjects,
+                          protocol=gate["protocol"], data_dir=gate["data_dir"], max_rows=gate["max_rows"], subjects=subjects,
                           progress=False)
         logs = Path(gate["logs"])
         logs.mkdir(parents=True, exist_ok=True)
@@ -102,14 +100,11 @@ def pytest_generate_tests(metafunc):
 
 def _bench(config, name: str):
     if name not in _BENCHES:
-        import os
-
         from unlearn.benchmarks import BENCHMARKS
 
         gate = config.stash[GATE]
         real = gate["model"] != "tiny-qwen3"
-        data_dir = config.getoption("--unlearn-data-dir") or os.environ.get("UNLEARN_DATA_DIR")
-        _BENCHES[name] = BENCHMARKS.get(name)(gate["model"], data_dir=data_dir if real else None,
+        _BENCHES[name] = BENCHMARKS.get(name)(gate["model"], data_dir=gate["data_dir"] if real else None,
                                               protocol="reduced" if real else None, progress=False)
     return _BENCHES[name]
 
