@@ -128,7 +128,7 @@ def mlflow_uri(folder: Path) -> str:
 
 def log_mlflow(doc: dict, folder: Path) -> str:
     """The grid as one MLflow run with a nested run per cell (batched writes); returns ``URI run RUN_ID``."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     uri = mlflow_uri(folder)
@@ -144,13 +144,12 @@ def log_mlflow(doc: dict, folder: Path) -> str:
     run = doc.get("run", {})
     seeds = len(run.get("seeds") or [0])
 
-    def batch(run_id: str, params: dict, metrics: dict, steps=(), tags: dict | None = None) -> None:
+    def batch(run_id: str, params: dict, metrics: dict, steps=()) -> None:
         ms = [Metric(k, v, now, 0) for k, v in metrics.items()]
         ms += [Metric(k, v, now, step) for step, values in steps for k, v in values.items()]
         ps = [Param(k, v) for k, v in params.items()]
-        ts = [RunTag(k, v) for k, v in (tags or {}).items()]
-        for i in range(0, max(len(ms), len(ps), len(ts), 1), 100):  # MLflow's per-request limit is 100 params
-            client.log_batch(run_id, metrics=ms[i:i + 100], params=ps[i:i + 100], tags=ts[i:i + 100])
+        for i in range(0, max(len(ms), len(ps), 1), 100):  # MLflow's per-request limit is 100 params
+            client.log_batch(run_id, metrics=ms[i:i + 100], params=ps[i:i + 100])
 
     grid = client.create_run(exp_id, run_name=f"grid {folder.resolve().name}", tags={"unlearn.kind": "grid"})
     gid = grid.info.run_id
