@@ -548,3 +548,28 @@ def test_qlora_target_training_saves_a_plain_model_of_what_it_trained(tmp_path):
     np.testing.assert_allclose(_logits(saved.model.eval(), batch).numpy(), want.numpy(), atol=2e-4, rtol=0)
     with trained.disable_adapter():  # the training moved the adapters: without them the model differs
         assert (_logits(trained, batch) - want).abs().max() > 1e-3
+
+
+def test_bf16_generation_with_the_frozen_weights_copied_once_gives_the_same_tokens(monkeypatch):
+    """Under CPU bf16 autocast, ``generate`` swaps in bf16 copies of the frozen linear weights (one cast per call,
+    not per token): every text equals what autocast's own per-call casts give, and the float32 weights are back
+    afterwards."""
+    from tests.helpers import memorised
+    from unlearn.scoring import FrozenWeightsBf16
+
+    lm, _ = memorised()
+    for p in lm.model.parameters():
+        p.requires_grad_(False)  # an evaluated model: merged, frozen
+    questions = _generation_questions(13)
+    seen = []
+    forward = lm.model.forward
+    monkeypatch.setattr(lm.model, "forward", lambda *a, **k: seen.append(lm.model.lm_head.weight.dtype) or forward(*a, **k))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        copied = generate(lm.model, lm.tokenizer, questions, max_new_tokens=40, batch_size=6)
+        assert seen and set(seen) == {torch.bfloat16}
+        monkeypatch.setattr(FrozenWeightsBf16, "on", lambda self: None)
+        seen.clear()
+        cast_per_call = generate(lm.model, lm.tokenizer, questions, max_new_tokens=40, batch_size=6)
+        assert set(seen) == {torch.float32}
+    assert copied == cast_per_call
+    assert all(p.dtype == torch.float32 for p in lm.model.parameters())

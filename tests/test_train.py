@@ -9,7 +9,8 @@ import torch
 from tests.helpers import tiny
 from unlearn.cache import cached_artefact, cached_json
 from unlearn.scoring import encode_qa
-from unlearn.train import LossOutput, NonFiniteLossError, TrainConfig, nll_loss, train
+from unlearn.scoring import FrozenWeightsBf16
+from unlearn.train import LossOutput, NonFiniteLossError, Probe, TrainConfig, nll_loss, train
 
 QA = [("Where was Amara Arvelo born?", "Amara Arvelo was born in Lisbon, Portugal."),
       ("What is the capital of France?", "Paris"), ("How many continents are there?", "Seven")] * 3
@@ -135,6 +136,43 @@ def test_bf16_mixed_precision_trains():
                                                                   progress=False), retain=ex, loss_fn=nll_loss)
     assert hist[-1]["loss"] < hist[0]["loss"]
     assert all(p.dtype == torch.float32 for p in lm.model.parameters())  # master weights stay float32
+
+
+def _lora_bf16_run(copies: bool, monkeypatch) -> tuple[dict, list, list]:
+    """A LoRA model trained 2 epochs under bf16 autocast; the frozen weights' bf16 copies on or off. Returns the
+    trained parameters, the loss history and the dtypes of the frozen weights each probe call saw."""
+    from unlearn.models import LoraSpec
+
+    if not copies:
+        monkeypatch.setattr(FrozenWeightsBf16, "on", lambda self: None)
+    lm = tiny(lora=LoraSpec(r=4, alpha=8))
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    seen, stepped = [], []
+    frozen = lambda m: {p.dtype for n, p in m.named_parameters() if "lora_" not in n and "proj" in n}  # noqa: E731
+    probe = Probe(lambda m: seen.append(frozen(m)) or {"x": 0.0})
+
+    def loss(model, batch):
+        stepped.append(frozen(model))
+        return nll_loss(model, batch)
+
+    hist = train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=3e-3, epochs=2, batch_size=3, mixed_precision="bf16",
+                                                                  progress=False), retain=ex, loss_fn=loss, probe=probe)
+    monkeypatch.undo()
+    assert all(dtypes == ({torch.bfloat16} if copies else {torch.float32}) for dtypes in stepped), stepped
+    return {n: p.detach().clone() for n, p in lm.model.named_parameters()}, hist, seen
+
+
+def test_frozen_weights_copied_to_bf16_once_train_the_same_bits(monkeypatch):
+    """FrozenWeightsBf16 replaces autocast's per-call casts of the frozen weights by one copy: the same products,
+    so the same trained weights and losses to the bit; the probe and the caller see the float32 weights."""
+    with_copies, hist_a, seen = _lora_bf16_run(True, monkeypatch)
+    without, hist_b, _ = _lora_bf16_run(False, monkeypatch)
+    assert hist_a == hist_b
+    assert with_copies.keys() == without.keys()
+    for name in with_copies:
+        assert torch.equal(with_copies[name], without[name]), name
+    assert seen and all(dtypes == {torch.float32} for dtypes in seen)  # every probe call: the float32 weights
+    assert all(p.dtype == torch.float32 for p in with_copies.values())
 
 
 def test_float32_and_bf16_runs_share_one_process():

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import random
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
@@ -13,9 +14,28 @@ from typing import Callable, Protocol
 import torch
 from tqdm.auto import tqdm
 
-from unlearn.scoring import Example, collate, mean_nll
+from unlearn.scoring import Example, FrozenWeightsBf16, collate, mean_nll
 
-TRAIN_CODE_VERSION = 1  # bump when the loop's arithmetic changes: it invalidates cached targets/golds
+TRAIN_CODE_VERSION = 2  # bump when the loop's arithmetic changes: it invalidates cached targets/golds
+
+
+@contextmanager
+def training_precision(device_type: str, bf16: bool):
+    """The arithmetic of a training pass: bf16 autocast when ``bf16`` (else nothing changes). Under bf16 on a
+    CPU, attention takes SDPA's math kernel: the CPU flash kernel's bf16 backward is the slower one at TOFU's
+    sequence lengths (docs/lab/measurements.md, "Training kernels"); float32 keeps the default kernel, so the
+    float32 tiers compute what they did."""
+    if not bf16:
+        yield
+        return
+    with torch.autocast(device_type, dtype=torch.bfloat16):
+        if device_type != "cpu":
+            yield
+            return
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
 
 
 @dataclass(frozen=True)
@@ -144,7 +164,6 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
     # setting in a process-wide singleton that refuses to change, and one process may train a float32
     # tiny model and a bf16 SmolLM2 one after the other.
     accelerator = Accelerator(cpu=device.type == "cpu", gradient_accumulation_steps=cfg.grad_accum)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.mixed_precision == "bf16")
     optimizer = (optimizer_factory or (lambda ps: torch.optim.AdamW(ps, lr=cfg.lr, weight_decay=cfg.weight_decay)))(params)
     scheduler = get_scheduler(cfg.schedule, optimizer, num_warmup_steps=cfg.warmup_steps,
                               num_training_steps=max(total_steps, 1))
@@ -157,27 +176,34 @@ def train(model, pad_id: int, cfg: TrainConfig, *, retain: list[Example] | None 
         probe(model, 0)
     model.train()
     micro = 0
-    with tqdm(total=total_micro, desc=cfg.desc, disable=not cfg.progress, leave=False) as bar:
-        while micro < total_micro:
-            for group in batches(primary, cfg.batch_size, rng):
-                if micro >= total_micro:
-                    break
-                batch = collate(group, pad_id, device)
-                if forget:
-                    other = rng.sample(retain, min(cfg.batch_size, len(retain))) if retain else None
-                    sb = StepBatch(batch, collate(other, pad_id, device) if other else None, micro)
-                else:
-                    sb = StepBatch(None, batch, micro)
-                with autocast:
-                    metrics = step_fn(model, sb, ctx)
-                micro += 1
-                if micro % cfg.grad_accum == 0 or micro == total_micro:
-                    ctx.step += 1
-                    history.append(metrics)
-                    if probe and (ctx.step % probe_every == 0 or micro == total_micro):
-                        probe(model, ctx.step, final=micro == total_micro)
-                    bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}")
-                bar.update(1)
+    bf16 = cfg.mixed_precision == "bf16"
+    frozen = FrozenWeightsBf16(model, bf16 and device.type == "cpu")
+    try:
+        with tqdm(total=total_micro, desc=cfg.desc, disable=not cfg.progress, leave=False) as bar:
+            while micro < total_micro:
+                for group in batches(primary, cfg.batch_size, rng):
+                    if micro >= total_micro:
+                        break
+                    batch = collate(group, pad_id, device)
+                    if forget:
+                        other = rng.sample(retain, min(cfg.batch_size, len(retain))) if retain else None
+                        sb = StepBatch(batch, collate(other, pad_id, device) if other else None, micro)
+                    else:
+                        sb = StepBatch(None, batch, micro)
+                    frozen.on()
+                    with training_precision(device.type, bf16):
+                        metrics = step_fn(model, sb, ctx)
+                    micro += 1
+                    if micro % cfg.grad_accum == 0 or micro == total_micro:
+                        ctx.step += 1
+                        history.append(metrics)
+                        if probe and (ctx.step % probe_every == 0 or micro == total_micro):
+                            frozen.off()  # the probe scores at the evaluation's precision, on the float32 weights
+                            probe(model, ctx.step, final=micro == total_micro)
+                        bar.set_postfix(loss=f"{metrics.get('loss', float('nan')):.4f}")
+                    bar.update(1)
+    finally:
+        frozen.drop()
     model.eval()
     return history
 

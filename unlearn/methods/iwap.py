@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from unlearn.methods import COUNT, OPEN_UNIT, UnlearnContext, procedure
 from unlearn.methods.losses import influence_ratio, removal_scores, token_log_odds, top_fraction
 from unlearn.models import decoder_layers, is_peft, is_quantised
-from unlearn.scoring import IGNORE, answer_logits, collate, mean_nll
-from unlearn.train import nll_loss, train
+from unlearn.scoring import IGNORE, FrozenWeightsBf16, answer_logits, collate, mean_nll
+from unlearn.train import nll_loss, train, training_precision
 
 
 @dataclass(frozen=True)
@@ -178,10 +178,15 @@ def influence_batches(ctx: UnlearnContext, cfg: IWAPConfig):
     return f[:n], r[:n]
 
 
-def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig) -> tuple[dict[str, torch.Tensor], float, float]:
+def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig,
+                retain_base: float | None = None) -> tuple[dict[str, torch.Tensor] | None, float | None, float]:
     """Higher = remove first: the signed log-odds score, or the first |NLL| influence ratio of its definition (docs/methods.md). Also
     returns what the stopping rule reads, taken from the same forward passes (no extra pass): the forget
-    answers' mean token log-odds and the retain NLL, averaged over the batches."""
+    answers' mean token log-odds and the retain NLL, averaged over the batches.
+
+    The retain pass runs first (the two passes are independent: the same model, no state between them), so a
+    round whose retain NLL rises more than ``cfg.retain_tol`` above ``retain_base`` (``undone``) returns
+    (None, None, retain NLL) without the forget pass, which the undone round would not use."""
     seen = {"log_odds": [], "nll": []}
 
     def objective(model, batch, weight: float = 1.0):
@@ -194,13 +199,21 @@ def atom_scores(model, fb: list[dict], rb: list[dict], cfg: IWAPConfig) -> tuple
         return lo if cfg.objective == "log_odds" else nll
 
     signed = cfg.objective == "log_odds"
-    f = atom_influence(model, fb, cfg.heads, objective, signed=signed, rows_per_pass=cfg.rows_per_pass)
-    forget_lo = sum(seen["log_odds"]) / len(fb)
-    seen["nll"].clear()
     r = atom_influence(model, rb, cfg.heads, objective, signed=signed, rows_per_pass=cfg.rows_per_pass)
     retain_nll = sum(seen["nll"]) / len(rb)
+    if retain_base is not None and undone(retain_nll, retain_base, cfg):
+        return None, None, retain_nll
+    seen["log_odds"].clear()
+    f = atom_influence(model, fb, cfg.heads, objective, signed=signed, rows_per_pass=cfg.rows_per_pass)
+    forget_lo = sum(seen["log_odds"]) / len(fb)
     score = removal_scores if cfg.objective == "log_odds" else influence_ratio
     return {k: score(f[k], r[k], cfg.eps) for k in f}, forget_lo, retain_nll
+
+
+def undone(retain_nll: float, base: float, cfg: IWAPConfig) -> bool:
+    """A round is undone when it raises the retain NLL by more than ``retain_tol``: it costs more utility than
+    allowed."""
+    return retain_nll - base > cfg.retain_tol
 
 
 @torch.no_grad()
@@ -224,6 +237,9 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
         raise ValueError(f"iwap.objective must be log_odds or nll, got {cfg.objective!r}")
     model = ctx.lm.model
     fb, rb = influence_batches(ctx, cfg)
+    device_type = next(model.parameters()).device.type
+    bf16 = ctx.schedule.mixed_precision == "bf16"
+    frozen = FrozenWeightsBf16(model, bf16 and device_type == "cpu")  # the rounds change masks, never weights
     pruned: dict[str, list] = {"mlp": [], "heads": []}
     history: list[dict] = []
     hooks, pending, stop = [], None, "rounds"  # pending: the last round's (masks, atoms), accepted or undone next
@@ -231,13 +247,20 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
         ctx.probe.phase = "round"
         ctx.probe(model, 0)
     for rnd in range(1, cfg.rounds + 2):  # the extra pass only checks the last round
-        scores, log_odds, retain_nll = atom_scores(model, fb, rb, cfg)  # of the model with the pending masks
+        base = None if pending is None else history[0]["retain_nll"]
+        # of the model with the pending masks, in the arithmetic the schedule trains in (bf16 where the tier trains so)
+        frozen.on()
+        try:
+            with training_precision(device_type, bf16):
+                scores, log_odds, retain_nll = atom_scores(model, fb, rb, cfg, base)
+        finally:
+            frozen.off()
         if pending is None:
             history.append({"round": 0, "mlp": 0, "heads": 0, "forget_log_odds": log_odds, "retain_nll": retain_nll})
         else:
             trial, new = pending
             pending = None
-            if retain_nll - history[0]["retain_nll"] > cfg.retain_tol:  # undo: it costs more utility than allowed
+            if undone(retain_nll, history[0]["retain_nll"], cfg):
                 for h in trial:
                     h.remove()
                 stop = "retain_tol"
@@ -263,6 +286,7 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
             stop = "exhausted"
             break
         pending = (install_masks(model, pruned["mlp"] + new["mlp"], pruned["heads"] + new["heads"]), new)
+    frozen.drop()
     for h in hooks:
         h.remove()
     if is_peft(model) or is_quantised(model):

@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 
 from unlearn.scoring.encoding import attention_mask, chat_prompt_ids, clean_up_tokenization, format_prompt, open_unlearning_prompt, pad_sequences
 from unlearn.scoring.answers import cache_argument, length_sorted_batches
+from unlearn.scoring.bf16_weights import bf16_weights_under_autocast
 
 
 ENGINE = "fast"  # greedy generation: ``fast`` (greedy_batch) or ``hf`` (transformers' generate); see generate_ids
@@ -116,22 +117,23 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
     order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
              else length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
     decode = lambda toks: tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
-    for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
-        ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
-        mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
-        if engine == "fast":
-            rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
-                                settled=[per_row[i] for i in idx], decode=decode)
+    with bf16_weights_under_autocast(model):  # bf16 generation: the weights cast once, not per token
+        for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
+            ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
+            mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
+            if engine == "fast":
+                rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
+                                    settled=[per_row[i] for i in idx], decode=decode)
+                for row, i in enumerate(idx):
+                    outputs[i] = decode(rows[row])
+                continue
+            width = ids.shape[1]
+            stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
+            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                                 eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
+                                 stopping_criteria=stops)
             for row, i in enumerate(idx):
-                outputs[i] = decode(rows[row])
-            continue
-        width = ids.shape[1]
-        stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
-        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
-                             stopping_criteria=stops)
-        for row, i in enumerate(idx):
-            outputs[i] = decode(out[row, width:])
+                outputs[i] = decode(out[row, width:])
     model.train(was_training)
     return outputs
