@@ -156,12 +156,20 @@ def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, s
 
 
 # ---------------------------------------------------------------- worker processes on one machine (--workers N)
-def _process_models(args, b: str, splits: list[str], kind: str, cpus: int) -> str:
-    """A worker process's model task: benchmark ``b``'s target (``kind`` "target") or a split's gold, then its
-    reference evaluation on each of ``splits`` (cached beside the model, as the cells would compute it first), so
-    the target's and the gold's evaluations run side by side too."""
+def _process_train(args, b: str, split: str, kind: str, cpus: int) -> str:
+    """A worker process's model task: train (or find in the cache) benchmark ``b``'s target (``kind`` "target")
+    or split ``split``'s gold."""
     _, runner = _runner(args, b, cpus, 0.0)
-    (runner.target_dir if kind == "target" else runner.gold_dir)(splits[0])
+    (runner.target_dir if kind == "target" else runner.gold_dir)(split)
+    return f"{b}:{kind}:{split}"
+
+
+def _process_reference(args, b: str, splits: list[str], kind: str, cpus: int) -> str:
+    """A worker process's reference task: the trained target's or gold's evaluation on each of ``splits``
+    (cached beside the model), queued as soon as the model exists, ahead of the cells: it runs beside the first
+    cell's unlearning (TOFU's cells read it after unlearning; a cell that reads it sooner waits on the cache's
+    lock and then reads the file)."""
+    _, runner = _runner(args, b, cpus, 0.0)
     for s in splits:
         try:
             runner.reference_eval(kind, s)
@@ -184,8 +192,8 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
                      out: Path, log) -> dict[int, tuple[str, dict, str]]:
     """Run ``todo`` in ``args.workers`` worker processes of ``CORES // workers`` torch threads each (one machine):
     first every benchmark's target and each split's gold as separate tasks (a target and a gold train side by
-    side), then one task per benchmark and method (its splits in grid order, one benchmark object) once the
-    models it needs exist. Each cell is ``compute_cell`` as the local executor runs it, under the same lock, so a
+    side), each trained model's reference evaluation as a task of its own, then one task per benchmark and
+    method (its splits in grid order, one benchmark object) once the models it needs are trained. Each cell is ``compute_cell`` as the local executor runs it, under the same lock, so a
     rerun resumes from whatever finished; {grid index: result}."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -214,7 +222,7 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
     try:
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
                 tqdm(total=len(todo), desc=f"cells ({args.workers} workers)", disable=not args.progress) as bar:
-            pending = {pool.submit(_process_models, args, b, ss, kind, cpus): ("models", (b, ss[0], kind))
+            pending = {pool.submit(_process_train, args, b, ss[0], kind, cpus): ("models", (b, ss, kind))
                        for b, ss, kind in model_tasks}
             built: set = set()
             waiting = dict(groups)
@@ -229,7 +237,11 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
                     what, key = pending.pop(fut)
                     if what == "models":
                         fut.result()  # a model that cannot be trained stops the grid, as in one process
-                        built.add(key)
+                        b, ss, kind = key
+                        built.add((b, ss[0], kind))
+                        pending[pool.submit(_process_reference, args, b, ss, kind, cpus)] = ("reference", key)
+                    elif what == "reference":
+                        fut.result()  # an evaluation that fails would fail every cell of its split: stop here too
                     else:
                         for j, result in fut.result():
                             results[j] = result

@@ -482,10 +482,11 @@ class TofuBenchmark(Benchmark):
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
         start = time.time()
-        target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
         run, robust = {"cost": None, "dynamics": None, "method_stats": None}, None
+        # the target's and gold's evaluations are read once they are needed, after the unlearning, so a worker
+        # process may unlearn while another evaluates the target (unlearn.executors)
         if method == "retrain":
-            result = gold
+            result = gold = self.reference_eval("gold", split)
             if self.profile.robustness is not None:  # the gold row's attack is the control itself
                 gold_lm = self.load(self.gold_dir(split), adapters=False)
                 robust = {**self.relearn_control(split, gold_lm), **self._leak(gold_lm, split, gold)}
@@ -499,6 +500,7 @@ class TofuBenchmark(Benchmark):
                 robust = self.robustness(lm, split, result)
             if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)
                 self.model_sink(lm)
+        target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
         fq = forget_quality_of_logs(result["logs"]["forget"], gold["logs"]["forget"])
         metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}
