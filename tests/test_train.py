@@ -145,14 +145,29 @@ def _lora_bf16_run(copies: bool, monkeypatch) -> tuple[dict, list, list]:
 
     if not copies:
         monkeypatch.setattr(FrozenWeightsBf16, "on", lambda self: None)
+    from peft import LoraConfig
+
+    from unlearn.models import activate_adapters
+
     lm = tiny(lora=LoraSpec(r=4, alpha=8))
+    # a second, frozen adapter active beside the trained one (as DSU's repair phase runs): its weights must stay
+    # float32, or the gradient flowing back through its input cast would be rounded
+    lm.model.add_adapter("frozen", LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=0.0,
+                                              task_type="CAUSAL_LM"))
+    gen = torch.Generator().manual_seed(0)
+    for name, p in lm.model.named_parameters():
+        if ".frozen." in name:
+            p.data = torch.randn(p.shape, generator=gen) * 0.05
+    activate_adapters(lm.model, ["default", "frozen"], trainable="default")
     ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
     seen, stepped = [], []
     frozen = lambda m: {p.dtype for n, p in m.named_parameters() if "lora_" not in n and "proj" in n}  # noqa: E731
+    adapters = lambda m: {p.dtype for n, p in m.named_parameters() if "lora_" in n}  # noqa: E731
     probe = Probe(lambda m: seen.append(frozen(m)) or {"x": 0.0})
 
     def loss(model, batch):
         stepped.append(frozen(model))
+        assert adapters(model) == {torch.float32}
         return nll_loss(model, batch)
 
     hist = train(lm.model, lm.tokenizer.pad_token_id, TrainConfig(lr=3e-3, epochs=2, batch_size=3, mixed_precision="bf16",

@@ -8,8 +8,9 @@ import torch
 
 
 class FrozenWeightsBf16:
-    """bf16 copies of a model's frozen float32 linear weights, swapped in (``on``) for bf16-autocast passes and
-    out (``off``) for anything else. Autocast casts such a weight on every call (its cast cache keeps only
+    """bf16 copies of a model's frozen float32 linear weights (LoRA adapters' excepted, frozen or not: PEFT casts
+    an adapter's input to its weights' dtype, which would round the gradient that flows back through it),
+    swapped in (``on``) for bf16-autocast passes and out (``off``) for anything else. Autocast casts such a weight on every call (its cast cache keeps only
     leaves that require a gradient); a copy made once holds the same rounded values, so the products are the
     same and the casts are gone. The copies are made at ``on`` and last while the frozen weights do not change
     (one training loop, one IWAP round, one generation call). ``enabled`` False: both are no-ops."""
@@ -20,7 +21,9 @@ class FrozenWeightsBf16:
     def on(self) -> None:
         if not self.enabled or self.swapped:
             return
-        for mod in self.model.modules():
+        for name, mod in self.model.named_modules():
+            if ".lora_" in f".{name}":  # an adapter's weights: PEFT casts its input to their dtype, so they stay
+                continue
             if isinstance(mod, torch.nn.Linear) and not mod.weight.requires_grad and mod.weight.dtype == torch.float32:
                 if mod.bias is not None and (mod.bias.requires_grad or mod.bias.dtype != torch.float32):
                     continue
