@@ -193,8 +193,9 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
     """Run ``todo`` in ``args.workers`` worker processes of ``CORES // workers`` torch threads each (one machine):
     first every benchmark's target and each split's gold as separate tasks (a target and a gold train side by
     side), each trained model's reference evaluation as a task of its own, then one task per benchmark and
-    method (its splits in grid order, one benchmark object) once the models it needs are trained. Each cell is ``compute_cell`` as the local executor runs it, under the same lock, so a
-    rerun resumes from whatever finished; {grid index: result}."""
+    method (its splits in grid order, one benchmark object) once the models it needs are trained. Each cell is
+    ``compute_cell`` as the local executor runs it, under the same lock, so a rerun resumes from whatever
+    finished; {grid index: result}."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 

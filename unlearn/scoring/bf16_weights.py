@@ -8,12 +8,13 @@ import torch
 
 
 class FrozenWeightsBf16:
-    """bf16 copies of a model's frozen float32 linear weights (LoRA adapters' excepted, frozen or not: PEFT casts
-    an adapter's input to its weights' dtype, which would round the gradient that flows back through it),
-    swapped in (``on``) for bf16-autocast passes and out (``off``) for anything else. Autocast casts such a weight on every call (its cast cache keeps only
-    leaves that require a gradient); a copy made once holds the same rounded values, so the products are the
-    same and the casts are gone. The copies are made at ``on`` and last while the frozen weights do not change
-    (one training loop, one IWAP round, one generation call). ``enabled`` False: both are no-ops."""
+    """bf16 copies of a model's frozen float32 linear weights, swapped in (``on``) for bf16-autocast passes and
+    out (``off``) for anything else. Autocast casts such a weight on every call (its cast cache keeps only leaves
+    that require a gradient); a copy made once holds the same rounded values, so the products are the same and
+    the casts are gone. LoRA adapters' weights, frozen or not, keep their dtype: PEFT casts an adapter's input to
+    it, which would round the gradient flowing back through that input. The copies are made at ``on`` and last
+    while the frozen weights do not change (one training loop, one generation call). ``enabled`` False: both are
+    no-ops."""
 
     def __init__(self, model, enabled: bool):
         self.model, self.enabled, self.swapped = model, enabled, []
