@@ -57,3 +57,20 @@ def test_run_info_names_the_installed_distribution():
     project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
     assert DISTRIBUTION == project["name"] != "unlearn"
     assert metadata.version(DISTRIBUTION) == project["version"]
+
+
+def test_the_dry_runs_separation_line_says_which_rule_holds_and_why():
+    from unlearn.bench import separation_lines
+
+    def cell(method, efficacy, retain, mia):
+        return {"benchmark": "tofu", "split": "forget01", "method": method,
+                "summary": {"forget_efficacy": efficacy, "retain_performance": retain, "mia_auc": mia}}
+
+    methods = [cell("finetune", 0.26, 0.95, 1.0), cell("trou", 0.729, 0.817, 0.85), cell("grad_ascent", 0.73, 0.77, 0.9)]
+    (line,) = separation_lines(methods + [cell("retrain", 1.0, 0.85, 0.479)])
+    assert "the table separates methods" in line and "trou 0.729 at 0.817" in line and "grad_ascent" not in line
+    (line,) = separation_lines(methods + [cell("retrain", 1.0, 0.85, 0.62)])  # the gold's MIA is off by 0.12
+    assert "does not separate" in line and "gold MIA AUC 0.620" in line
+    (line,) = separation_lines(methods[:1] + [cell("retrain", 1.0, 0.85, 0.5)])  # nothing forgets
+    assert "does not separate" in line and "no method meets both bars" in line
+    assert separation_lines(methods) == []  # no gold row: nothing to say

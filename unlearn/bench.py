@@ -36,6 +36,10 @@ DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
 # the dry run's budget than they tell, and on the generated stand-in a checkout without a MUSE folder runs MUSE's
 # does not separate methods (their walls and tables: docs/guide.md, "The dry run in detail")
 DRY_RUN_BENCHMARKS = ("tofu",)
+# what the dry run's table must show to be worth reading (issue 46): the gold forgets as far as a membership
+# test can tell (MIA AUC within 0.1 of 0.5) and some method forgets at half the gold's distance while keeping
+# most of the target's utility; point values, so a line, not a significance test
+SEPARATION = {"gold_mia_within": 0.1, "efficacy": 0.5, "retain": 0.8}
 
 DISTRIBUTION = "unlearn-eval"  # the name pip knows this project by (the import package is unlearn)
 # an output folder with less free space than this is refused before any training: a full TOFU cell file with its
@@ -290,6 +294,26 @@ def run_info(args: BenchArgs, protocol: str, benches: dict) -> dict:
                                                               (DISTRIBUTION, "torch", "transformers", "peft", "accelerate", "bitsandbytes")}}
 
 
+def separation_lines(cells: list[dict]) -> list[str]:
+    """Per benchmark split with a gold row: whether its table separates methods by ``SEPARATION``, and why."""
+    rule = (f"gold MIA AUC within {SEPARATION['gold_mia_within']} of 0.5, and a method at forget efficacy >= "
+            f"{SEPARATION['efficacy']} with retain performance >= {SEPARATION['retain']}")
+    lines = []
+    for (b, s) in dict.fromkeys((c["benchmark"], c["split"]) for c in cells):
+        rows = {c["method"]: c.get("summary") or {} for c in cells if (c["benchmark"], c["split"]) == (b, s)}
+        gold = rows.pop("retrain", None)
+        if gold is None or gold.get("mia_auc") is None:
+            continue
+        calibrated = abs(gold["mia_auc"] - 0.5) <= SEPARATION["gold_mia_within"]
+        forgetting = [f"{m} {v['forget_efficacy']:.3f} at {v['retain_performance']:.3f}" for m, v in sorted(rows.items())
+                      if (v.get("forget_efficacy") or 0) >= SEPARATION["efficacy"]
+                      and (v.get("retain_performance") or 0) >= SEPARATION["retain"]]
+        verdict = "separates methods" if calibrated and forgetting else "does not separate methods"
+        lines.append(f"{b} {s}: the table {verdict} ({rule}): gold MIA AUC {gold['mia_auc']:.3f}; "
+                     + (", ".join(forgetting) if forgetting else "no method meets both bars"))
+    return lines
+
+
 def run_bench(args: BenchArgs, log=print) -> dict:
     """Run the grid, once per seed (``--seed`` .. ``--seed + --seeds - 1``; the seed fixes the target's and the
     gold's training as well as the unlearning run). A cell whose loss turns NaN or inf is recorded under
@@ -330,6 +354,9 @@ def run_bench(args: BenchArgs, log=print) -> dict:
     log(to_markdown(cells, {"model": args.model, "protocol": protocol, "wall_s": info["wall_s"],
                             "precision": info["precision"], "data": "; ".join(s for v in info["data"].values() for s in v)},
                     failed))
+    if args.dry_run:
+        for line in separation_lines(cells):
+            log(line)
     log("wrote " + ", ".join(str(p) for p in paths.values()))
     if args.log_to:
         from unlearn.trackers import log_results
