@@ -141,14 +141,12 @@ def test_bf16_mixed_precision_trains():
 def _lora_bf16_run(copies: bool, monkeypatch) -> tuple[dict, list, list]:
     """A LoRA model trained 2 epochs under bf16 autocast; the frozen weights' bf16 copies on or off. Returns the
     trained parameters, the loss history and the dtypes of the frozen weights each probe call saw."""
-    from unlearn.models import LoraSpec
+    from peft import LoraConfig
+
+    from unlearn.models import LoraSpec, activate_adapters
 
     if not copies:
         monkeypatch.setattr(FrozenWeightsBf16, "on", lambda self: None)
-    from peft import LoraConfig
-
-    from unlearn.models import activate_adapters
-
     lm = tiny(lora=LoraSpec(r=4, alpha=8))
     # a second, frozen adapter active beside the trained one (as DSU's repair phase runs): its weights must stay
     # float32, or the gradient flowing back through its input cast would be rounded

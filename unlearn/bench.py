@@ -36,7 +36,7 @@ DRY_RUN_METHODS = ["finetune", "grad_ascent", "dsu", "iwap", "trou", "retrain"]
 # the dry run's budget than they tell, and on the generated stand-in a checkout without a MUSE folder runs MUSE's
 # does not separate methods (their walls and tables: docs/guide.md, "The dry run in detail")
 DRY_RUN_BENCHMARKS = ("tofu",)
-# what the dry run's table must show to be worth reading (issue 46): the gold forgets as far as a membership
+# what the dry run's table must show to be worth reading: the gold forgets as far as a membership
 # test can tell (MIA AUC within 0.1 of 0.5) and some method forgets at half the gold's distance while keeping
 # most of the target's utility; point values, so a line, not a significance test
 SEPARATION = {"gold_mia_within": 0.1, "efficacy": 0.5, "retain": 0.8}

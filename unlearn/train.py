@@ -6,12 +6,13 @@ import hashlib
 import json
 import math
 import random
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
 from unlearn.scoring import Example, FrozenWeightsBf16, collate, mean_nll
@@ -25,17 +26,12 @@ def training_precision(device_type: str, bf16: bool):
     CPU, attention takes SDPA's math kernel: the CPU flash kernel's bf16 backward is the slower one at TOFU's
     sequence lengths (docs/lab/measurements.md, "Training kernels"); float32 keeps the default kernel, so the
     float32 tiers compute what they did."""
-    if not bf16:
+    with ExitStack() as stack:
+        if bf16:
+            stack.enter_context(torch.autocast(device_type, dtype=torch.bfloat16))
+            if device_type == "cpu":
+                stack.enter_context(sdpa_kernel(SDPBackend.MATH))
         yield
-        return
-    with torch.autocast(device_type, dtype=torch.bfloat16):
-        if device_type != "cpu":
-            yield
-            return
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
 
 
 @dataclass(frozen=True)
