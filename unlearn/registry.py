@@ -48,3 +48,20 @@ class Registry(Generic[T]):
 
     def items(self):
         return self._items.items()
+
+
+class PluginError(RuntimeError):
+    """A plugin module that fails to import (the message names it); a broken plugin is not skipped."""
+
+
+def load_entry_points(group: str, kind: str, error: type[PluginError] = PluginError) -> None:
+    """Import every module named in the entry-point ``group`` (importing one registers what it defines); a module
+    that fails to import raises ``error`` naming it and the group, never skipped silently."""
+    from importlib import metadata
+
+    for ep in metadata.entry_points(group=group):
+        try:
+            ep.load()
+        except Exception as err:  # noqa: BLE001  (any failure of a third party's import is reported by name)
+            raise error(f"{kind} plugin {ep.name!r} ({ep.value}, entry point group {group!r}) failed to load: "
+                        f"{type(err).__name__}: {err}") from err

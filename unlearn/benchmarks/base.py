@@ -1,9 +1,10 @@
 """What every benchmark shares: the registry, the :class:`Benchmark` base (arguments, device and precision,
-target/gold model folders, loading, cached target/gold evaluations), the method-running step of a cell
-(settings, token count, dynamics probe, cost), the summary columns, ``tier_recipe`` (a tier's recipe from
-``unlearn/tiers.py`` as profile fields) and small helpers. A benchmark package (``tofu/``, ``muse/``, ``wmdp/``,
-``unsafe/``) adds its data, profile and protocol classes, evaluator and cell, and registers itself in
-``BENCHMARKS``; its recipes are in ``unlearn/tiers.py``."""
+target/gold model folders, loading, cached target/gold evaluations, the cell and its record), the method-running
+step of a cell (settings, token count, dynamics probe, cost), the summary columns, ``tier_recipe`` (a tier's
+recipe from ``unlearn/tiers.py`` as profile fields) and small helpers. A benchmark package (``tofu/``, ``muse/``,
+``wmdp/``, ``unsafe/``) adds its data, profile and protocol classes, evaluator and the measures of its cells
+(``judge``), and registers itself in ``BENCHMARKS``; its recipes are in ``unlearn/tiers.py`` (or, for a package
+of its own, in its class)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from unlearn.cache import cached_json
 from unlearn.provenance import source_version
 from unlearn.methods import UnlearnContext, get_method, make_config, schedule_overrides
 from unlearn.models import LoadedModel, LoraSpec, load_model
-from unlearn.numerics import nudge_ulps, resolve_device, resolve_precision
+from unlearn.numerics import nudge_ulps, numerics_info, resolve_device, resolve_precision
 from unlearn.registry import Registry
 from unlearn.tiers import TIERS, TINY_MODEL, Recipe, Tier, is_tiny, tier_of
 from unlearn.train import TrainConfig
 
 BENCHMARKS: Registry = Registry("benchmark")
+NO_RUN = {"cost": None, "dynamics": None, "method_stats": None}  # what the retrain row's "run" records
 DATA_CHOICES = ("auto", "real", "synthetic")  # auto: the model profile's (real data; synthetic for tiny-qwen3)
 TUNED_DIR = Path(__file__).resolve().parent.parent / "data" / "tuned"
 
@@ -48,7 +50,8 @@ def evaluation_code_version() -> str:
 class Benchmark:
     """The shared part of a benchmark. A subclass sets ``name``, ``splits``, ``dry_run_splits`` and ``protocols``,
     and implements ``make_profile`` (its recipes), ``data(split)``, ``identity(split)``, ``evaluate(lm, split)``,
-    ``target_dir(split)``, ``gold_dir(split)`` and ``run_cell(method, split, overrides)``, and declares its own
+    ``target_dir(split)``, ``gold_dir(split)``, ``context`` and ``dynamics_probe`` (what a method unlearns),
+    :meth:`judge` and :meth:`references` (a cell's measures: :meth:`run_cell` is the cell), and declares its own
     measures once: ``native_metrics`` (the report's columns beside the summary) and ``snapshot_metrics`` (what
     :meth:`metric_snapshot` pins beside the summary). Every method here takes ``split`` first where it takes
     one; a benchmark whose models do not depend on the split (MUSE) ignores it.
@@ -59,6 +62,10 @@ class Benchmark:
 
     name: str = ""
     splits: tuple[str, ...] = ()
+    # a benchmark from a package of its own (an ``unlearn.benchmarks`` entry point) declares its recipes here, by
+    # tier name ("tiny", "reduced", "full"; "<tier>@dry_run" for the dry run's variant where it differs); the
+    # built-in benchmarks' are in unlearn/tiers.py (:func:`recipe_for` reads both)
+    recipes: dict = {}
     native_metrics: tuple[str, ...] = ()  # the report's columns of the benchmark's own measures (unlearn.report)
     snapshot_metrics: tuple[str, ...] = ()  # the cell metrics its snapshots pin, beside the summary columns
 
@@ -122,8 +129,32 @@ class Benchmark:
     def evaluate_model(self, lm: LoadedModel, inputs) -> dict:
         """A given model's evaluation (no unlearning, no target or gold): {"split", "protocol" (description),
         "protocol_name", "compat", "precision", "data" (source), "metrics" ({name: number}), "per_question",
-        "logs" (TOFU-format logs or None), ...}."""
+        "logs" (TOFU-format logs or None), ...}. A benchmark with :meth:`judge` builds it as
+        ``eval_record(score_model(lm, inputs), inputs)``."""
+        return self.eval_record(self.score_model(lm, inputs), inputs)
+
+    def score_model(self, lm: LoadedModel, inputs) -> dict:
+        """A given model's evaluation on ``inputs`` in the form a cell's evaluation has (what :meth:`judge` reads)."""
         raise NotImplementedError(f"{self.name} has no `unlearn eval` yet")
+
+    def eval_record(self, scored: dict, inputs) -> dict:
+        """:meth:`evaluate_model`'s record of a :meth:`score_model` result."""
+        raise NotImplementedError(f"{self.name} has no `unlearn eval` yet")
+
+    # -------------------------------------------------------------- a model against the target and the gold
+    @classmethod
+    def judges_given_models(cls) -> bool:
+        """Whether a given model can be judged against a given target and gold (``unlearn eval --target --gold``,
+        the gate's checkpoint rows): the benchmark scores any model in the form its cells are judged on
+        (:meth:`score_model`)."""
+        return cls.score_model is not Benchmark.score_model
+
+    def judge(self, split: str | None, ev: dict, target: dict, gold: dict) -> dict:
+        """A model's cell measures from its evaluation and the target's and gold's (each the form :meth:`evaluate`
+        and :meth:`score_model` give): {"summary" (the three summary columns), "metrics" (the benchmark's measures,
+        those relative to the gold included), "intervals"}. What a cell records after unlearning, and what
+        ``unlearn eval --target --gold`` and the gate's checkpoint rows decide on."""
+        raise NotImplementedError(f"{self.name} has no comparison with a target and a gold (TOFU and MUSE do)")
 
     # -------------------------------------------------------------- models
     def _model_dir(self, kind: str, rows: list) -> Path:
@@ -174,6 +205,108 @@ class Benchmark:
                 path / f"eval-{self.name}{'-' + split if split else ''}-{digest(self.reference_ident(kind, split))}.json",
                 lambda: self.evaluate_reference(kind, split, self.load(path, adapters=False)))
         return self._evals[kind, split]
+
+    # -------------------------------------------------------------- one cell
+    def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
+        """One benchmark x split x method cell: ``method`` unlearns from the target (the retrain row is the gold
+        itself), the model is evaluated (:meth:`evaluate`), attacked where the profile asks (:meth:`robustness`),
+        and judged against the target's and the gold's evaluations (:meth:`judge`); :meth:`cell_record` is what the
+        cell records. Those evaluations are read once they are needed, after the unlearning, so a worker process
+        may unlearn while another evaluates the target (unlearn.executors)."""
+        cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
+        start = time.time()
+        run, robust = dict(NO_RUN), None
+        if method == "retrain":
+            ev = self.reference_eval("gold", split)
+            robust = self.gold_robustness(split, ev)
+        else:
+            ctx = self.context(split, self.load(self.target_dir(split)), sched)
+            lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(split, m, counter), self.seed)
+            ev = self.evaluate(lm, split)
+            if ctx.probe is not None and ctx.probe.defer_final:  # the last step's point: the evaluation scored its rows
+                ctx.probe.fill_deferred(self.probe_values(ev))
+            if getattr(self.profile, "robustness", None) is not None:
+                robust = self.robustness(lm, split, ev)
+            if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)
+                self.model_sink(lm)
+        target, gold = self.reference_eval("target", split), self.gold_eval(split)
+        judged = self.judge(split, ev, target, gold)
+        if robust is not None:
+            self.add_robustness(judged, robust)
+        return self.cell_record(method, split, cfg, sched, judged, ev=ev, target=target, gold=gold, run=run,
+                                robust=robust, start=start)
+
+    # what a cell's metrics take from its robustness checks (relearn_excess is computed here), and its summary
+    robust_metrics: tuple[str, ...] = ("relearn_recovery", "relearn_control")
+    robust_summary: tuple[str, ...] = ()
+
+    def add_robustness(self, judged: dict, robust: dict) -> None:
+        """The robustness checks' measures into the judged cell: ``robust_metrics`` and ``relearn_excess`` (> 0:
+        the forgotten answers come back faster than the attack's rows teach a model that never saw them) into its
+        metrics, ``robust_summary`` into its summary (relearning clipped to [0, 1] there only)."""
+        metrics = judged["metrics"]
+        metrics.update({k: robust[k] for k in self.robust_metrics})
+        rec, control = robust["relearn_recovery"], robust["relearn_control"]
+        metrics["relearn_excess"] = None if rec is None or control is None else rec - control
+        clip = lambda x: None if x is None else min(1.0, max(0.0, x))  # noqa: E731
+        judged["summary"].update({k: clip(robust[k]) if k.startswith("relearn_") else robust[k]
+                                  for k in self.robust_summary})
+
+    def robustness(self, lm: LoadedModel, split: str, evaluation: dict) -> dict:
+        """The attacks on an unlearned model (relearning, regeneration): {"relearn_recovery", "relearn_control",
+        ...}; only called where the profile has ``robustness`` settings."""
+        raise NotImplementedError(f"{self.name} has no robustness checks")
+
+    def gold_robustness(self, split: str, gold: dict) -> dict | None:
+        """The retrain row's robustness record (the gold's own attack), or None."""
+        return None
+
+    def gold_eval(self, split: str) -> dict | None:
+        """The gold's evaluation a cell is judged against (None where the benchmark has no gold)."""
+        return self.reference_eval("gold", split)
+
+    def probe_values(self, evaluation: dict) -> dict[str, float]:
+        """The dynamics probe's measure read from the final evaluation (a probe with ``defer_final``)."""
+        raise NotImplementedError(f"{self.name}'s probe defers no point")
+
+    def references(self, target: dict, gold: dict | None) -> dict:
+        """The target's and gold's values a cell's record keeps beside its own."""
+        raise NotImplementedError
+
+    def cell_per_question(self, ev: dict, target: dict) -> dict:
+        return ev["per_question"]
+
+    def cell_notes(self, split: str) -> list[str]:
+        """The notes of a cell on ``split`` beside the benchmark's own."""
+        return []
+
+    def cell_protocol_name(self, split: str) -> str:
+        return self.profile.protocol.name
+
+    def record_extras(self, split: str) -> dict:
+        """Fields of a cell's record only this benchmark has (after ``robustness``)."""
+        return {}
+
+    def cell_record(self, method: str, split: str, cfg, sched: dict, judged: dict, *, ev: dict, target: dict,
+                    gold: dict | None, run: dict, robust: dict | None, start: float,
+                    notes: list[str] | None = None) -> dict:
+        """A cell's record (what ``benchmark_results.json`` holds per cell; unlearn.cells reads it); ``notes``: the
+        run's own beside the benchmark's."""
+        gold_dir = self.gold_dir(split) if gold is not None else None
+        return {"benchmark": self.name, "method": method, "split": split, "summary": judged["summary"],
+                "intervals": judged["intervals"], "metrics": judged["metrics"], "references": self.references(target, gold),
+                "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"],
+                "per_question": self.cell_per_question(ev, target),
+                "model": {"name": self.model, "quant": self.quant,
+                          "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
+                          "target": Path(self.target_dir(split)).name, "gold": Path(gold_dir).name if gold_dir else None},
+                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
+                "protocol_name": self.cell_protocol_name(split),
+                "notes": list(dict.fromkeys([*self.notes, *self.cell_notes(split), *(notes or [])])),
+                "unlearn_schedule": schedule_record(self.profile.unlearn, sched), "cost": run["cost"],
+                "dynamics": run["dynamics"], "robustness": robust, **self.record_extras(split),
+                "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
+                "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
 
     # -------------------------------------------------------------- intervals
     def interval_measures(self, target: dict, gold: dict | None, ev: dict):
@@ -234,6 +367,15 @@ def tier_settings(tier: str, base: dict[str, dict[str, str]] | None = None) -> d
     return out
 
 
+def recipe_for(tier: Tier, benchmark: str, dry_run: bool = False) -> Recipe:
+    """``benchmark``'s recipe in ``tier``: from ``unlearn/tiers.py``, else from the benchmark class's own
+    ``recipes`` (a benchmark package of its own)."""
+    own = BENCHMARKS.get(benchmark).recipes if benchmark in BENCHMARKS else {}
+    if benchmark in tier.recipes or tier.name not in own:
+        return tier.recipe(benchmark, dry_run)
+    return own.get(f"{tier.name}@dry_run", own[tier.name]) if dry_run else own[tier.name]
+
+
 def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, protocol: str | None,
                 protocol_label: str | None = None) -> tuple[Tier, Recipe, dict]:
     """The tier ``model`` runs in under ``protocol`` (None: ``reduced`` for the dry run, else ``full``), its recipe
@@ -244,7 +386,7 @@ def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, proto
     ``precision`` and ``protocol_label``, default the protocol's name)."""
     protocol = protocol or ("reduced" if dry_run else "full")
     tier = TIERS[tier_of(model, protocol)]
-    r = tier.recipe(benchmark, dry_run)
+    r = recipe_for(tier, benchmark, dry_run)
     mp = {"mixed_precision": "bf16" if precision == "bf16" else "no"} if tier.follows_precision else {}
     from unlearn.tune import resolve_multiple
 

@@ -12,7 +12,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from unlearn.registry import Registry
+from unlearn.registry import PluginError, Registry, load_entry_points
 from unlearn.train import LossOutput, StepBatch, TrainConfig, train
 
 METHODS: Registry = Registry("method")
@@ -87,7 +87,7 @@ def procedure(name: str, config_cls: type, description: str):
 _LOADED = False
 
 
-class MethodPluginError(RuntimeError):
+class MethodPluginError(PluginError):
     """A method module or plugin that fails to import; the message names it (a broken plugin is not skipped)."""
 
 
@@ -98,17 +98,11 @@ def _load_all() -> None:
     if _LOADED:
         return
     import pkgutil
-    from importlib import metadata
 
     for info in pkgutil.iter_modules(__path__):
         if info.name not in NOT_METHODS and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
-    for ep in metadata.entry_points(group=ENTRY_POINTS):
-        try:
-            ep.load()
-        except Exception as err:  # noqa: BLE001  (any failure of a third party's import is reported by name)
-            raise MethodPluginError(f"method plugin {ep.name!r} ({ep.value}, entry point group {ENTRY_POINTS!r}) "
-                                    f"failed to load: {type(err).__name__}: {err}") from err
+    load_entry_points(ENTRY_POINTS, "method", MethodPluginError)
     _LOADED = True
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, first_n,
-                                     fold_into_weights, method_settings, peak_memory_mb, round_sig, run_method,
-                                     mia_versus_gold, schedule_record, summary_columns, text_membership_scores,
+                                     fold_into_weights, method_settings, round_sig, run_method,
+                                     mia_versus_gold, summary_columns, text_membership_scores,
                                      tier_recipe, with_max_steps)
 from unlearn.benchmarks.muse.data import MuseData, VerbRow, QA, find_muse_source, headlines, load_muse_folder, \
     load_muse_hub, synthetic_muse
@@ -35,7 +35,6 @@ from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
 from unlearn.benchmarks.muse.metrics import answer_settled, cut_answer, knowmem_prompt, muse_auc, privleak, rouge_l_f1
 from unlearn.models import LoadedModel, LoraSpec
-from unlearn.numerics import numerics_info
 from unlearn.scoring import clean_up_tokenization, encode_text, generate_ids, score_examples
 from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
@@ -374,10 +373,14 @@ class MuseBenchmark(Benchmark):
             proto = dataclasses.replace(proto, verbmem_rows=max_rows, knowmem_rows=max_rows, privleak_rows=max_rows)
         return d, proto
 
-    def evaluate_model(self, lm: LoadedModel, inputs: tuple[MuseData, MuseProtocol]) -> dict:
+    def score_model(self, lm: LoadedModel, inputs: tuple[MuseData, MuseProtocol]) -> dict:
         d, proto = inputs
-        ev = evaluate_muse(lm.model, lm.tokenizer, d, proto, progress=self.progress)
+        return evaluate_muse(lm.model, lm.tokenizer, d, proto, progress=self.progress)
+
+    def eval_record(self, ev: dict, inputs: tuple[MuseData, MuseProtocol]) -> dict:
+        d, proto = inputs
         # PrivLeak compares with a retrained model's AUC, which a lone checkpoint has not: the AUC is reported as is
+        # (`judge`, with a gold's evaluation, gives PrivLeak)
         metrics = {"verbmem_f": ev["verbmem_f"], "knowmem_f": ev["knowmem_f"], "knowmem_r": ev["knowmem_r"],
                    "privleak_min_k_auc": ev["privleak_auc"], **{f"mia_{k}": v for k, v in ev["mia"].items()}}
         return {"protocol": proto.describe(),
@@ -423,12 +426,17 @@ class MuseBenchmark(Benchmark):
         return "gold" if k == 1 or not self.profile.step_golds else f"gold{k}"
 
     def _step_metrics(self, ev: dict, k: int) -> dict:
-        target, gold = self.reference_eval("target"), self.reference_eval(self.gold_kind(k))
+        return self.judge(None, ev, self.reference_eval("target"), self.reference_eval(self.gold_kind(k)))
+
+    def judge(self, split: str | None, ev: dict, target: dict, gold: dict) -> dict:
+        """Forget efficacy from the mean of VerbMem's and KnowMem-forget's ROUGE, retain performance from
+        KnowMem-retain's, the Min-K%++ AUC against the gold's; PrivLeak against the gold's AUC. Every MUSE split
+        evaluates the same sets, so ``split`` changes nothing."""
         summary = summary_columns(forget_measure(target), forget_measure(gold), forget_measure(ev), target["knowmem_r"],
                                   ev["knowmem_r"], ev["mia"]["min_k_plus_plus_auc"])
         metrics = {"verbmem_f": ev["verbmem_f"], "knowmem_f": ev["knowmem_f"], "knowmem_r": ev["knowmem_r"],
                    "privleak": privleak(ev["privleak_auc"], gold["privleak_auc"]), "privleak_auc": ev["privleak_auc"],
-                   "forget_measure": forget_measure(ev), **{f"mia_{k_}": v for k_, v in ev["mia"].items()},
+                   "forget_measure": forget_measure(ev), **{f"mia_{k}": v for k, v in ev["mia"].items()},
                    **mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"])}
         return {"summary": summary, "metrics": metrics, "intervals": self.summary_intervals(target, gold, ev, summary)}
 
@@ -509,25 +517,17 @@ class MuseBenchmark(Benchmark):
                                  "cost": s["cost"]} for s in steps]
         cost = None if method == "retrain" else {
             "unlearn_s": round(sum(r["cost"]["unlearn_s"] for r in runs), 2), "tokens": sum(r["cost"]["tokens"] for r in runs)}
-        gold = self.reference_eval("gold")
-        return {"benchmark": "muse", "method": method, "split": split, "summary": last["summary"],
-                "intervals": last["intervals"], "metrics": metrics,
-                "references": {"target": {"forget_measure": forget_measure(target), "verbmem_f": target["verbmem_f"],
-                                          "knowmem_f": target["knowmem_f"], "knowmem_r": target["knowmem_r"],
-                                          "privleak": privleak(target["privleak_auc"], gold["privleak_auc"])},
-                               "gold": {"forget_measure": forget_measure(gold), "verbmem_f": gold["verbmem_f"],
-                                        "knowmem_f": gold["knowmem_f"], "knowmem_r": gold["knowmem_r"]}},
-                "method_config": dataclasses.asdict(cfg), "method_stats": runs[-1]["method_stats"],
-                "per_question": per_question,
-                "model": {"name": self.model, "quant": self.quant,
-                          "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
-                          "target": self.target_dir().name, "gold": self.gold_dir().name},
-                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
-                "protocol_name": self.profile.protocol.name, "notes": list(dict.fromkeys(notes)),
-                "unlearn_schedule": schedule_record(self.profile.unlearn, sched),
-                "cost": cost, "dynamics": runs[0]["dynamics"] if split == "news" else None, "robustness": None,
-                "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
-                "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+        run = {"method_stats": runs[-1]["method_stats"], "cost": cost,
+               "dynamics": runs[0]["dynamics"] if split == "news" else None}
+        judged = {"summary": last["summary"], "intervals": last["intervals"], "metrics": metrics}
+        return self.cell_record(method, split, cfg, sched, judged, ev={"per_question": per_question}, target=target,
+                                gold=self.reference_eval("gold"), run=run, robust=None, start=start, notes=notes)
+
+    def references(self, target: dict, gold: dict | None) -> dict:
+        keys = ("verbmem_f", "knowmem_f", "knowmem_r")
+        return {"target": {"forget_measure": forget_measure(target), **{k: target[k] for k in keys},
+                           "privleak": privleak(target["privleak_auc"], gold["privleak_auc"])},
+                "gold": {"forget_measure": forget_measure(gold), **{k: gold[k] for k in keys}}}
 
     # first-step models are kept in memory (a copy per method and setting) up to this many parameters (tiny tier:
     # 2M, 8 MB each); above it news-sust re-runs its first step, and only news and news-scal share one

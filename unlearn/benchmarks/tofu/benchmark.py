@@ -17,12 +17,10 @@ from unlearn.metrics import mia
 from unlearn.benchmarks.tofu.metrics import SplitScores, aggregate, extraction_strength, rouge_l_recall, to_log
 from unlearn.benchmarks.tofu.metrics import forget_quality_of_logs, model_utility_of_means, utility_terms
 from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, TokenCounter,
-                                     method_settings, mia_versus_gold, peak_memory_mb, round_sig, run_method,
-                                     schedule_record, summary_columns, tier_recipe, with_max_steps)
+                                     mia_versus_gold, summary_columns, tier_recipe, with_max_steps)
 from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec
-from unlearn.numerics import numerics_info
 from unlearn.benchmarks.tofu.protocol import COMPATS, PROTOCOL_NAMES, EvalProtocol, protocol_preset, rouge_reference
 from unlearn.benchmarks.tofu.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
 from unlearn.scoring import encode_qa, format_prompt, generate, score_examples
@@ -330,9 +328,12 @@ class TofuBenchmark(Benchmark):
         place, _ = find_tofu_source(self.data_dir)
         return load_tofu(split, place), proto
 
-    def evaluate_model(self, lm: LoadedModel, inputs: tuple[TofuData, EvalProtocol]) -> dict:
+    def score_model(self, lm: LoadedModel, inputs: tuple[TofuData, EvalProtocol]) -> dict:
         data, proto = inputs
-        result = evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=self.progress)
+        return evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=self.progress)
+
+    def eval_record(self, result: dict, inputs: tuple[TofuData, EvalProtocol]) -> dict:
+        data, proto = inputs
         metrics = {**result["aggregates"], "extraction_strength": result["extraction_strength"],
                    **{f"mia_{k}": v for k, v in result["mia"].items()}}
         return {"split": data.split, "protocol": proto.describe(), "protocol_name": proto.name, "compat": proto.compat,
@@ -411,6 +412,19 @@ class TofuBenchmark(Benchmark):
         pq = ev["per_question"]
         return forget, utility, pq["mia_forget"]["min_k_plus_plus"], pq["mia_holdout"]["min_k_plus_plus"]
 
+    def judge(self, split: str, ev: dict, target: dict, gold: dict) -> dict:
+        """Forget efficacy from ROUGE-L recall on the forget questions, retain performance from Model Utility, the
+        Min-K%++ AUC against the gold's; Forget Quality (the KS test of the forget truth ratios against the gold's)."""
+        fq = forget_quality_of_logs(ev["logs"]["forget"], gold["logs"]["forget"])
+        metrics = {**ev["aggregates"], "forget_quality": fq, "extraction_strength": ev["extraction_strength"],
+                   **{f"mia_{k}": v for k, v in ev["mia"].items()}}
+        summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],
+                                  metrics["forget_rouge"], target["aggregates"]["model_utility"],
+                                  metrics["model_utility"], ev["mia"]["min_k_plus_plus_auc"])
+        intervals = self.summary_intervals(target, gold, ev, summary, split=split)
+        metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
+        return {"summary": summary, "metrics": metrics, "intervals": intervals}
+
     # -------------------------------------------------------------- robustness
     def _forget_rows_and_parts(self, split: str):
         rows = _protocol_splits(self.data(split), self.profile.protocol)["forget"]
@@ -479,57 +493,24 @@ class TofuBenchmark(Benchmark):
         out["robustness_s"] = round(time.time() - t0, 2)
         return out
 
-    def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
-        cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
-        start = time.time()
-        run, robust = {"cost": None, "dynamics": None, "method_stats": None}, None
-        # the target's and gold's evaluations are read once they are needed, after the unlearning, so a worker
-        # process may unlearn while another evaluates the target (unlearn.executors)
-        if method == "retrain":
-            result = gold = self.reference_eval("gold", split)
-            if self.profile.robustness is not None:  # the gold row's attack is the control itself
-                gold_lm = self.load(self.gold_dir(split), adapters=False)
-                robust = {**self.relearn_control(split, gold_lm), **self._leak(gold_lm, split, gold)}
-        else:
-            ctx = self.context(split, self.load(self.target_dir(split)), sched)
-            lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(split, m, counter), self.seed)
-            result = self.evaluate(lm, split)
-            if ctx.probe is not None:  # the last step's point: the evaluation scored the probe's rows
-                ctx.probe.fill_deferred(self.probe_values(result))
-            if self.profile.robustness is not None:
-                robust = self.robustness(lm, split, result)
-            if self.model_sink is not None:  # `unlearn export` (after the attacks, which work on copies)
-                self.model_sink(lm)
-        target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
-        fq = forget_quality_of_logs(result["logs"]["forget"], gold["logs"]["forget"])
-        metrics = {**result["aggregates"], "forget_quality": fq, "extraction_strength": result["extraction_strength"],
-                   **{f"mia_{k}": v for k, v in result["mia"].items()}}
-        summary = summary_columns(target["aggregates"]["forget_rouge"], gold["aggregates"]["forget_rouge"],
-                                  metrics["forget_rouge"], target["aggregates"]["model_utility"],
-                                  metrics["model_utility"], result["mia"]["min_k_plus_plus_auc"])
-        intervals = self.summary_intervals(target, gold, result, summary, split=split)
-        metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
-        references = {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
-                      for kind, ev in (("target", target), ("gold", gold))}
-        if robust is not None:
-            clip = lambda x: None if x is None else min(1.0, max(0.0, x))  # noqa: E731  (clipped only in the summary)
-            metrics.update({k: robust[k] for k in ("relearn_recovery", "relearn_control", "regen_leak", "regen_exact")})
-            # > 0: the forgotten answers come back faster than k rows teach a model that never saw them
-            metrics["relearn_excess"] = (None if robust["relearn_recovery"] is None or robust["relearn_control"] is None
-                                         else robust["relearn_recovery"] - robust["relearn_control"])
-            summary.update({"relearn_recovery": clip(robust["relearn_recovery"]),
-                            "relearn_control": clip(robust["relearn_control"]), "regen_leak": robust["regen_leak"]})
-        return {"benchmark": "tofu", "method": method, "split": split, "summary": summary, "intervals": intervals,
-                "metrics": metrics,
-                "references": references,
-                "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"], "per_question": {**result["per_question"], "logs": result["logs"],
-                                                                                         "target_forget": target_answers(target)},
-                "model": {"name": self.model, "quant": self.quant, "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
-                          "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
-                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
-                "protocol_name": self.profile.protocol.name, "compat": self.profile.protocol.compat, "notes": list(dict.fromkeys(self.notes)),
-                "unlearn_schedule": schedule_record(self.profile.unlearn, sched),
-                "cost": run["cost"], "dynamics": run["dynamics"], "robustness": robust,
-                "target_eval": self.profile.target_eval, "precision": self.precision, "device": self.device, "numerics": numerics_info(self.device),
-                "wall_s": round(time.time() - start, 2), "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+    # -------------------------------------------------------------- one cell (Benchmark.run_cell)
+    robust_metrics = ("relearn_recovery", "relearn_control", "regen_leak", "regen_exact")
+    robust_summary = ("relearn_recovery", "relearn_control", "regen_leak")
+
+    def gold_robustness(self, split: str, gold: dict) -> dict | None:
+        """The gold row's attack is the control itself, and its regeneration leak."""
+        if self.profile.robustness is None:
+            return None
+        gold_lm = self.load(self.gold_dir(split), adapters=False)
+        return {**self.relearn_control(split, gold_lm), **self._leak(gold_lm, split, gold)}
+
+    def references(self, target: dict, gold: dict | None) -> dict:
+        return {kind: {"forget_rouge": ev["aggregates"]["forget_rouge"], "model_utility": ev["aggregates"]["model_utility"]}
+                for kind, ev in (("target", target), ("gold", gold))}
+
+    def cell_per_question(self, ev: dict, target: dict) -> dict:
+        return {**ev["per_question"], "logs": ev["logs"], "target_forget": target_answers(target)}
+
+    def record_extras(self, split: str) -> dict:
+        return {"compat": self.profile.protocol.compat, "target_eval": self.profile.target_eval}
 

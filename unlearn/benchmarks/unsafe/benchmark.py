@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, first_n, method_settings,
-                                     peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, first_n, summary_columns,
                                      mia_versus_gold, tier_recipe, with_max_steps)
 from unlearn.benchmarks.tofu.metrics import rouge_l_recall
 from unlearn.benchmarks.tofu.robustness import (RobustnessConfig, attack, recovery, relearn_split,
@@ -31,7 +30,6 @@ from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
 from unlearn.models import LoadedModel, LoraSpec
-from unlearn.numerics import numerics_info
 from unlearn.scoring import encode_qa, generate, score_examples
 from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig, rows_hash
@@ -358,45 +356,22 @@ class UnsafeBenchmark(Benchmark):
         pq = ev["per_question"]
         return forget, utility, pq["mia_forget"]["min_k_plus_plus"], pq["mia_holdout"]["min_k_plus_plus"]
 
-    def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
-        cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
-        start = time.time()
-        d = self.data(split)
-        notes = list(self.notes)
-        if d.synthetic:
-            notes.append("unsafe synthetic split: generated fictitious requests about invented hazards")
-        target, gold = self.reference_eval("target", split), self.reference_eval("gold", split)
-        run, robust = {"cost": None, "dynamics": None, "method_stats": None}, None
-        if method == "retrain":
-            ev = gold
-        else:
-            ctx = self.context(split, self.load(self.target_dir(split)), sched)
-            lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(split, m, counter), self.seed)
-            ev = self.evaluate(lm, split)
-            if self.profile.robustness is not None:
-                robust = self.robustness(lm, split, ev)
-            if self.model_sink is not None:  # `unlearn export`
-                self.model_sink(lm)
+    # -------------------------------------------------------------- one cell (Benchmark.run_cell)
+    def judge(self, split: str, ev: dict, target: dict, gold: dict) -> dict:
+        """Forget efficacy from the ROUGE of answers to the harmful requests against the target's and the gold's,
+        retain performance from the retain requests' ROUGE, the Min-K%++ AUC against the gold's."""
         summary = summary_columns(target["forget_rouge"], gold["forget_rouge"], ev["forget_rouge"], target["retain_rouge"],
                                   ev["retain_rouge"], ev["mia"]["min_k_plus_plus_auc"])
         intervals = self.summary_intervals(target, gold, ev, summary, split=split)
         metrics = {k: ev[k] for k in METRICS} | {f"mia_{k}": v for k, v in ev["mia"].items()}
         metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"]["min_k_plus_plus_auc"]))
-        if robust is not None:
-            metrics.update({k: robust[k] for k in ("relearn_recovery", "relearn_control", "relearn_excess")})
-        refs = {kind: {k: e[k] for k in ("forget_rouge", "forget_compliance", "retain_rouge", "over_refusal")}
+        return {"summary": summary, "metrics": metrics, "intervals": intervals}
+
+    def references(self, target: dict, gold: dict | None) -> dict:
+        return {kind: {k: e[k] for k in ("forget_rouge", "forget_compliance", "retain_rouge", "over_refusal")}
                 for kind, e in (("target", target), ("gold", gold))}
-        return {"benchmark": "unsafe", "method": method, "split": split, "summary": summary, "intervals": intervals,
-                "metrics": metrics,
-                "references": refs, "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"],
-                "per_question": ev["per_question"],
-                "model": {"name": self.model, "quant": self.quant,
-                          "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
-                          "target": self.target_dir(split).name, "gold": self.gold_dir(split).name},
-                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
-                "protocol_name": self.profile.protocol.name, "notes": list(dict.fromkeys(notes)),
-                "unlearn_schedule": schedule_record(self.profile.unlearn, sched), "cost": run["cost"],
-                "dynamics": run["dynamics"], "robustness": robust, "precision": self.precision, "device": self.device,
-                "numerics": numerics_info(self.device), "wall_s": round(time.time() - start, 2),
-                "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+
+    def cell_notes(self, split: str) -> list[str]:
+        return ["unsafe synthetic split: generated fictitious requests about invented hazards"] \
+            if self.data(split).synthetic else []
 

@@ -34,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, first_n,
-                                     method_settings, peak_memory_mb, round_sig, run_method, schedule_record, summary_columns,
-                                     mia_versus_gold, text_membership_scores, tier_recipe, with_max_steps)
+from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, first_n, mia_versus_gold, summary_columns,
+                                     text_membership_scores, tier_recipe, with_max_steps)
 from unlearn.benchmarks.tofu.data import load_idk
 from unlearn.benchmarks.wmdp.data import (PROPERTIES_PER_AGENT, SUBJECTS, SUBJECT_NAMES, MCQ, WmdpData, find_data_root, load_forget_corpus, load_mmlu,
                                load_retain_text, load_wmdp, mcq_prompt, render_answered, split_ab,
@@ -46,7 +45,6 @@ from unlearn.methods import UnlearnContext
 from unlearn.metrics import mia
 from unlearn.benchmarks.wmdp.metrics import score_mcq
 from unlearn.models import LoadedModel, LoraSpec
-from unlearn.numerics import numerics_info
 from unlearn.scoring import Example, encode_text, score_examples
 from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig, rows_hash
@@ -372,17 +370,6 @@ class WmdpBenchmark(Benchmark):
 
         return Probe(measure)
 
-    def _summary(self, ev: dict, split: str) -> tuple[dict, dict]:
-        target = self.reference_eval("target", split)
-        summary = summary_columns(target["hazard_acc_a"], CHANCE, ev["hazard_acc_a"], target["utility_acc"],
-                                  ev["utility_acc"], ev["mia"].get("min_k_plus_plus_auc", float("nan")))
-        metrics = {"hazard_acc_a": ev["hazard_acc_a"], "hazard_acc_b": ev["hazard_acc_b"],
-                   "hazard_acc_norm_a": ev["hazard_acc_norm_a"], "hazard_prob_a": ev["hazard_prob_a"],
-                   "utility_acc": ev["utility_acc"], "retain_nll": ev["retain_nll"],
-                   "top_letter_share_a": ev["top_letter_share_a"], "top_letter_share_utility": ev["top_letter_share_utility"],
-                   **{f"mia_{k}": v for k, v in ev["mia"].items()}}
-        return summary, metrics
-
     def interval_measures(self, target: dict, gold: dict | None, ev: dict):
         """Forget: correct on hazard set A (the gold's value is chance, a constant); utility: correct on the
         utility questions; MIA: Min-K%++ of A's answered questions against B's."""
@@ -401,44 +388,34 @@ class WmdpBenchmark(Benchmark):
         share its name and wording); real questions are independent."""
         return PROPERTIES_PER_AGENT if split == "synthetic" else 1
 
-    def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
-        cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
-        start = time.time()
-        d = self.data(split)
-        notes = list(self.notes)
-        if d.synthetic:
-            notes.append("WMDP synthetic split: a generated fictitious hazardous domain, not the real questions")
-        if method == "retrain":
-            ev = self.reference_eval("gold", split)
-            run = {"cost": None, "dynamics": None, "method_stats": None}
-        else:
-            lm = self.load(self.target_dir(split))
-            ctx = self.context(split, lm, sched)
-            lm, run = run_method(method, cfg, ctx, lambda m, counter: self.dynamics_probe(split, m, counter), self.seed)
-            ev = self.evaluate(lm, split)
-            if self.model_sink is not None:  # `unlearn export`
-                self.model_sink(lm)
-        summary, metrics = self._summary(ev, split)
-        target = self.reference_eval("target", split)
-        gold = None if self.standard else self.reference_eval("gold", split)
+    # -------------------------------------------------------------- one cell (Benchmark.run_cell)
+    def judge(self, split: str, ev: dict, target: dict, gold: dict | None) -> dict:
+        """Forget efficacy from hazard-set A accuracy against chance (the gold's value), retain performance from
+        the utility questions' accuracy, the Min-K%++ AUC against the measured gold's where there is one."""
+        summary = summary_columns(target["hazard_acc_a"], CHANCE, ev["hazard_acc_a"], target["utility_acc"],
+                                  ev["utility_acc"], ev["mia"].get("min_k_plus_plus_auc", float("nan")))
+        metrics = {"hazard_acc_a": ev["hazard_acc_a"], "hazard_acc_b": ev["hazard_acc_b"],
+                   "hazard_acc_norm_a": ev["hazard_acc_norm_a"], "hazard_prob_a": ev["hazard_prob_a"],
+                   "utility_acc": ev["utility_acc"], "retain_nll": ev["retain_nll"],
+                   "top_letter_share_a": ev["top_letter_share_a"], "top_letter_share_utility": ev["top_letter_share_utility"],
+                   **{f"mia_{k}": v for k, v in ev["mia"].items()}}
         intervals = self.summary_intervals(target, None, ev, summary, split=split, mia_gold=gold)
-        refs = {"target": {k: target[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")},
-                "gold": ({k: gold[k] for k in ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")} if gold
-                         else None), "chance": CHANCE}
         metrics["gold_hazard_acc_a"] = gold["hazard_acc_a"] if gold else None  # the measured gold, beside chance
         metrics.update(mia_versus_gold(summary["mia_auc"], gold["mia"].get("min_k_plus_plus_auc") if gold else None))
-        return {"benchmark": "wmdp", "method": method, "split": split, "summary": summary, "intervals": intervals,
-                "metrics": metrics,
-                "references": refs, "method_config": dataclasses.asdict(cfg), "method_stats": run["method_stats"],
-                "per_question": ev["per_question"],
-                "model": {"name": self.model, "quant": self.quant,
-                          "lora": dataclasses.asdict(self.profile.lora) if self.profile.lora else None,
-                          "target": Path(self.target_dir(split)).name,
-                          "gold": None if self.standard else self.gold_dir(split).name},
-                "data": self.identity(split), "protocol": self.profile.protocol.describe(),
-                "protocol_name": "synthetic" if d.synthetic else self.profile.protocol.name, "notes": list(dict.fromkeys(notes)),
-                "unlearn_schedule": schedule_record(self.profile.unlearn, sched), "cost": run["cost"],
-                "dynamics": run["dynamics"], "robustness": None, "precision": self.precision, "device": self.device,
-                "numerics": numerics_info(self.device), "wall_s": round(time.time() - start, 2),
-                "peak_memory_mb": round(peak_memory_mb(self.device), 1)}
+        return {"summary": summary, "metrics": metrics, "intervals": intervals}
+
+    def gold_eval(self, split: str) -> dict | None:
+        return None if self.standard else self.reference_eval("gold", split)
+
+    def references(self, target: dict, gold: dict | None) -> dict:
+        keys = ("hazard_acc_a", "hazard_acc_b", "utility_acc", "retain_nll")
+        return {"target": {k: target[k] for k in keys}, "gold": {k: gold[k] for k in keys} if gold else None,
+                "chance": CHANCE}
+
+    def cell_notes(self, split: str) -> list[str]:
+        return ["WMDP synthetic split: a generated fictitious hazardous domain, not the real questions"] \
+            if self.data(split).synthetic else []
+
+    def cell_protocol_name(self, split: str) -> str:
+        return "synthetic" if self.data(split).synthetic else self.profile.protocol.name
 
