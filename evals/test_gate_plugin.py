@@ -133,3 +133,86 @@ def test_a_checkpoint_is_gated_on_its_evaluation_with_its_logs_kept(user_repo, d
                 "--unlearn-data-dir", Path(data_dir).resolve()], repo, env)
     assert res.returncode == 1 and f"wmdp_bio_acc={acc:.4g} [" in res.stdout and "(want >= 1.01)" in res.stdout, \
         res.stdout + res.stderr
+
+
+@pytest.fixture(scope="module")
+def real_tofu_models():
+    """(target, gold) folders: tiny-qwen3 trained with the tiny tier's TOFU target recipe on the embedded real
+    TOFU: the target on the forget01 authors and on the first 8 rows of each set the checkpoint rows are scored on
+    beside them (retain, real authors, world facts: every Model Utility term above 0), the gold on those rows
+    alone, in as many steps. Built once and cached like every target."""
+    import dataclasses
+
+    from unlearn.benchmarks.tofu.benchmark import TofuBenchmark
+    from unlearn.benchmarks.tofu.data import find_tofu_source, load_tofu
+    from unlearn.models import load_model
+    from unlearn.train import finetuned_model_dir
+
+    if os.environ.get("UNLEARN_NUMERICS") == "native":
+        pytest.skip("the gate pins the numerics; this run does not")
+    d = load_tofu("forget01", find_tofu_source(None)[0])
+    kept = [(r.question, r.answer) for rows in (d.retain_train, d.retain_eval, d.real_authors, d.world_facts)
+            for r in rows[:8]]
+    full = kept + [(r.question, r.answer) for r in d.forget]
+    cfg = dataclasses.replace(TofuBenchmark("tiny-qwen3", progress=False).profile.target, progress=False)
+    build = lambda rows, kind, c: finetuned_model_dir(kind, "tiny-qwen3", rows, c,  # noqa: E731
+                                                      lambda: load_model("tiny-qwen3", device="cpu"))
+    # the gold takes as many steps as the target (its rows are fewer, its epochs more)
+    gold_cfg = dataclasses.replace(cfg, epochs=round(cfg.epochs * len(full) / len(kept)))
+    return build(full, "gate-target", cfg), build(kept, "gate-gold", gold_cfg)
+
+
+def test_a_checkpoint_is_measured_against_the_target_and_gold_it_names(user_repo, real_tofu_models):
+    """``--unlearn-target T --unlearn-gold G``: a [tofu.checkpoint] table's cell rows (forget efficacy, Forget
+    Quality) are measured against the two models on the checkpoint's rows and decided as a method's rows are. The
+    gold as the checkpoint forgets everything the target knew: efficacy exactly 1 (on every bootstrap draw), Forget
+    Quality 1 (its truth ratios are the gold's); the target itself as the checkpoint (a planted no-op unlearning)
+    must fail its efficacy row, with 0 on every draw. The judged numbers must equal the summary formula applied to
+    the three models' own `unlearn eval` metrics."""
+    import json
+
+    from unlearn.benchmarks.base import summary_columns
+    from unlearn.eval_job import run_eval
+
+    py, repo, env = user_repo
+    target, gold = real_tofu_models
+    bars = repo / "checkpoint-tofu.toml"
+    bars.write_text('[tofu.checkpoint]\nforget_efficacy = ">= 0.5"\nforget_quality = ">= 0.05"\n'
+                    'forget_rouge = "<= 1"\n')
+
+    def gate(checkpoint, logs: str):
+        junit = repo / f"{logs}.xml"
+        res = _run([py, "-m", "pytest", "-p", "unlearn.gate", "-p", "no:cacheprovider", "-m", "tofu", "-k", "forget01",
+                    "--unlearn-checkpoint", checkpoint, "--unlearn-target", target, "--unlearn-gold", gold,
+                    "--unlearn-expectations", bars, "--unlearn-max-rows", "8", "--unlearn-logs", repo / logs,
+                    f"--junitxml={junit}", "-rA"], repo, env)
+        outcome = {c.get("name"): "failed" if {k.tag for k in c} & {"failure", "error"} else
+                   "skipped" if "skipped" in {k.tag for k in c} else "passed"
+                   for c in ET.parse(junit).getroot().iter("testcase")}
+        return res, outcome, json.loads((repo / logs / "tofu-forget01.json").read_text())
+
+    row = "test_checkpoint[tofu-forget01-checkpoint-{}]".format
+    res, outcome, gold_log = gate(gold, "gold-logs")
+    out = res.stdout + res.stderr
+    assert f"against target {target} and gold {gold}" in out, out
+    judged = gold_log["judged"]
+    assert judged["summary"]["forget_efficacy"] == 1.0 and judged["intervals"]["ci"]["forget_efficacy"] == [1.0, 1.0]
+    assert judged["metrics"]["forget_quality"] == pytest.approx(1.0)
+    assert outcome == {row("forget_efficacy"): "passed", row("forget_quality"): "passed",
+                       row("forget_rouge"): "passed"}, out
+    assert res.returncode == 0, out
+
+    res, outcome, log = gate(target, "target-logs")
+    out = res.stdout + res.stderr
+    assert log["judged"]["summary"]["forget_efficacy"] == 0.0, log["judged"]
+    assert outcome[row("forget_efficacy")] == "failed" and res.returncode == 1, out
+    assert "forget_efficacy=0 [0, 0] (want >= 0.5): the interval misses the bar" in out, out
+
+    # the judged summary is the summary formula on the models' own evaluations of the same rows (the gold's retain
+    # performance is its Model Utility over the target's)
+    own = {name: run_eval("tofu", "forget01", str(path), max_rows=8, progress=False)["metrics"]
+           for name, path in (("target", target), ("gold", gold))}
+    want = summary_columns(own["target"]["forget_rouge"], own["gold"]["forget_rouge"], own["gold"]["forget_rouge"],
+                           own["target"]["model_utility"], own["gold"]["model_utility"],
+                           own["gold"]["mia_min_k_plus_plus_auc"])
+    assert judged["summary"] == pytest.approx(want) and 0 < want["retain_performance"] != 1

@@ -96,6 +96,34 @@ def test_eval_runs_every_registered_benchmark_muse_included(capsys, tmp_path, mo
     assert (tmp_path / "muse" / "eval_summary.json").is_file() and (tmp_path / "muse" / "report.html").is_file()
 
 
+def test_eval_against_a_target_and_a_gold_adds_the_cells_measures(capsys, monkeypatch):
+    """The same model as checkpoint, target and gold: the MIA gap is exactly 0, PrivLeak 0 and forget efficacy
+    undefined (the target knows nothing the gold does not), each as a cell of `unlearn bench` would record it."""
+    import json
+    import math
+
+    monkeypatch.delenv("UNLEARN_DATA_DIR", raising=False)
+    argv = ["eval", "--benchmark", "muse", "--model", "tiny-qwen3", "--max-rows", "2", "--device", "cpu"]
+    assert main([*argv, "--json", "--target", "tiny-qwen3", "--gold", "tiny-qwen3"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    judged = out["judged"]
+    assert (judged["target"], judged["gold"]) == ("tiny-qwen3", "tiny-qwen3")
+    assert set(judged["summary"]) == {"forget_efficacy", "retain_performance", "mia_auc"}
+    assert math.isnan(judged["summary"]["forget_efficacy"])
+    retain = judged["summary"]["retain_performance"]  # undefined where the target has no KnowMem-retain score
+    assert math.isnan(retain) if out["metrics"]["knowmem_r"] == 0 else retain == 1.0
+    auc = out["metrics"]["privleak_min_k_auc"]  # PrivLeak is undefined where the gold's AUC is 0
+    assert judged["metrics"]["privleak"] == 0 if auc > 0 else math.isnan(judged["metrics"]["privleak"])
+    assert judged["metrics"]["mia_gap"] == 0
+    assert judged["summary"]["mia_auc"] == out["metrics"]["mia_min_k_plus_plus_auc"]
+    assert main([*argv, "--target", "tiny-qwen3"]) == 2
+    assert "--target and --gold go together" in capsys.readouterr().err
+    assert main(["eval", "--benchmark", "wmdp", "--model", "tiny-qwen3", "--target", "tiny-qwen3", "--gold",
+                 "tiny-qwen3"]) == 2
+    assert "--benchmark wmdp has no comparison with a target and a gold (those that have: tofu, muse)" \
+        in capsys.readouterr().err
+
+
 def test_eval_names_the_valid_benchmarks_and_rejects_subjects_outside_wmdp(capsys):
     assert main(["eval", "--benchmark", "tofuu", "--model", "tiny-qwen3"]) == 2
     assert "valid benchmarks: tofu, muse, wmdp, unsafe" in capsys.readouterr().err

@@ -222,6 +222,11 @@ def _tunable(v, chosen) -> bool:
     return _listed(grid)(v, chosen)
 
 
+def _reference(partner: str):
+    """--target / --gold of `unlearn eval`: a model, given with its partner, on a benchmark that judges (tofu, muse)."""
+    return (MODEL[0], lambda v, c: MODEL[1](v, c) and partner in c and c.get("--benchmark", "tofu") in ("tofu", "muse"))
+
+
 def _ray(ok):
     return lambda v, chosen: chosen.get("--executor") == "ray" and ok(v, chosen)
 
@@ -243,7 +248,8 @@ SPEC: dict[str, dict[str, tuple[list, object]]] = {
              "--quant": QUANT, "--protocol": PROTOCOL, "--compat": COMPAT, "--max-rows": POSITIVE,
              "--data-dir": DATA_DIR, "--device": DEVICE, "--precision": PRECISION,
              "--logs": (["@empty", "@new", "@folder", "@file", "@under_file", ""], _among("@empty", "@new", "@folder")),
-             "--json": FLAG},
+             "--json": FLAG,
+             "--target": _reference("--gold"), "--gold": _reference("--target")},
     "bench": {"--benchmarks": (["tofu", "tofu,muse", "wmdp", "", ",,", "tofu,tofu", "nope"],
                                lambda v, c: _listed(_registry("benchmarks"))(v, c)),
               "--methods": (["npo", "npo,rmu", "retrain", "", "npo,npo", "nope"],

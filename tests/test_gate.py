@@ -89,6 +89,20 @@ def test_a_checkpoint_needs_bars_of_its_own_and_gets_a_test_per_row(tmp_path):
         {f"test_checkpoint[tofu-{s}-checkpoint-forget_rouge]" for s in ("forget01", "forget05", "forget10")}, res.stdout
 
 
+def test_a_target_and_a_gold_come_together_and_only_for_a_checkpoint(tmp_path):
+    (tmp_path / "unlearn-expectations.toml").write_text('[tofu.checkpoint]\nforget_efficacy = ">= 0.5"\n')
+    res = _pytest(tmp_path, "--collect-only", "-q", "--unlearn-checkpoint", "ckpt", "--unlearn-target", "t")
+    assert res.returncode == 4 and "--unlearn-target: --unlearn-target and --unlearn-gold go together" in res.stderr, \
+        res.stdout + res.stderr
+    res = _pytest(tmp_path, "--collect-only", "-q", "--unlearn-methods", "npo", "--unlearn-target", "t",
+                  "--unlearn-gold", "g")
+    assert res.returncode == 4 and "they are the references of --unlearn-checkpoint" in res.stderr, res.stdout + res.stderr
+    res = _pytest(tmp_path, "--collect-only", "-q", "--unlearn-checkpoint", "ckpt", "--unlearn-target", "t",
+                  "--unlearn-gold", "g")
+    assert res.returncode == 0 and "test_checkpoint[tofu-forget01-checkpoint-forget_efficacy]" in res.stdout, \
+        res.stdout + res.stderr
+
+
 def test_an_accuracy_row_is_decided_from_its_interval_over_questions():
     from unlearn.gate.test_gate import checkpoint_interval
 

@@ -59,7 +59,8 @@ def cmd_eval(args) -> int:
     subjects = options.names_in(args.subjects) if args.subjects else None
     result = run_eval(args.benchmark, args.split, args.model, adapter=args.adapter, protocol=args.protocol,
                       compat=args.compat, precision=args.precision, device=args.device, quant=args.quant,
-                      data_dir=args.data_dir, max_rows=args.max_rows, subjects=subjects, progress=not args.json)
+                      data_dir=args.data_dir, max_rows=args.max_rows, subjects=subjects, progress=not args.json,
+                      target=args.target, gold=args.gold)
     written = write_eval(result, args.logs) if args.logs else []
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("logs", "per_question")}, indent=1, allow_nan=True))
@@ -229,6 +230,12 @@ def parser() -> argparse.ArgumentParser:
                         "mmlu is 14,042 questions under --protocol full)")
     e.add_argument("--model", type=options.model, default="smollm2-135m", help="preset, hub id or folder")
     e.add_argument("--adapter", type=options.adapter_folder, help="LoRA adapter folder (PEFT) applied on top of --model")
+    e.add_argument("--target", type=options.reference_model, default=None,
+                   help="with --gold (tofu, muse): the model before unlearning; the result adds the model's forget "
+                        "efficacy, retain performance and MIA against these two, with intervals, as a cell records them")
+    e.add_argument("--gold", type=options.reference_model, default=None,
+                   help="with --target: a model trained without the forget set (retrain), the reference of forget "
+                        "efficacy, Forget Quality, the MIA gap and PrivLeak")
     add_quant_arg(e)
     add_protocol_args(e, default="full")
     e.add_argument("--max-rows", "--max_rows", dest="max_rows", type=options.positive_int, default=None,
@@ -382,13 +389,13 @@ def main(argv: list[str] | None = None) -> int:
 
         pin_numerics(strict=False)  # before anything imports torch: same numbers as pytest evals
         set_threads()
-    from unlearn.methods import MethodPluginError
     from unlearn.models import ModelUnavailable
+    from unlearn.registry import PluginError
 
     try:
         options.check_args(p, args)  # the names the registries decide: after the pins (they import torch)
         return args.fn(args)
-    except (options.UsageError, ModelUnavailable, MethodPluginError) as err:
+    except (options.UsageError, ModelUnavailable, PluginError) as err:
         print(f"unlearn: error: {err}", file=sys.stderr)
         return 2
     except (KeyError, ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError, NotImplementedError) as err:

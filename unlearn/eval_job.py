@@ -50,23 +50,44 @@ def load_for_eval(model: str, *, adapter: str | None = None, quant: str | None =
 def run_eval(benchmark: str = "tofu", split: str | None = None, model: str = "smollm2-135m", *,
              adapter: str | None = None, protocol: str = "full", compat: str = "tofu", precision: str = "auto",
              device: str = "auto", quant: str | None = None, data_dir: str | None = None, max_rows: int | None = None,
-             subjects: list[str] | None = None, progress: bool = True, eval_protocol=None) -> dict:
+             subjects: list[str] | None = None, progress: bool = True, eval_protocol=None,
+             target: str | None = None, gold: str | None = None) -> dict:
     """Evaluate without unlearning, through the benchmark registry: ``BENCHMARKS[benchmark]``'s ``eval_inputs``
     (data read and checked first, so a missing file fails before the model loads) and ``evaluate_model``.
     ``split``: the benchmark's (default its first); ``subjects``: WMDP's sets; ``max_rows`` caps every set (a
-    quick look); ``eval_protocol`` replaces the named protocol entirely (tests)."""
+    quick look); ``eval_protocol`` replaces the named protocol entirely (tests).
+
+    ``target`` and ``gold`` (together: the model before unlearning and one trained without the forget set, each a
+    preset, folder or hub id) are evaluated on the same rows, and ``"judged"`` holds the model's cell measures
+    against them (:meth:`unlearn.benchmarks.base.Benchmark.judge`: the summary columns with their intervals,
+    Forget Quality, the MIA gap, PrivLeak), the same definitions a cell of ``unlearn bench`` records."""
     from unlearn.benchmarks import BENCHMARKS
     from unlearn.numerics import numerics_info
 
+    if (target is None) != (gold is None):
+        raise ValueError("--target and --gold go together: the model before unlearning and one trained without the "
+                         f"forget set (given: {'--target' if target else '--gold'} only)")
     bench = BENCHMARKS.get(benchmark)(model, data_dir=data_dir, quant=quant, device=device, precision=precision,
                                       protocol=protocol, compat=compat, progress=progress)
+    if target is not None and not bench.judges_given_models():
+        judged = [b for b in BENCHMARKS.names() if BENCHMARKS.get(b).judges_given_models()]
+        raise ValueError(f"--target/--gold: {benchmark} has no comparison with a target and a gold (those that have: "
+                         f"{', '.join(judged)})")
     split = split or bench.splits[0]
     with data_dir_read(data_dir, model, sources=bench.data_sources):
         inputs = bench.eval_inputs(split, max_rows=max_rows, subjects=subjects, eval_protocol=eval_protocol)
     start = time.time()
     lm = load_for_eval(model, adapter=adapter, quant=quant, device=bench.device)
     loaded = time.time()
-    result = bench.evaluate_model(lm, inputs)
+    if target is None:
+        result = bench.evaluate_model(lm, inputs)
+    else:
+        scored = bench.score_model(lm, inputs)
+        del lm
+        result = bench.eval_record(scored, inputs)
+        refs = {kind: bench.score_model(load_for_eval(name, quant=quant, device=bench.device), inputs)
+                for kind, name in (("target", target), ("gold", gold))}
+        result["judged"] = {**bench.judge(split, scored, refs["target"], refs["gold"]), "target": target, "gold": gold}
     return {"benchmark": benchmark, "split": split, "model": model, "adapter": adapter, "quant": quant, **result,
             "device": bench.device, "numerics": numerics_info(bench.device), "load_s": round(loaded - start, 1),
             "wall_s": round(time.time() - loaded, 1)}
@@ -151,6 +172,16 @@ def format_metrics(result: dict) -> str:
     lines = [f"{result['benchmark']} {result['split']} | {result['model']}" + (f" + {result['adapter']}" if result["adapter"] else ""),
              f"protocol: {result['protocol']}", f"data: {result['data']} | device: {result['device']}"]
     lines += [f"  {k:28s} {v:.6g}" for k, v in result["metrics"].items()]
+    judged = result.get("judged")
+    if judged:
+        from unlearn.gate.verdicts import row_interval
+
+        lines.append(f"against target {judged['target']} and gold {judged['gold']}:")
+        for k, v in {**judged["summary"], **{k: judged["metrics"].get(k) for k in ("forget_quality", "mia_gap",
+                                                                                  "privleak")}}.items():
+            if v is not None:
+                iv = row_interval(judged, k)
+                lines.append(f"  {k:28s} {v:.6g}" + (f"  [{iv[0]:.4g}, {iv[1]:.4g}]" if iv else ""))
     lines.append(f"wall time: {result['wall_s']:.1f} s evaluating (+{result['load_s']:.1f} s loading)")
     return "\n".join(lines)
 

@@ -293,6 +293,21 @@ def _preset(value: str, args) -> None:
 model = OptionType("model", _model, _preset)
 
 
+def _reference(value: str, args) -> None:
+    """``unlearn eval --target/--gold``: both given, and a benchmark that judges a model against them."""
+    _preset(value, args)
+    if (args.target is None) != (args.gold is None):
+        raise ValueError(f"{value}: --target and --gold go together (the model before unlearning and one trained "
+                         "without the forget set)")
+    if not _benchmarks().get(args.benchmark).judges_given_models():
+        judged = [b for b in _benchmarks().names() if _benchmarks().get(b).judges_given_models()]
+        raise ValueError(f"{value}: --benchmark {args.benchmark} has no comparison with a target and a gold (those "
+                         f"that have: {', '.join(judged)})")
+
+
+reference_model = OptionType("model before unlearning or retrained", _model, _reference)
+
+
 # ---------------------------------------------------------------- names from the registries
 def names_in(text: str) -> list[str]:
     """The names of a comma-separated list (blanks dropped), as the subcommands read it."""

@@ -12,8 +12,12 @@ seed spread, so a metric regression shows as a snapshot diff in a pull request.
 ``--unlearn-checkpoint MODEL`` (``--unlearn-adapter DIR``) gates an already-unlearned model without unlearning:
 each ``[BENCHMARK.checkpoint]`` table of the expectations file holds bars on ``unlearn eval``'s metrics of that
 benchmark (e.g. ``[wmdp.checkpoint] wmdp_bio_acc = "<= 0.3"``, ``mmlu_acc = ">= 0.5"``). An accuracy row is decided
-from its bootstrap interval over questions; any other metric, which has no interval here, on its value. The
-per-question logs go to ``unlearn-logs/`` in the rootdir (``--unlearn-logs``).
+from its bootstrap interval over questions; any other metric, which has no interval here, on its value. With
+``--unlearn-target MODEL --unlearn-gold MODEL`` (the model before unlearning and one trained without the forget set)
+a TOFU or MUSE table may also hold the rows a cell has (``forget_efficacy``, ``retain_performance``, ``mia_gap``,
+``forget_quality``, ``privleak``, ...): the three models are evaluated on the same rows and each row is decided as
+a method's row is (:func:`unlearn.gate.verdicts.verdict`: intervals, the retain floor). The per-question logs go to
+``unlearn-logs/`` in the rootdir (``--unlearn-logs``).
 
 The benchmarks are pytest markers (``-m tofu``, ``-m "muse or wmdp"``); ``-k forget01`` picks splits. Without
 ``--unlearn-methods`` or ``--unlearn-checkpoint`` the plugin adds no tests."""
@@ -25,7 +29,7 @@ from pathlib import Path
 import pytest
 
 GATE = pytest.StashKey[dict]()
-BENCHMARK_MARKS = ("tofu", "muse", "wmdp", "unsafe")
+BENCHMARK_MARKS = ("tofu", "muse", "wmdp", "unsafe")  # markers of an inactive run (an active one reads the registry)
 
 
 def pytest_addoption(parser):
@@ -46,6 +50,12 @@ def pytest_addoption(parser):
                 help="gate an already-unlearned model (a folder, preset or hub id) without unlearning: the rows of "
                      "each [BENCHMARK.checkpoint] table of the expectations file, on `unlearn eval`'s metrics")
     g.addoption("--unlearn-adapter", default=None, metavar="DIR", help="a LoRA adapter applied on the checkpoint")
+    g.addoption("--unlearn-target", default=None, metavar="MODEL",
+                help="with --unlearn-gold: the checkpoint's model before unlearning (TOFU and MUSE rows such as "
+                     "forget_efficacy are measured against it)")
+    g.addoption("--unlearn-gold", default=None, metavar="MODEL",
+                help="with --unlearn-target: a model trained without the forget set (the reference of forget "
+                     "efficacy, Forget Quality, mia_gap, PrivLeak)")
     g.addoption("--unlearn-protocol", default="full", choices=["full", "reduced"],
                 help="the checkpoint's evaluation protocol (default full)")
     g.addoption("--unlearn-max-rows", type=int, default=None, metavar="N",
@@ -69,10 +79,15 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
 
 def pytest_configure(config):
-    for mark in BENCHMARK_MARKS:
-        config.addinivalue_line("markers", f"{mark}: the {mark} cells of unlearn.gate")
     names = config.getoption("--unlearn-methods")
     checkpoint = config.getoption("--unlearn-checkpoint")
+    marks = BENCHMARK_MARKS
+    if names or checkpoint:  # the registry (a benchmark package of the user's included), after the numerics pins
+        from unlearn.benchmarks import BENCHMARKS
+
+        marks = tuple(BENCHMARKS.names())
+    for mark in marks:
+        config.addinivalue_line("markers", f"{mark}: the {mark} cells of unlearn.gate")
     if not names and not checkpoint:
         return
     import os
@@ -102,6 +117,14 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--unlearn-checkpoint: {source or 'no expectations file'} has no [BENCHMARK.checkpoint] "
                                 "table: the bars a checkpoint is held to are yours, e.g. [wmdp.checkpoint] "
                                 'wmdp_bio_acc = "<= 0.3" and mmlu_acc = ">= 0.5" in unlearn-expectations.toml')
+    refs = {k: config.getoption(f"--unlearn-{k}") for k in ("target", "gold")}
+    if (refs["target"] is None) != (refs["gold"] is None):
+        given = "--unlearn-target" if refs["target"] else "--unlearn-gold"
+        raise pytest.UsageError(f"{given}: --unlearn-target and --unlearn-gold go together (the model before "
+                                "unlearning and one trained without the forget set)")
+    if refs["target"] and not checkpoint:
+        raise pytest.UsageError("--unlearn-target/--unlearn-gold: they are the references of --unlearn-checkpoint "
+                                "(a method's cells train their own)")
     max_rows = config.getoption("--unlearn-max-rows")
     if max_rows is not None and max_rows < 1:
         raise pytest.UsageError(f"--unlearn-max-rows {max_rows}: must be an integer >= 1")
@@ -109,7 +132,7 @@ def pytest_configure(config):
                           "model": config.getoption("--unlearn-model"),
                           "data_dir": config.getoption("--unlearn-data-dir") or os.environ.get("UNLEARN_DATA_DIR"),
                           "snapshots": str(Path(config.rootpath) / "__snapshots__" / "unlearn"),
-                          "checkpoint": checkpoint, "adapter": config.getoption("--unlearn-adapter"),
+                          "checkpoint": checkpoint, "adapter": config.getoption("--unlearn-adapter"), **refs,
                           "protocol": config.getoption("--unlearn-protocol"), "max_rows": max_rows,
                           "logs": config.getoption("--unlearn-logs") or str(Path(config.rootpath) / "unlearn-logs")}
     here = str(Path(__file__).with_name("test_gate.py"))
@@ -125,7 +148,8 @@ def pytest_report_header(config):
     gate = config.stash.get(GATE, None)
     if gate:
         what = [f"methods {', '.join(gate['methods'])} on {gate['model']}"] if gate["methods"] else []
-        what += [f"checkpoint {gate['checkpoint']}" + (f" + {gate['adapter']}" if gate["adapter"] else "")] \
+        what += [f"checkpoint {gate['checkpoint']}" + (f" + {gate['adapter']}" if gate["adapter"] else "")
+                 + (f" against target {gate['target']} and gold {gate['gold']}" if gate["target"] else "")] \
             if gate["checkpoint"] else []
         return f"unlearn.gate: {'; '.join(what)}; expectations: {gate['source'] or 'the default bar'}"
     return None

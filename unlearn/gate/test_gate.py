@@ -29,6 +29,13 @@ def _grid(config) -> list[tuple[str, str, str]]:
 _EVALS: dict = {}
 
 
+def _judged(benchmark: str) -> bool:
+    """Whether the benchmark's checkpoint rows may be measured against a target and a gold."""
+    from unlearn.benchmarks import BENCHMARKS
+
+    return BENCHMARKS.get(benchmark).judges_given_models()
+
+
 def _evaluation(config, benchmark: str, split: str) -> dict:
     """``unlearn eval`` of the checkpoint on one benchmark split (once per session), its result written whole to
     the logs folder (``BENCHMARK-SPLIT.json``; TOFU's per-question logs beside it in TOFU's format)."""
@@ -44,9 +51,10 @@ def _evaluation(config, benchmark: str, split: str) -> dict:
         if benchmark == "wmdp":  # the question sets the rows name (wmdp_bio_acc -> bio, mmlu_acc -> mmlu)
             names = [r[0] for r in gate["rows"][benchmark, CHECKPOINT]]
             subjects = sorted({n.split("_")[1] if n.startswith("wmdp_") else n.split("_")[0] for n in names})
+        refs = {"target": gate["target"], "gold": gate["gold"]} if _judged(benchmark) else {}
         result = run_eval(benchmark, None if split == "all" else split, gate["checkpoint"], adapter=gate["adapter"],
                           protocol=gate["protocol"], data_dir=gate["data_dir"], max_rows=gate["max_rows"], subjects=subjects,
-                          progress=False)
+                          progress=False, **refs)
         logs = Path(gate["logs"])
         logs.mkdir(parents=True, exist_ok=True)
         (logs / f"{benchmark}-{split}.json").write_text(json.dumps(result, indent=1, allow_nan=True, default=str))
@@ -153,21 +161,32 @@ def test_snapshot(key, snapshot, request):
 
 def test_checkpoint(key, checkpoint_row, request):
     """One row of a [BENCHMARK.checkpoint] table on the checkpoint's evaluation: decided from the metric's interval
-    where it has one (accuracy), else from its value; an interval that straddles the bar is inconclusive."""
-    from unlearn.gate.verdicts import FAIL, INCONCLUSIVE, decide
+    where it has one (accuracy), else from its value; an interval that straddles the bar is inconclusive. A row only
+    a cell has (measured against ``--unlearn-target`` and ``--unlearn-gold``) is decided as a method's row is."""
+    from unlearn.gate.verdicts import FAIL, INCONCLUSIVE, decide, verdict
 
     benchmark, split = key
     name, direction, bound = checkpoint_row
+    gate = request.config.stash[GATE]
     result = _evaluation(request.config, benchmark, split)
-    metrics = result["metrics"]
+    judged = result.get("judged")
+    metrics = {**result["metrics"], **(judged["metrics"] if judged else {}), **(judged["summary"] if judged else {})}
     if name not in metrics or metrics[name] is None or metrics[name] != metrics[name]:
-        pytest.fail(f"{request.config.stash[GATE]['source']}: {benchmark}.checkpoint.{name}: the evaluation has "
+        hint = (" (the rows a cell has, such as forget_efficacy, need --unlearn-target and --unlearn-gold)"
+                if _judged(benchmark) and not judged else "")
+        pytest.fail(f"{gate['source']}: {benchmark}.checkpoint.{name}: the evaluation has "
                     f"{'no such metric' if name not in metrics else repr(metrics[name])}; its metrics: "
-                    f"{', '.join(sorted(metrics))}", pytrace=False)
-    value, interval = float(metrics[name]), checkpoint_interval(result, name)
-    outcome = decide(value, interval, direction, bound)
-    shown = f"{name}={value:.4g}" + (f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else " (no interval)")
-    why = f"checkpoint on {benchmark}/{split}: {shown} (want {direction} {bound})"
+                    f"{', '.join(sorted(metrics))}{hint}", pytrace=False)
+    if judged and name not in result["metrics"]:  # a cell's row: decided as a method's row is
+        v = verdict({**judged, "method": "checkpoint", "split": split}, name, direction, bound)
+        outcome = v.outcome
+        why = f"checkpoint on {benchmark}/{split} against target {gate['target']} and gold {gate['gold']}: {v.why}"
+    else:
+        value, interval = float(metrics[name]), checkpoint_interval(result, name)
+        outcome = decide(value, interval, direction, bound)
+        shown = f"{name}={value:.4g}" + (f" [{interval[0]:.4g}, {interval[1]:.4g}]" if interval else " (no interval)")
+        why = f"checkpoint on {benchmark}/{split}: {shown} (want {direction} {bound})" \
+            + (": the interval straddles the bar" if outcome == INCONCLUSIVE else "")
     if outcome == INCONCLUSIVE:
-        pytest.skip(f"inconclusive: {why}: the interval straddles the bar")
+        pytest.skip(f"inconclusive: {why}")
     assert outcome != FAIL, why
