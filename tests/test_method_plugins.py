@@ -73,3 +73,14 @@ def test_broken_plugin_is_named_not_skipped(tmp_path):
     err = res.stderr.strip().splitlines()[-1]
     assert err.startswith("unlearn: error: method plugin 'broken' (no_such_module_for_unlearn, entry point group "
                           "'unlearn.methods') failed to load: ModuleNotFoundError"), err
+
+
+def test_broken_benchmark_plugin_is_named_not_skipped(tmp_path):
+    env = install(tmp_path / "site", "broken = no_such_module_for_unlearn")
+    entry = next((tmp_path / "site").glob("*.dist-info")) / "entry_points.txt"
+    entry.write_text("[unlearn.benchmarks]\nbroken = no_such_module_for_unlearn\n")  # a benchmark plugin, not a method
+    res = run(env, "-m", "unlearn", "eval", "--benchmark", "tofu", "--max-rows", "1")
+    assert res.returncode == 2, res.stderr[-2000:]
+    err = res.stderr.strip().splitlines()[-1]
+    assert err.startswith("unlearn: error: benchmark plugin 'broken' (no_such_module_for_unlearn, entry point group "
+                          "'unlearn.benchmarks') failed to load: ModuleNotFoundError"), err
