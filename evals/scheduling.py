@@ -1,21 +1,29 @@
 """Which tests must share a pytest-xdist worker: those that read one cell, so each cell unlearns and is
 evaluated once per run. ``pytest -n 2 --dist loadgroup`` schedules by :func:`cell_group` (the root
-``conftest.py`` installs :class:`CellScheduling`): a TOFU, WMDP or unsafe cell (method, split) is one group; MUSE
-groups by method, because a method's first step is shared by its news, news-scal and news-sust cells. The
-group is read from the test id (``test_x[method-split...]``), which the controller has without collecting;
-xdist's own ``xdist_group`` marker cannot carry it under pytest 9 (xdist 3.8 renames node ids through an
-attribute pytest 9 no longer reads). Larger groups are sent first (xdist's default reordering), tests that
-read no cell are scheduled one by one."""
+``conftest.py`` installs :class:`CellScheduling`): a cell (method, split) of ``evals/test_<benchmark>.py`` is one
+group; a benchmark whose cells share a run across splits (``cells_share_a_run``: MUSE, whose news, news-scal and
+news-sust cells share a method's first step) groups by method. The group is read from the test id
+(``test_x[method-split...]``), which the controller has without collecting; xdist's own ``xdist_group`` marker
+cannot carry it under pytest 9 (xdist 3.8 renames node ids through an attribute pytest 9 no longer reads).
+Larger groups are sent first (xdist's default reordering), tests that read no cell are scheduled one by one."""
 
 from __future__ import annotations
 
+import functools
+
 from xdist.scheduler import LoadScopeScheduling
 
-BENCH_FILES = {"evals/test_tofu.py": "tofu", "evals/test_muse.py": "muse", "evals/test_wmdp.py": "wmdp",
-               "evals/test_unsafe.py": "unsafe"}
 # modules whose tests share a module-scoped run (a bench subprocess, a nudged target): one worker, so it happens once
 SHARED_RUN_FILES = ("evals/test_main_job.py", "evals/test_executors.py", "evals/test_perturbation.py",
                     "evals/test_muse_conformance.py")
+
+
+@functools.cache
+def bench_files() -> dict[str, str]:
+    """``evals/test_<name>.py`` -> name, for every registered benchmark: the module of its cells' tests."""
+    from unlearn.benchmarks import BENCHMARKS
+
+    return {f"evals/test_{name}.py": name for name in BENCHMARKS.names()}
 
 
 def cell_group(nodeid: str) -> str | None:
@@ -26,14 +34,16 @@ def cell_group(nodeid: str) -> str | None:
     path, _, name = nodeid.partition("::")
     if path in SHARED_RUN_FILES:
         return path
-    bench = BENCH_FILES.get(path)
+    bench = bench_files().get(path)
     if bench is None or not name.endswith("]") or "[" not in name:
         return None
     parts = name[name.index("[") + 1: -1].split("-")
     if parts[0] not in method_names() or len(parts) < 2:  # e.g. test_target_is_far_from_gold[forget01]
         return None
-    if bench == "muse":
-        return f"muse:{parts[0]}"
+    from unlearn.benchmarks import BENCHMARKS
+
+    if BENCHMARKS.get(bench).cells_share_a_run:
+        return f"{bench}:{parts[0]}"
     return f"{bench}:{parts[0]}:{parts[1]}"
 
 

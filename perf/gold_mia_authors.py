@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from unlearn.benchmarks import TofuBenchmark  # noqa: E402
-from unlearn.benchmarks.tofu.benchmark import mia_scores  # noqa: E402
+from unlearn.metrics.mia import scores_of  # noqa: E402
 from unlearn.benchmarks.tofu.data import synthetic_tofu  # noqa: E402
 from unlearn.metrics import mia  # noqa: E402
 from unlearn.scoring import encode_qa, score_examples  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     with torch.no_grad():
         res = score_examples(lm.model, [encode_qa(tok, r.question, r.answer, style=proto.compat) for r in unseen],
                              tok.pad_token_id, batch_size=32, token_stats=[True] * len(unseen), progress=False)
-    scores = np.array(mia_scores(res, [r.answer for r in unseen], proto.mink_k)["min_k_plus_plus"])
+    scores = np.array(scores_of(res, [r.answer for r in unseen], proto.mink_k)["min_k_plus_plus"])
     by_author = scores.reshape(-1, per_author)
     n_authors = by_author.shape[0]
     between, within = float(by_author.mean(1).var()), float(by_author.var(1).mean())

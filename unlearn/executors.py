@@ -75,9 +75,11 @@ def _in_worker(args, cpus: int, gpu: float):
 
 
 def _shared_gold(b: str) -> bool:
-    """MUSE trains one target and one main gold for every split (each step's gold is built by its cell); the other
-    benchmarks a gold per split."""
-    return b == "muse"
+    """One target and one main gold for every split of ``b`` (MUSE's; each step's gold is built by its cell), or a
+    gold per split."""
+    from unlearn.benchmarks import BENCHMARKS
+
+    return not BENCHMARKS.get(b).models_per_split
 
 
 def _runner(args, b: str, cpus: int, gpu: float):

@@ -62,6 +62,11 @@ class Benchmark:
 
     name: str = ""
     splits: tuple[str, ...] = ()
+    # False: one target and one gold serve every split (MUSE), else each split trains its own
+    models_per_split: bool = True
+    # True: a method's cells on every split share a run (MUSE's first unlearning step), so they belong together
+    # in one worker process (evals' scheduling)
+    cells_share_a_run: bool = False
     # a benchmark from a package of its own (an ``unlearn.benchmarks`` entry point) declares its recipes here, by
     # tier name ("tiny", "reduced", "full"; "<tier>@dry_run" for the dry run's variant where it differs); the
     # built-in benchmarks' are in unlearn/tiers.py (:func:`recipe_for` reads both)
@@ -207,6 +212,20 @@ class Benchmark:
         return self._evals[kind, split]
 
     # -------------------------------------------------------------- one cell
+    def unlearn_context(self, split: str | None, lm: LoadedModel, schedule: dict | None, *, forget: list,
+                        retain: list, forget_questions: list[str], idk_answers: list[str]) -> UnlearnContext:
+        """What a method unlearns from ``lm`` (the benchmark's ``context`` gives the rows): the profile's unlearning
+        schedule with this run's seed and ``schedule`` (``--set npo.lr=...``) over it, the gold on demand (where
+        the split has one) and the target's learning rate."""
+        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
+        build_gold = (lambda: self.load(self.gold_dir(split), adapters=False)) if self.has_gold(split) else None
+        return UnlearnContext(lm=lm, forget=forget, retain=retain, schedule=sched, forget_questions=forget_questions,
+                              idk_answers=idk_answers, build_gold=build_gold, target_lr=self.profile.target.lr)
+
+    def has_gold(self, split: str | None) -> bool:
+        """Whether ``split`` has a gold (a model trained without its forget set)."""
+        return True
+
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         """One benchmark x split x method cell: ``method`` unlearns from the target (the retrain row is the gold
         itself), the model is evaluated (:meth:`evaluate`), attacked where the profile asks (:meth:`robustness`),
@@ -502,9 +521,7 @@ def text_membership_scores(model, tok, texts: list[str], max_tokens: int | None,
     examples = [encode_text(tok, t, max_tokens, eos=False) for t in texts]
     res = score_examples(model, examples, tok.pad_token_id, batch_size=batch_size, token_stats=True,
                          share_prompts=False, progress=progress, desc=desc)
-    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
-            "min_k": mia.min_k_score(res.token_logprobs, k),
-            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
+    return mia.scores_of(res, texts, k)
 
 
 def fold_into_weights(lm: LoadedModel):

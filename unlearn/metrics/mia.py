@@ -46,6 +46,14 @@ def min_k_plus_plus_score(token_logprobs, mu, sigma, k: float = DEFAULT_K) -> np
     return np.array(out)
 
 
+def scores_of(scored, texts: list[str], k: float = DEFAULT_K) -> dict[str, np.ndarray]:
+    """Every score of the texts from one scoring pass (``unlearn.scoring.score_examples`` with token statistics:
+    ``mean_nll``, ``token_logprobs``, ``token_mu``, ``token_sigma``): {"loss", "zlib", "min_k", "min_k_plus_plus"}."""
+    return {"loss": loss_score(scored.mean_nll), "zlib": zlib_score(scored.mean_nll, texts),
+            "min_k": min_k_score(scored.token_logprobs, k),
+            "min_k_plus_plus": min_k_plus_plus_score(scored.token_logprobs, scored.token_mu, scored.token_sigma, k)}
+
+
 def auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
     """ROC AUC of members (label 1) against non-members (label 0); 0.5 = indistinguishable."""
     scores = np.concatenate([member_scores, nonmember_scores])

@@ -39,7 +39,24 @@ from unlearn.scoring import clean_up_tokenization, encode_text, generate_ids, sc
 from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
 
-SPLITS = ("news", "news-scal", "news-sust")
+
+
+@dataclass(frozen=True)
+class MuseSplit:
+    """What a MUSE split unlearns, as data: one run on the main forget set (``news``), or a sequence of steps over
+    the forget requests, each from the target on a growing forget set (``scal``: ``growing``) or from the last
+    step's model on the next request (``sust``: ``continues``); ``step_key`` names a step in the cell's record."""
+
+    name: str
+    sequence: bool = False
+    growing: bool = False
+    continues: bool = False
+    step_key: str = "size"
+
+
+SPLIT_KINDS = {s.name: s for s in (MuseSplit("news"), MuseSplit("news-scal", sequence=True, growing=True),
+                                   MuseSplit("news-sust", sequence=True, continues=True, step_key="request"))}
+SPLITS = tuple(SPLIT_KINDS)
 QUANTISED_SUST = ("MUSE sustainability continues from the merged unlearned weights; a 4-bit base cannot be merged "
                   "into (run news-sust without --quant)")
 
@@ -270,6 +287,8 @@ class MuseBenchmark(Benchmark):
     splits = SPLITS
     dry_run_splits = ("news",)
     model_prefix = "muse-"
+    models_per_split = False  # one target and one main gold for every split (a step's gold is built by its cell)
+    cells_share_a_run = True  # a method's news, news-scal and news-sust cells share the first unlearning step
 
     def __init__(self, model: str = TINY_MODEL, *, target_eval: str | None = None, robustness: bool | None = None,
                  corpus: str = "news", **kwargs):
@@ -393,11 +412,9 @@ class MuseBenchmark(Benchmark):
         """``forget``: the texts of the request being unlearned (default: the first request, the main forget set)."""
         forget = self.requests()[0] if forget is None else forget
         tok, n = lm.tokenizer, self.profile.text_length
-        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
-        return UnlearnContext(
-            lm=lm, forget=[encode_text(tok, t, n) for t in forget], retain=[encode_text(tok, t, n) for t in self.data().retain],
-            schedule=sched, forget_questions=headlines(forget), idk_answers=load_idk(None),
-            build_gold=lambda: self.load(self.gold_dir(), adapters=False), target_lr=self.profile.target.lr)
+        return self.unlearn_context(split, lm, schedule, forget=[encode_text(tok, t, n) for t in forget],
+                                    retain=[encode_text(tok, t, n) for t in self.data().retain],
+                                    forget_questions=headlines(forget), idk_answers=load_idk(None))
 
     def dynamics_probe(self, split: str, lm: LoadedModel, counter=None) -> Probe | None:
         """forget_prob / retain_prob: mean per-token probability exp(-NLL/n) of the first forget and retain texts."""
@@ -455,21 +472,21 @@ class MuseBenchmark(Benchmark):
     def run_cell(self, method: str, split: str, overrides: dict | None = None) -> dict:
         cfg, sched = method_settings(method, self.profile.method_overrides, overrides)
         start = time.time()
-        d = self.data(split)
+        d, kind = self.data(split), SPLIT_KINDS[split]
         notes = list(self.notes)
-        if split != "news" and not self.profile.step_golds:
+        if kind.sequence and not self.profile.step_golds:
             notes.append("news-scal/news-sust: gold_1 (retrained without request 1) is the reference and the retrain "
                          "row at every step; no per-step retrains in this profile")
         steps, runs, per_question = [], [], None
-        n_steps = 1 if split == "news" else len(self.requests())
-        if split != "news" and n_steps < 2:
+        n_steps = len(self.requests()) if kind.sequence else 1
+        if kind.sequence and n_steps < 2:
             raise ValueError(f"MUSE {split} needs several forget requests, and {d.source} has one (the dry run's "
                              "reduced slice covers news only; use --protocol reduced without --dry_run, or full)")
         # scal's growing forget sets, as many as the requests trained (max_requests keeps the first ones)
         scal = d.scal[: self.profile.max_requests]
-        if split == "news-scal" and scal and len(scal) != n_steps:
+        if kind.growing and scal and len(scal) != n_steps:
             raise ValueError(f"MUSE scal has {len(scal)} forget sets but sust {n_steps} requests in {d.source}")
-        if split == "news-sust" and method != "retrain" and self.quant is not None:  # before any step is paid for
+        if kind.continues and method != "retrain" and self.quant is not None:  # before any step is paid for
             raise NotImplementedError(QUANTISED_SUST)
         target = self.reference_eval("target")
         lm = None
@@ -479,18 +496,18 @@ class MuseBenchmark(Benchmark):
                 run = {"cost": None, "dynamics": None, "method_stats": None}
                 size = None
             else:
-                forget = d.forget if split == "news" else (scal[k - 1] if split == "news-scal" else self.requests()[k - 1])
+                forget = (scal[k - 1] if kind.growing else self.requests()[k - 1]) if kind.sequence else d.forget
                 first = k == 1 and list(forget) == list(d.forget)
                 key = (method, repr(cfg), repr(sorted((sched or {}).items())), self.seed)
                 shared = self._first_steps.get(key) if first else None
-                need_model = split == "news-sust" or self.model_sink is not None
+                need_model = kind.continues or self.model_sink is not None
                 if shared is not None and (shared[2] is not None or not need_model):
                     ev, run, kept = shared
                     lm = copy.deepcopy(kept) if need_model else None
                     notes.append("the first step (unlearning the main forget set from the target) is shared by news, "
                                  "news-scal and news-sust: one run, evaluated once")
                 else:
-                    if split == "news-sust" and lm is not None:  # the next request continues from the last model
+                    if kind.continues and lm is not None:  # the next request continues from the last model
                         lm = self._reload(lm)
                     else:
                         lm = self.load(self.target_dir())
@@ -503,7 +520,7 @@ class MuseBenchmark(Benchmark):
                         keep = self.device == "cpu" and sum(p.numel() for p in lm.model.parameters()) <= self.KEEP_MODELS_UP_TO
                         self._first_steps[key] = (ev, run, copy.deepcopy(lm) if keep else None)
                 size = len(forget)
-            step = {"request" if split == "news-sust" else "size": k, "forget_texts": size, **self._step_metrics(ev, k),
+            step = {kind.step_key: k, "forget_texts": size, **self._step_metrics(ev, k),
                     "cost": run["cost"]}
             steps.append(step)
             runs.append(run)
@@ -512,13 +529,13 @@ class MuseBenchmark(Benchmark):
             self.model_sink(lm)
         last = steps[-1]
         metrics = dict(last["metrics"])
-        if split != "news":
+        if kind.sequence:
             metrics["steps"] = [{"summary": s["summary"], "metrics": s["metrics"], "forget_texts": s["forget_texts"],
                                  "cost": s["cost"]} for s in steps]
         cost = None if method == "retrain" else {
             "unlearn_s": round(sum(r["cost"]["unlearn_s"] for r in runs), 2), "tokens": sum(r["cost"]["tokens"] for r in runs)}
         run = {"method_stats": runs[-1]["method_stats"], "cost": cost,
-               "dynamics": runs[0]["dynamics"] if split == "news" else None}
+               "dynamics": None if kind.sequence else runs[0]["dynamics"]}
         judged = {"summary": last["summary"], "intervals": last["intervals"], "metrics": metrics}
         return self.cell_record(method, split, cfg, sched, judged, ev={"per_question": per_question}, target=target,
                                 gold=self.reference_eval("gold"), run=run, robust=None, start=start, notes=notes)

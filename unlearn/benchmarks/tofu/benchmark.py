@@ -69,12 +69,6 @@ def _cacheable_weights(model, enabled: bool):
             p.requires_grad_(False)
 
 
-def mia_scores(res, texts: list[str], k: float) -> dict[str, np.ndarray]:
-    return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
-            "min_k": mia.min_k_score(res.token_logprobs, k),
-            "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
-
-
 def evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol = EvalProtocol(), progress: bool = True,
                   reference_only: bool = False) -> dict:
     """The full evaluation, or with ``reference_only`` just what a target contributes to the summary
@@ -168,8 +162,8 @@ def _evaluate_tofu(model, tok, data: TofuData, protocol: EvalProtocol, progress:
     forget_gt, hold = res.take(spans["forget"][0], spans["forget"][0] + len(splits["forget"])), res.take(*spans["holdout"])
     if protocol.open_unlearning:  # its MIA and ES paths drop the last scored token (the appended EOS)
         forget_gt, hold = _drop_last_token(forget_gt), _drop_last_token(hold)
-    members = mia_scores(forget_gt, [r.answer for r in splits["forget"]], protocol.mink_k)
-    others = mia_scores(hold, [r.answer for r in holdout], protocol.mink_k)
+    members = mia.scores_of(forget_gt, [r.answer for r in splits["forget"]], protocol.mink_k)
+    others = mia.scores_of(hold, [r.answer for r in holdout], protocol.mink_k)
     es = extraction_strength(forget_gt.token_correct, floor_one_token=protocol.open_unlearning)
     return {
         "logs": logs,
@@ -355,12 +349,9 @@ class TofuBenchmark(Benchmark):
     def context(self, split: str, lm: LoadedModel, schedule: dict | None = None) -> UnlearnContext:
         """``schedule``: changes to the shared unlearning schedule for this method (``--set npo.lr=...``)."""
         d, tok = self.data(split), lm.tokenizer
-        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
-        return UnlearnContext(
-            lm=lm, forget=[encode_qa(tok, r.question, r.answer) for r in d.forget],
-            retain=[encode_qa(tok, r.question, r.answer) for r in d.retain_train], schedule=sched,
-            forget_questions=[r.question for r in d.forget], idk_answers=d.idk,
-            build_gold=lambda: self.load(self.gold_dir(split), adapters=False), target_lr=self.profile.target.lr)
+        return self.unlearn_context(split, lm, schedule, forget=[encode_qa(tok, r.question, r.answer) for r in d.forget],
+                                    retain=[encode_qa(tok, r.question, r.answer) for r in d.retain_train],
+                                    forget_questions=[r.question for r in d.forget], idk_answers=d.idk)
 
     def dynamics_probe(self, split: str, lm: LoadedModel, counter: "TokenCounter | None" = None) -> Probe | None:
         """forget_prob / retain_prob (TOFU's Prob: mean over rows of exp(-answer NLL / tokens)) on the first

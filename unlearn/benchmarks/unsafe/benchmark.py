@@ -141,13 +141,8 @@ def evaluate_unsafe(model, tok, d: UnsafeData, protocol: UnsafeProtocol = Unsafe
     s_retain = _answers_scored(model, tok, retain, protocol)
     k = protocol.mink_k
 
-    def mia_of(res, rows):
-        texts = [r.answer for r in rows]
-        return {"loss": mia.loss_score(res.mean_nll), "zlib": mia.zlib_score(res.mean_nll, texts),
-                "min_k": mia.min_k_score(res.token_logprobs, k),
-                "min_k_plus_plus": mia.min_k_plus_plus_score(res.token_logprobs, res.token_mu, res.token_sigma, k)}
-
-    members, others = mia_of(s_forget, forget), mia_of(s_hold, holdout)
+    members, others = (mia.scores_of(s_forget, [r.answer for r in forget], k),
+                       mia.scores_of(s_hold, [r.answer for r in holdout], k))
     aucs = {f"{name}_auc": mia.auc(members[name], others[name]) for name in members}
     r_forget = rouge_l_recall(g_forget, [r.answer for r in forget])
     r_para = rouge_l_recall(g_para, [r.answer for r in paraphrased]) if paraphrased else np.array([])
@@ -276,12 +271,9 @@ class UnsafeBenchmark(Benchmark):
     # -------------------------------------------------------------- one cell
     def context(self, split: str, lm: LoadedModel, schedule: dict | None = None) -> UnlearnContext:
         d, tok = self.data(split), lm.tokenizer
-        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
-        return UnlearnContext(
-            lm=lm, forget=[encode_qa(tok, r.prompt, r.answer) for r in d.forget],
-            retain=[encode_qa(tok, r.prompt, r.answer) for r in d.retain], schedule=sched,
-            forget_questions=[r.prompt for r in d.forget], idk_answers=list(REFUSAL_ANSWERS),
-            build_gold=lambda: self.load(self.gold_dir(split), adapters=False), target_lr=self.profile.target.lr)
+        return self.unlearn_context(split, lm, schedule, forget=[encode_qa(tok, r.prompt, r.answer) for r in d.forget],
+                                    retain=[encode_qa(tok, r.prompt, r.answer) for r in d.retain],
+                                    forget_questions=[r.prompt for r in d.forget], idk_answers=list(REFUSAL_ANSWERS))
 
     def dynamics_probe(self, split: str, lm: LoadedModel, counter=None) -> Probe | None:
         """forget_prob / retain_prob: the compliant answers' and the benign answers' mean probability (per-token

@@ -27,7 +27,6 @@ A's texts (members) vs B's (non-members).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -340,14 +339,14 @@ class WmdpBenchmark(Benchmark):
 
     def context(self, split: str, lm: LoadedModel, schedule: dict | None = None) -> UnlearnContext:
         d, tok, n = self.data(split), lm.tokenizer, self.profile.text_length
-        sched = dataclasses.replace(self.profile.unlearn, seed=self.seed, progress=self.progress, **(schedule or {}))
         forget_qs = d.forget if d.protocol != "standard" else []  # standard: forget texts are the corpus
         questions = [mcq_prompt(q) for q in forget_qs] + [t.strip().splitlines()[0][:200] for t in d.forget_texts[len(forget_qs):]]
-        return UnlearnContext(
-            lm=lm, forget=split_examples(tok, forget_qs, d.forget_texts, n),
-            retain=split_examples(tok, d.retain_questions, d.retain_texts, n), schedule=sched, forget_questions=questions,
-            idk_answers=load_idk(None), build_gold=None if self.standard else (lambda: self.load(self.gold_dir(split), adapters=False)),
-            target_lr=self.profile.target.lr)
+        return self.unlearn_context(split, lm, schedule, forget=split_examples(tok, forget_qs, d.forget_texts, n),
+                                    retain=split_examples(tok, d.retain_questions, d.retain_texts, n),
+                                    forget_questions=questions, idk_answers=load_idk(None))
+
+    def has_gold(self, split: str | None) -> bool:
+        return not self.standard
 
     def dynamics_probe(self, split: str, lm: LoadedModel, counter=None) -> Probe | None:
         """forget_prob / retain_prob (the keys every benchmark's curve uses): the mean probability of the correct
