@@ -159,7 +159,7 @@ class Benchmark:
         and :meth:`score_model` give): {"summary" (the three summary columns), "metrics" (the benchmark's measures,
         those relative to the gold included), "intervals"}. What a cell records after unlearning, and what
         ``unlearn eval --target --gold`` and the gate's checkpoint rows decide on."""
-        raise NotImplementedError(f"{self.name} has no comparison with a target and a gold (TOFU and MUSE do)")
+        raise NotImplementedError(f"{self.name} does not judge a model against a target and a gold (no judge())")
 
     # -------------------------------------------------------------- models
     def _model_dir(self, kind: str, rows: list) -> Path:
@@ -293,6 +293,7 @@ class Benchmark:
         raise NotImplementedError
 
     def cell_per_question(self, ev: dict, target: dict) -> dict:
+        """The per-question values a cell's record keeps (its evaluation's; TOFU adds its logs)."""
         return ev["per_question"]
 
     def cell_notes(self, split: str) -> list[str]:
@@ -300,6 +301,7 @@ class Benchmark:
         return []
 
     def cell_protocol_name(self, split: str) -> str:
+        """The protocol's name in a cell's record (WMDP's synthetic split names itself)."""
         return self.profile.protocol.name
 
     def record_extras(self, split: str) -> dict:
