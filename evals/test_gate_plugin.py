@@ -53,6 +53,8 @@ def user_repo(tmp_path_factory):
            and k not in ("PYTHONPATH", "COV_CORE_SOURCE")}
     env["PYTEST_XDIST_WORKER_COUNT"] = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")  # the same torch threads
     env["UNLEARN_CACHE_DIR"] = str(cache_root())
+    if env.get("UNLEARN_DATA_DIR"):  # the same folder from the example repository's working directory
+        env["UNLEARN_DATA_DIR"] = str(Path(env["UNLEARN_DATA_DIR"]).resolve())
     for what in (src, repo):
         res = _run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", what], tmp, env)
         assert res.returncode == 0, res.stdout + res.stderr
@@ -189,7 +191,9 @@ def test_a_checkpoint_is_measured_against_the_target_and_gold_it_names(user_repo
         outcome = {c.get("name"): "failed" if {k.tag for k in c} & {"failure", "error"} else
                    "skipped" if "skipped" in {k.tag for k in c} else "passed"
                    for c in ET.parse(junit).getroot().iter("testcase")}
-        return res, outcome, json.loads((repo / logs / "tofu-forget01.json").read_text())
+        log = repo / logs / "tofu-forget01.json"
+        assert log.is_file(), res.stdout[-4000:] + res.stderr[-4000:]  # the evaluation ran
+        return res, outcome, json.loads(log.read_text())
 
     row = "test_checkpoint[tofu-forget01-checkpoint-{}]".format
     res, outcome, gold_log = gate(gold, "gold-logs")
