@@ -107,7 +107,7 @@ def test_bad_csv_files_name_the_problem(tmp_path):
 def test_bad_json_lines_name_the_row(tmp_path):
     root = _folder(tmp_path)
     (root / "unsafe" / "pku_saferlhf.jsonl").write_text('{"prompt": "a", "response": "b", "is_safe": false}\n{oops\n')
-    with pytest.raises(DataError, match="not valid JSON") as err:
+    with pytest.raises(DataError, match="pku_saferlhf.jsonl, row 1: malformed JSON line 2") as err:
         load_unsafe_folder(root / "unsafe")
     assert err.value.row == 1
 

@@ -27,12 +27,11 @@ sust/forget_{1..4}.json   sust / forget_1..4                  four disjoint forg
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearn.data import DataError, resolve_data_dir
+from unlearn.data import DataError, json_rows, resolve_data_dir
 
 CORPORA = ("news", "books")
 HUB_IDS = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
@@ -82,12 +81,7 @@ class MuseData:
 
 # ---------------------------------------------------------------- validation (errors name file, row, field)
 def _load_json_array(path: Path, text: str) -> list:
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"malformed JSON: {err.msg} at line {err.lineno}") from None
-    if not isinstance(rows, list):
-        raise DataError(path, f"expected a JSON array, got {type(rows).__name__}")
+    rows = json_rows(path, text, lines=False)
     if not rows:
         raise DataError(path, "split is empty")
     return rows

@@ -3,12 +3,11 @@ deterministic generator of fictitious authors in the same schema."""
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from unlearn.data import DataError, resolve_data_dir
+from unlearn.data import DataError, json_rows, resolve_data_dir
 
 SPLIT_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
 # The split `unlearn tune` chooses on: a forget set disjoint from every evaluated one (synthetic_tune_split,
@@ -55,21 +54,7 @@ def read_json_rows(path: Path) -> list[dict]:
 
 
 def parse_json_text(path: Path, text: str) -> list[dict]:
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DataError(path, f"malformed JSON array: {err.msg} at line {err.lineno}") from None
-    else:
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError(path, f"malformed JSON line {lineno}: {err.msg}", row=len(rows)) from None
+    rows = json_rows(path, text)
     if not rows:
         raise DataError(path, "split is empty")
     for i, row in enumerate(rows):

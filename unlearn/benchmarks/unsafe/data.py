@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unlearn.data import DataError, resolve_data_dir
+from unlearn.data import DataError, json_rows, resolve_data_dir
 
 
 @dataclass(frozen=True)
@@ -243,23 +242,7 @@ def parse_xstest(path: Path, rows: list[dict]) -> list[Request]:
 
 
 def _json_rows(path: Path) -> list:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        rows = []
-        for n, line in enumerate(text.splitlines()):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(path, f"not valid JSON ({err.msg})", row=len(rows)) from None
-        return rows
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError(path, f"not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(rows, list):
-        raise DataError(path, f"must hold a JSON list of rows, got {type(rows).__name__}")
-    return rows
+    return json_rows(path, path.read_text(encoding="utf-8"), lines=path.suffix == ".jsonl")
 
 
 def find_unsafe_folder(data_dir: str | Path | None = None) -> tuple[Path | None, list[str]]:
