@@ -142,7 +142,8 @@ def real_tofu_models():
     """(target, gold) folders: tiny-qwen3 trained with the tiny tier's TOFU target recipe on the embedded real
     TOFU: the target on the forget01 authors and on the first 8 rows of each set the checkpoint rows are scored on
     beside them (retain, real authors, world facts: every Model Utility term above 0), the gold on those rows
-    alone, in as many steps. Built once and cached like every target."""
+    alone, in as many steps. Built once and cached like every target (requested after ``user_repo``, which skips a
+    run without the numerics pins)."""
     import dataclasses
 
     from unlearn.benchmarks.tofu.benchmark import TofuBenchmark
@@ -150,8 +151,6 @@ def real_tofu_models():
     from unlearn.models import load_model
     from unlearn.train import finetuned_model_dir
 
-    if os.environ.get("UNLEARN_NUMERICS") == "native":
-        pytest.skip("the gate pins the numerics; this run does not")
     d = load_tofu("forget01", find_tofu_source(None)[0])
     kept = [(r.question, r.answer) for rows in (d.retain_train, d.retain_eval, d.real_authors, d.world_facts)
             for r in rows[:8]]

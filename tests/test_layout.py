@@ -178,9 +178,7 @@ def test_every_benchmark_has_a_buildable_recipe_in_every_tier(tier):
     from unlearn.tiers import TIERS, TINY_MODEL
 
     model = TINY_MODEL if tier == "tiny" else "smollm2-135m"
-    for name in BENCHMARKS.names():
-        has = name in TIERS[tier].recipes or tier in BENCHMARKS.get(name).recipes
-        assert has, f"{name} has no recipe in the {tier} tier (unlearn/tiers.py, or its class's recipes)"
+    for name in BENCHMARKS.names():  # recipe_for: a KeyError naming the tier and the benchmark where there is none
         for dry_run in (False, True):
             bench_profile = BENCHMARKS.get(name).make_profile(None, model, dry_run, None, "fp32",
                                                               None if tier == "tiny" else tier, "tofu")
