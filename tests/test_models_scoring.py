@@ -573,3 +573,43 @@ def test_bf16_generation_with_the_frozen_weights_copied_once_gives_the_same_toke
         assert set(seen) == {torch.float32}
     assert copied == cast_per_call
     assert all(p.dtype == torch.float32 for p in lm.model.parameters())
+
+
+def _write_gguf(path, name: str) -> None:
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name(name)
+    w.add_tensor("token_embd.weight", np.arange(8, dtype=np.float32).reshape(2, 4))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def test_a_gguf_is_parsed_once_per_file_inside_the_block_and_the_reader_restored_after(tmp_path):
+    """The SmolLM2 conversion's reads of its GGUF share one parse per file and one tensor-name map per
+    architecture and depth (files identical to three parses: docs/lab/measurements.md); another file or depth
+    gets its own, and gguf's functions are themselves again after the block, even one left by an error."""
+    import gguf
+
+    from unlearn.models.presets import gguf_parsed_once
+
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    _write_gguf(a, "first")
+    _write_gguf(b, "second")
+    real = gguf.GGUFReader, gguf.get_tensor_name_map
+    with gguf_parsed_once():
+        ra, rb = gguf.GGUFReader(a), gguf.GGUFReader(b)
+        assert gguf.GGUFReader(str(a)) is ra and rb is not ra
+        names = lambda r: bytes(r.fields["general.name"].parts[-1]).decode()  # noqa: E731
+        assert (names(ra), names(rb)) == ("first", "second")
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 2) is gguf.get_tensor_name_map(arch, 2)
+        assert gguf.get_tensor_name_map(arch, 3).get_name("model.layers.2.mlp.up_proj") == "blk.2.ffn_up"
+        assert gguf.get_tensor_name_map(arch, 2).get_name("model.layers.2.mlp.up_proj") is None
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == real
+    with pytest.raises(RuntimeError), gguf_parsed_once():
+        raise RuntimeError("a failed conversion")
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == real
+    assert gguf.GGUFReader(a) is not gguf.GGUFReader(a)  # outside: every call parses

