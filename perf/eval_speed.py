@@ -2,7 +2,8 @@
 output is the same.
 
 "old" is the evaluator without this suite's exact shortcuts: transformers' ``generate`` (every row decoded
-until its batch ends), no shared prompt prefix, answers padded to the longest of their batch. "new" is the
+until its batch ends), no shared prompt prefix, answers padded to the longest of their batch, and under
+open-unlearning's conventions that tool's generation batches of 32 (the new path decodes 64). "new" is the
 default: ``greedy_batch`` (finished rows leave the batch), the prompts' common prefix (a chat template's system
 prompt) computed once per call, answers in length-matched sub-batches. Greedy texts must be equal; scores are
 compared per question (largest absolute difference of every per-question log value).
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -33,6 +35,9 @@ from unlearn.benchmarks.tofu.benchmark import evaluate_tofu  # noqa: E402
 from unlearn.benchmarks.tofu.protocol import protocol_preset  # noqa: E402
 from unlearn.benchmarks.tofu.data import load_tofu  # noqa: E402
 from unlearn.models import load_model  # noqa: E402
+
+
+OPEN_UNLEARNING_BATCH = 32  # that tool's evaluation batch, generation included
 
 
 @contextlib.contextmanager
@@ -78,9 +83,11 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in ("old", "new"):
             ctx = old_evaluator() if name == "old" else contextlib.nullcontext()
+            proto = (dataclasses.replace(protocol, generation_batch_size=OPEN_UNLEARNING_BATCH)
+                     if name == "old" and protocol.open_unlearning else protocol)
             with ctx:
                 t0 = time.perf_counter()
-                results[name] = evaluate_tofu(lm.model, lm.tokenizer, data, protocol, progress=False)
+                results[name] = evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=False)
                 times[name].append(time.perf_counter() - t0)
             print(f"{name}: {times[name][-1]:.1f} s", flush=True)
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout

@@ -267,14 +267,17 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
             assert np.abs(c - a).max() > 1e-5  # bf16 scoring is a different computation (the check has teeth)
 
 
-def test_real_model_full_protocol_generates_64_prompts_a_batch_but_open_unlearning_keeps_its_32():
+def test_real_model_full_protocol_generates_64_prompts_a_batch_and_open_unlearning_scores_32():
     """The GPU-sized generation batch (measured in docs/guide.md, "Warm throughput") is the real-model full
-    profile's; the conformance path keeps open-unlearning's batches, and the tiny tier its own protocol."""
+    profile's and the conformance path's (in data order); that path scores in open-unlearning's batches of 32;
+    the tiny tier keeps its own protocol."""
     from unlearn.benchmarks.tofu.benchmark import profile_for
+    from unlearn.benchmarks.tofu.protocol import protocol_preset
 
     assert profile_for("smollm2-135m", dry_run=False, max_steps=None).protocol.generation_batch_size == 64
     ou = profile_for("smollm2-135m", dry_run=False, max_steps=None, compat="open-unlearning").protocol
-    assert ou.generation_batch_size == 32 and ou.batch_size == 32
+    assert ou.generation_batch_size == 64 and ou.batch_size == 32
+    assert protocol_preset("full", "open-unlearning").generation_batch_size == 64  # unlearn eval's path
     assert profile_for("smollm2-135m", dry_run=True, max_steps=None).protocol.generation_batch_size == 80
     assert profile_for("tiny-qwen3", dry_run=False, max_steps=None).protocol.generation_batch_size is None
 

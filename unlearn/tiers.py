@@ -189,7 +189,8 @@ FULL = Tier(
     recipes={
         # greedy generation 64 prompts a batch under TOFU's conventions (a row's greedy tokens do not depend on
         # its batch; 64 is the largest batch that fits 10 GiB of GPU memory with a Qwen3-4B-shaped 4-bit + LoRA
-        # model at 200 new tokens: docs/guide.md, "Warm throughput"); open-unlearning's conventions keep their 32
+        # model at 200 new tokens: docs/guide.md, "Warm throughput"); open-unlearning's conventions too (their scoring
+        # keeps its batches of 32)
         "tofu": Recipe(target=dict(lr=1e-4, epochs=5, batch_size=16, warmup_steps=50, weight_decay=0.01),
                        unlearn=dict(lr=1e-5, epochs=5, batch_size=16, grad_accum=2),
                        protocol=dict(generation_batch_size=64), profile=dict(target_eval="reference"),

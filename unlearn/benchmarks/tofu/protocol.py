@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from unlearn.benchmarks.tofu.data import EVAL_ROWS, TofuRow
 from unlearn.metrics import mia
 from unlearn.scoring import clean_up_tokenization, encode_qa
+from unlearn.tiers import FULL
 
 
 COMPATS = ("tofu", "open-unlearning")
+# greedy-generation batch of the full tier's TOFU recipe (sized for a 10 GiB GPU: unlearn/tiers.py)
+GENERATION_BATCH = FULL.recipes["tofu"].protocol["generation_batch_size"]
 PROTOCOL_NAMES = ("full", "reduced")
 
 
@@ -53,7 +56,10 @@ def protocol_preset(name: str = "full", compat: str = "tofu", bf16: bool = False
     within 1e-3 of fp32 on Prob and truth ratio). ``reduced``: the CPU dry run (40 forget, 10 retain,
     10 real-author, 10 world-fact rows, 48 tokens; bf16 autocast everywhere where native, deviation in
     docs/guide.md). ``compat="open-unlearning"`` takes that tool's conventions and, under ``full``, its rows (all
-    of every split: 400 retain, 100 real-author, 117 world-fact), batches of 32 and Min-K k = 0.4."""
+    of every split: 400 retain, 100 real-author, 117 world-fact), its scoring batches of 32 (their padding sets
+    each score's rounding) and Min-K k = 0.4; its greedy generations run in the full tier's batches of 64, in
+    data order: a row's greedy tokens do not depend on its batch (every text equal to that tool's in the whole
+    conformance run), and on a 2-core CPU a batch of 64 decodes ~1.2x as many rows a second as one of 32."""
     if compat not in COMPATS:
         raise ValueError(f"unknown compatibility mode {compat!r}; valid: {', '.join(COMPATS)}")
     if name == "full":
@@ -65,7 +71,7 @@ def protocol_preset(name: str = "full", compat: str = "tofu", bf16: bool = False
         raise ValueError(f"unknown protocol {name!r}; valid: {', '.join(PROTOCOL_NAMES)}")
     if compat == "open-unlearning":
         rows = {"max_rows": None} if name == "full" else {}
-        p = dataclasses.replace(p, compat=compat, batch_size=32, generation_batch_size=32, **rows)
+        p = dataclasses.replace(p, compat=compat, batch_size=32, generation_batch_size=GENERATION_BATCH, **rows)
     return p
 
 
