@@ -37,9 +37,6 @@ from unlearn.benchmarks.tofu.data import load_tofu  # noqa: E402
 from unlearn.models import load_model  # noqa: E402
 
 
-OPEN_UNLEARNING_BATCH = 32  # that tool's evaluation batch, generation included
-
-
 @contextlib.contextmanager
 def old_evaluator():
     saved = generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST
@@ -83,7 +80,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for name in ("old", "new"):
             ctx = old_evaluator() if name == "old" else contextlib.nullcontext()
-            proto = (dataclasses.replace(protocol, generation_batch_size=OPEN_UNLEARNING_BATCH)
+            # open-unlearning generates in its evaluation batch, the one its conventions score in
+            proto = (dataclasses.replace(protocol, generation_batch_size=protocol.batch_size)
                      if name == "old" and protocol.open_unlearning else protocol)
             with ctx:
                 t0 = time.perf_counter()
