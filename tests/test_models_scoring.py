@@ -430,6 +430,89 @@ def test_fast_generation_equals_hf_generate_on_the_tiny_model(style):
     assert len(set(map(len, fast))) > 1  # rows really end at different steps
 
 
+def test_reserved_kv_layer_returns_what_concatenation_returns_and_keeps_rows_apart():
+    """The generation cache's layer writes each step into buffers reserved for the whole continuation: every
+    update returns exactly the concatenation transformers' own layer returns (a prompt of 5, then single tokens,
+    past the reserve once), one buffer serves every step within the reserve, and dropping finished rows keeps
+    each remaining row's keys and values."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    from unlearn.scoring.generation import reserved_cache
+
+    lm = tiny()
+    cache = reserved_cache(lm.model, 8)
+    assert cache is not None and len(cache.layers) == lm.model.config.num_hidden_layers
+    layer, plain = cache.layers[0], DynamicLayer()
+    gen = torch.Generator().manual_seed(0)
+    buffers = set()
+    for step, width in enumerate([5, 1, 1, 1, 1, 1]):  # 10 positions: the last two grow past the reserve of 8
+        k, v = (torch.randn(3, 2, width, 4, generator=gen) for _ in range(2))
+        got, want = layer.update(k, v), plain.update(k, v)
+        assert all(torch.equal(a, b) for a, b in zip(got, want)), step
+        assert layer.get_seq_length() == plain.get_seq_length() == sum([5, 1, 1, 1, 1, 1][: step + 1])
+        buffers.add(layer._kbuf.data_ptr())
+    assert len(buffers) == 2  # one buffer for the reserve, one more past it (not one per token)
+    keep = torch.tensor([2, 0])
+    layer.reorder_cache(keep)
+    plain.reorder_cache(keep)
+    assert torch.equal(layer.keys, plain.keys) and torch.equal(layer.values, plain.values)
+    k, v = torch.randn(2, 2, 1, 4, generator=gen), torch.randn(2, 2, 1, 4, generator=gen)
+    assert all(torch.equal(a, b) for a, b in zip(layer.update(k, v), plain.update(k, v)))
+    assert isinstance(DynamicCache(config=lm.model.config).layers[0], DynamicLayer)  # transformers' own, untouched
+
+
+def test_greedy_generation_runs_on_the_reserved_cache_with_the_texts_of_transformers_cache(monkeypatch):
+    """``greedy_batch`` hands the model the reserved cache (not transformers' default), and the texts are the
+    ones the default cache gives."""
+    from tests.helpers import memorised
+    from unlearn.scoring import generation
+
+    lm, _ = memorised()
+    questions = _generation_questions(9)
+    made = []
+    real = generation.reserved_cache
+    monkeypatch.setattr(generation, "reserved_cache", lambda *a: made.append(real(*a)) or made[-1])
+    reserved = generate(lm.model, lm.tokenizer, questions, max_new_tokens=30, batch_size=4)
+    assert len(made) == 3 and all(c is not None for c in made)
+    assert all(c.layers[0].get_seq_length() > 0 for c in made)
+    monkeypatch.setattr(generation, "reserved_cache", lambda *a: None)
+    assert reserved == generate(lm.model, lm.tokenizer, questions, max_new_tokens=30, batch_size=4)
+
+
+def test_bf16_scoring_uses_the_frozen_weights_copies_and_leaves_a_training_loops_copies_alone(monkeypatch):
+    """Under CPU bf16 autocast ``score_examples`` swaps in bf16 copies of the frozen linear weights (one cast per
+    call, not per forward): the same scores as autocast's per-call casts. Inside a training loop's life (its
+    copies made, swapped out for a probe) the scoring takes those copies and frees none of them."""
+    from unlearn.scoring import FrozenWeightsBf16
+
+    lm = tiny()
+    for p in lm.model.parameters():
+        p.requires_grad_(False)
+    ex = [encode_qa(lm.tokenizer, q, a) for q, a in QA]
+    seen = []
+    head = lm.model.lm_head
+    forward = head.forward
+    monkeypatch.setattr(head, "forward", lambda x: seen.append(head.weight.dtype) or forward(x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        copied = score_examples(lm.model, ex, lm.tokenizer.pad_token_id)
+        assert seen and set(seen) == {torch.bfloat16}
+        loop = FrozenWeightsBf16(lm.model, True)
+        loop.on()
+        made = head._bf16_copies
+        loop.off()  # what the training loop does before a probe
+        again = score_examples(lm.model, ex, lm.tokenizer.pad_token_id)
+        assert head._bf16_copies is made  # taken, not remade, and not freed
+        loop.drop()
+        assert not hasattr(head, "_bf16_copies")
+        monkeypatch.setattr(FrozenWeightsBf16, "on", lambda self: None)
+        seen.clear()
+        cast_per_call = score_examples(lm.model, ex, lm.tokenizer.pad_token_id)
+        assert set(seen) == {torch.float32}
+    for a, b in ((copied, cast_per_call), (again, cast_per_call)):
+        assert np.array_equal(a.logprob_sum, b.logprob_sum) and np.array_equal(a.n_tokens, b.n_tokens)
+    assert all(p.dtype == torch.float32 for p in lm.model.parameters())
+
+
 def test_fast_generation_with_settled_rows_equals_hf_generate():
     from tests.helpers import memorised
     from unlearn.scoring import chat_prompt_ids, format_prompt, generate_ids

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from unlearn.scoring.bf16_weights import bf16_weights_under_autocast
 from unlearn.scoring.encoding import Example, IGNORE, attention_mask, collate, encode_qa, pad_sequences
 
 
@@ -323,45 +324,46 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
                 yield idx, (logits, targets, rows, mask.sum(-1))
 
     n_batches = len(groups) if shared else -(-n // batch_size)
-    for idx, (logits, targets, rows, counts_t) in tqdm(batches(), total=n_batches, desc=desc, disable=not progress,
-                                                        leave=False):
-        if logits.numel() > LOGIT_CHUNK:  # a large-vocabulary model: never more than a chunk of (N, V) at a time
-            lp, mu_all, sigma_all, hit_all = _chunked_token_stats(logits, targets, any(stats[i] for i in idx))
+    with bf16_weights_under_autocast(model):  # bf16 scoring: the frozen weights cast once, not per forward
+        for idx, (logits, targets, rows, counts_t) in tqdm(batches(), total=n_batches, desc=desc,
+                                                            disable=not progress, leave=False):
+            if logits.numel() > LOGIT_CHUNK:  # a large-vocabulary model: never more than a chunk of (N, V) at a time
+                lp, mu_all, sigma_all, hit_all = _chunked_token_stats(logits, targets, any(stats[i] for i in idx))
+                counts_b = counts_t.tolist()
+                sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
+                start = 0
+                for row, i in enumerate(idx):
+                    m = counts_b[row]
+                    sums[i], counts[i] = sums_b[row], m
+                    if stats[i]:
+                        toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m].cpu().numpy()
+                                                                  for c in (lp, mu_all, sigma_all, hit_all))
+                    start += m
+                del logits
+                continue
+            logp = torch.log_softmax(logits, dim=-1)
+            lp = logp.gather(1, targets[:, None])[:, 0]
             counts_b = counts_t.tolist()
             sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
-            start = 0
             for row, i in enumerate(idx):
-                m = counts_b[row]
-                sums[i], counts[i] = sums_b[row], m
-                if stats[i]:
-                    toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m].cpu().numpy()
-                                                              for c in (lp, mu_all, sigma_all, hit_all))
-                start += m
-            del logits
-            continue
-        logp = torch.log_softmax(logits, dim=-1)
-        lp = logp.gather(1, targets[:, None])[:, 0]
-        counts_b = counts_t.tolist()
-        sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
-        for row, i in enumerate(idx):
-            sums[i], counts[i] = sums_b[row], counts_b[row]
-        need = [row for row, i in enumerate(idx) if stats[i]]
-        if need:
-            bounds = np.cumsum([0] + counts_b)  # selected positions are row-major: row r owns a contiguous run
-            keep = torch.cat([torch.arange(bounds[r], bounds[r + 1]) for r in need]).to(logp.device)
-            sub = logp[keep]
-            p = sub.exp()
-            mu = (p * sub).sum(-1)
-            sigma = ((p * sub.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
-            hit = logits[keep].argmax(-1) == targets[keep]
-            cols = [t.cpu().numpy() for t in (lp[keep], mu, sigma, hit)]
-            start = 0
-            for r in need:
-                i, m = idx[r], counts_b[r]
-                toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m] for c in cols)
-                start += m
-            del p, sub
-        del logits, logp
+                sums[i], counts[i] = sums_b[row], counts_b[row]
+            need = [row for row, i in enumerate(idx) if stats[i]]
+            if need:
+                bounds = np.cumsum([0] + counts_b)  # selected positions are row-major: row r owns a contiguous run
+                keep = torch.cat([torch.arange(bounds[r], bounds[r + 1]) for r in need]).to(logp.device)
+                sub = logp[keep]
+                p = sub.exp()
+                mu = (p * sub).sum(-1)
+                sigma = ((p * sub.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+                hit = logits[keep].argmax(-1) == targets[keep]
+                cols = [t.cpu().numpy() for t in (lp[keep], mu, sigma, hit)]
+                start = 0
+                for r in need:
+                    i, m = idx[r], counts_b[r]
+                    toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m] for c in cols)
+                    start += m
+                del p, sub
+            del logits, logp
     model.train(was_training)
     if not any(stats):
         return ScoreResult(sums, counts)

@@ -13,11 +13,12 @@ class FrozenWeightsBf16:
     that require a gradient); a copy made once holds the same rounded values, so the products are the same and
     the casts are gone. LoRA adapters' weights, frozen or not, keep their dtype: PEFT casts an adapter's input to
     it, which would round the gradient flowing back through that input. The copies are made at ``on`` and last
-    while the frozen weights do not change (one training loop, one generation call). ``enabled`` False: both are
-    no-ops."""
+    while the frozen weights do not change (one training loop, one generation call); an ``on`` inside another's
+    life (a probe's scoring between two training steps) takes the copies it finds and ``drop`` frees only the
+    ones it made. ``enabled`` False: both are no-ops."""
 
     def __init__(self, model, enabled: bool):
-        self.model, self.enabled, self.swapped = model, enabled, []
+        self.model, self.enabled, self.swapped, self.made = model, enabled, [], []
 
     def on(self) -> None:
         if not self.enabled or self.swapped:
@@ -30,6 +31,7 @@ class FrozenWeightsBf16:
                     continue
                 saved = (mod.weight, mod.bias)
                 if not hasattr(mod, "_bf16_copies"):
+                    self.made.append(mod)
                     mod._bf16_copies = tuple(None if t is None else torch.nn.Parameter(t.detach().to(torch.bfloat16),
                                                                                      requires_grad=False)
                                              for t in saved)
@@ -42,11 +44,12 @@ class FrozenWeightsBf16:
         self.swapped = []
 
     def drop(self) -> None:
-        """``off``, and the copies freed (the frozen weights may change from here)."""
+        """``off``, and the copies this object made freed (the frozen weights may change from here)."""
         self.off()
-        for mod in self.model.modules():
+        for mod in self.made:
             if hasattr(mod, "_bf16_copies"):
                 del mod._bf16_copies
+        self.made = []
 
 
 @contextmanager

@@ -1,5 +1,5 @@
-"""Greedy generation: finished rows leave the batch (``greedy_batch``), transformers' ``generate`` as the
-reference engine, and the stop rules."""
+"""Greedy generation: finished rows leave the batch (``greedy_batch``) and the KV cache is written in place
+(``reserved_cache``), transformers' ``generate`` as the reference engine, and the stop rules."""
 
 from __future__ import annotations
 
@@ -48,6 +48,60 @@ def _settled_criteria(tokenizer, width: int, settled: list):
     return StoppingCriteriaList([Settled()])
 
 
+class _ReservedLayer:
+    """Mixed into transformers' ``DynamicLayer``: the keys and values live in buffers reserved for the whole
+    continuation (prompt + ``max_new_tokens``), written in place; ``keys``/``values`` are views of the filled
+    prefix, so attention sees the same shapes and numbers as with the default layer, which concatenates a new
+    tensor for every token."""
+
+    capacity = 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        n, k = self.get_seq_length(), key_states.shape[-2]
+        if n == 0 or n + k > self._kbuf.shape[-2]:  # first call, or past the reserve: a new buffer (doubled)
+            size = max(self.capacity, n + k) if n == 0 else max(2 * self._kbuf.shape[-2], n + k)
+            kbuf = key_states.new_empty(*key_states.shape[:-2], size, key_states.shape[-1])
+            vbuf = value_states.new_empty(*value_states.shape[:-2], size, value_states.shape[-1])
+            if n:
+                kbuf[..., :n, :], vbuf[..., :n, :] = self.keys, self.values
+            self._kbuf, self._vbuf = kbuf, vbuf
+        self._kbuf[..., n:n + k, :] = key_states
+        self._vbuf[..., n:n + k, :] = value_states
+        self.keys, self.values = self._kbuf[..., :n + k, :], self._vbuf[..., :n + k, :]
+        return self.keys, self.values
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        """Rows ``beam_idx`` of the filled prefix into fresh buffers of the same reserve (finished rows leave)."""
+        n = self.get_seq_length()
+        if n == 0:
+            return
+        idx = beam_idx.to(self._kbuf.device)
+        kbuf = self._kbuf.new_empty(len(idx), *self._kbuf.shape[1:])
+        vbuf = self._vbuf.new_empty(len(idx), *self._vbuf.shape[1:])
+        kbuf[..., :n, :], vbuf[..., :n, :] = self.keys.index_select(0, idx), self.values.index_select(0, idx)
+        self._kbuf, self._vbuf = kbuf, vbuf
+        self.keys, self.values = kbuf[..., :n, :], vbuf[..., :n, :]
+
+
+def reserved_cache(model, capacity: int):
+    """A transformers ``DynamicCache`` for ``model`` whose layers write into buffers of ``capacity`` positions
+    (``_ReservedLayer``), or None where a layer is not a plain ``DynamicLayer`` (sliding windows and the like keep
+    transformers' own cache)."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    try:
+        cache = DynamicCache(config=model.config)
+    except Exception:  # noqa: BLE001 - a config transformers cannot read layer types from: its own cache
+        return None
+    if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    reserved = type("ReservedLayer", (_ReservedLayer, DynamicLayer), {"capacity": capacity})
+    cache.layers = [reserved() for _ in cache.layers]
+    return cache
+
+
 def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int,
                  settled: list | None = None, decode=None) -> list[list[int]]:
     """Greedy continuation of one left-padded batch, token for token what ``model.generate(do_sample=False)``
@@ -56,7 +110,8 @@ def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens
     tokens up to and including its EOS.
 
     Same computation as HF's greedy loop: position ids from the attention mask (cumsum - 1, 0 on padding), one
-    KV cache, the LM head on the last position only, argmax of the float32 logits. A row's logits do not depend
+    KV cache (``reserved_cache``: written in place, the same keys and values), the LM head on the last position
+    only, argmax of the float32 logits. A row's logits do not depend
     on the other rows of the batch (attention is per row), so dropping finished rows changes no row's tokens up
     to the rounding of batched matrix products (tests hold the outputs equal to ``generate``)."""
     n = ids.shape[0]
@@ -66,9 +121,11 @@ def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens
     # a PEFT wrapper passes keyword arguments through: what the wrapped model takes decides
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     kwargs = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(inner.forward).parameters else {}
-    step_out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs)
-    cache = getattr(step_out, "cache", None) or step_out.past_key_values
     cache_arg = cache_argument(inner)
+    reserved = reserved_cache(inner, ids.shape[1] + max_new_tokens)
+    step_out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **kwargs,
+                     **({cache_arg: reserved} if reserved is not None else {}))
+    cache = getattr(step_out, "cache", None) or step_out.past_key_values
     last_pos = positions[:, -1:]
     for t in range(max_new_tokens):
         nxt = step_out.logits[:, -1].float().argmax(-1)
