@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from unlearn.methods import COUNT, OPEN_UNIT, UnlearnContext, procedure
 from unlearn.methods.losses import influence_ratio, removal_scores, token_log_odds, top_fraction
 from unlearn.models import decoder_layers, is_peft, is_quantised
-from unlearn.scoring import IGNORE, answer_logits, collate, mean_nll
-from unlearn.train import nll_loss, train
+from unlearn.scoring import IGNORE, FrozenWeightsBf16, answer_logits, collate, mean_nll
+from unlearn.train import nll_loss, train, training_precision
 
 
 @dataclass(frozen=True)
@@ -237,6 +237,9 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
         raise ValueError(f"iwap.objective must be log_odds or nll, got {cfg.objective!r}")
     model = ctx.lm.model
     fb, rb = influence_batches(ctx, cfg)
+    device_type = next(model.parameters()).device.type
+    bf16 = ctx.schedule.mixed_precision == "bf16"
+    frozen = FrozenWeightsBf16(model, bf16 and device_type == "cpu")  # the rounds change masks, never weights
     pruned: dict[str, list] = {"mlp": [], "heads": []}
     history: list[dict] = []
     hooks, pending, stop = [], None, "rounds"  # pending: the last round's (masks, atoms), accepted or undone next
@@ -245,7 +248,13 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
         ctx.probe(model, 0)
     for rnd in range(1, cfg.rounds + 2):  # the extra pass only checks the last round
         base = None if pending is None else history[0]["retain_nll"]
-        scores, log_odds, retain_nll = atom_scores(model, fb, rb, cfg, base)  # of the model with the pending masks
+        # of the model with the pending masks, in the arithmetic the schedule trains in (bf16 where the tier trains so)
+        frozen.on()
+        try:
+            with training_precision(device_type, bf16):
+                scores, log_odds, retain_nll = atom_scores(model, fb, rb, cfg, base)
+        finally:
+            frozen.off()
         if pending is None:
             history.append({"round": 0, "mlp": 0, "heads": 0, "forget_log_odds": log_odds, "retain_nll": retain_nll})
         else:
@@ -277,6 +286,7 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
             stop = "exhausted"
             break
         pending = (install_masks(model, pruned["mlp"] + new["mlp"], pruned["heads"] + new["heads"]), new)
+    frozen.drop()
     for h in hooks:
         h.remove()
     if is_peft(model) or is_quantised(model):
