@@ -312,58 +312,58 @@ def score_examples(model, examples: list[Example], pad_id: int, *, batch_size: i
     shared = share_prompts and body_and_head(model) is not None and (sum(map(len, groups)) < n or skip > 0)
 
     def batches():
-        if shared:
-            prefix = prefix_cache(model, examples[0].prompt_ids[:skip], device, hide_token) if skip else None
-            for batch_groups in groups:
-                *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device, hide_token, prefix)
-                yield idx, out
-        else:
-            for idx in length_sorted_batches(n, [len(e) for e in examples], batch_size):
-                batch = collate([examples[i] for i in idx], pad_id, device, hide_token)
-                logits, targets, rows, mask = answer_logits(model, batch)
-                yield idx, (logits, targets, rows, mask.sum(-1))
+        with bf16_weights_under_autocast(model):  # bf16 scoring: the frozen weights cast once, not per forward
+            if shared:
+                prefix = prefix_cache(model, examples[0].prompt_ids[:skip], device, hide_token) if skip else None
+                for batch_groups in groups:
+                    *out, idx = shared_prompt_logits(model, examples, batch_groups, pad_id, device, hide_token, prefix)
+                    yield idx, out
+            else:
+                for idx in length_sorted_batches(n, [len(e) for e in examples], batch_size):
+                    batch = collate([examples[i] for i in idx], pad_id, device, hide_token)
+                    logits, targets, rows, mask = answer_logits(model, batch)
+                    yield idx, (logits, targets, rows, mask.sum(-1))
 
     n_batches = len(groups) if shared else -(-n // batch_size)
-    with bf16_weights_under_autocast(model):  # bf16 scoring: the frozen weights cast once, not per forward
-        for idx, (logits, targets, rows, counts_t) in tqdm(batches(), total=n_batches, desc=desc,
-                                                            disable=not progress, leave=False):
-            if logits.numel() > LOGIT_CHUNK:  # a large-vocabulary model: never more than a chunk of (N, V) at a time
-                lp, mu_all, sigma_all, hit_all = _chunked_token_stats(logits, targets, any(stats[i] for i in idx))
-                counts_b = counts_t.tolist()
-                sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
-                start = 0
-                for row, i in enumerate(idx):
-                    m = counts_b[row]
-                    sums[i], counts[i] = sums_b[row], m
-                    if stats[i]:
-                        toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m].cpu().numpy()
-                                                                  for c in (lp, mu_all, sigma_all, hit_all))
-                    start += m
-                del logits
-                continue
-            logp = torch.log_softmax(logits, dim=-1)
-            lp = logp.gather(1, targets[:, None])[:, 0]
+    for idx, (logits, targets, rows, counts_t) in tqdm(batches(), total=n_batches, desc=desc, disable=not progress,
+                                                        leave=False):
+        if logits.numel() > LOGIT_CHUNK:  # a large-vocabulary model: never more than a chunk of (N, V) at a time
+            lp, mu_all, sigma_all, hit_all = _chunked_token_stats(logits, targets, any(stats[i] for i in idx))
             counts_b = counts_t.tolist()
             sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
+            start = 0
             for row, i in enumerate(idx):
-                sums[i], counts[i] = sums_b[row], counts_b[row]
-            need = [row for row, i in enumerate(idx) if stats[i]]
-            if need:
-                bounds = np.cumsum([0] + counts_b)  # selected positions are row-major: row r owns a contiguous run
-                keep = torch.cat([torch.arange(bounds[r], bounds[r + 1]) for r in need]).to(logp.device)
-                sub = logp[keep]
-                p = sub.exp()
-                mu = (p * sub).sum(-1)
-                sigma = ((p * sub.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
-                hit = logits[keep].argmax(-1) == targets[keep]
-                cols = [t.cpu().numpy() for t in (lp[keep], mu, sigma, hit)]
-                start = 0
-                for r in need:
-                    i, m = idx[r], counts_b[r]
-                    toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m] for c in cols)
-                    start += m
-                del p, sub
-            del logits, logp
+                m = counts_b[row]
+                sums[i], counts[i] = sums_b[row], m
+                if stats[i]:
+                    toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m].cpu().numpy()
+                                                              for c in (lp, mu_all, sigma_all, hit_all))
+                start += m
+            del logits
+            continue
+        logp = torch.log_softmax(logits, dim=-1)
+        lp = logp.gather(1, targets[:, None])[:, 0]
+        counts_b = counts_t.tolist()
+        sums_b = torch.zeros(len(idx), dtype=lp.dtype, device=lp.device).index_add(0, rows, lp).tolist()
+        for row, i in enumerate(idx):
+            sums[i], counts[i] = sums_b[row], counts_b[row]
+        need = [row for row, i in enumerate(idx) if stats[i]]
+        if need:
+            bounds = np.cumsum([0] + counts_b)  # selected positions are row-major: row r owns a contiguous run
+            keep = torch.cat([torch.arange(bounds[r], bounds[r + 1]) for r in need]).to(logp.device)
+            sub = logp[keep]
+            p = sub.exp()
+            mu = (p * sub).sum(-1)
+            sigma = ((p * sub.square()).sum(-1) - mu.square()).clamp_min(0).sqrt()
+            hit = logits[keep].argmax(-1) == targets[keep]
+            cols = [t.cpu().numpy() for t in (lp[keep], mu, sigma, hit)]
+            start = 0
+            for r in need:
+                i, m = idx[r], counts_b[r]
+                toks[i], mus[i], sigmas[i], correct[i] = (c[start:start + m] for c in cols)
+                start += m
+            del p, sub
+        del logits, logp
     model.train(was_training)
     if not any(stats):
         return ScoreResult(sums, counts)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -48,57 +49,60 @@ def _settled_criteria(tokenizer, width: int, settled: list):
     return StoppingCriteriaList([Settled()])
 
 
-class _ReservedLayer:
-    """Mixed into transformers' ``DynamicLayer``: the keys and values live in buffers reserved for the whole
-    continuation (prompt + ``max_new_tokens``), written in place; ``keys``/``values`` are views of the filled
-    prefix, so attention sees the same shapes and numbers as with the default layer, which concatenates a new
-    tensor for every token."""
+@functools.cache
+def _reserved_layer():
+    """transformers' ``DynamicLayer`` with its keys and values in buffers reserved for the whole continuation
+    (prompt + ``max_new_tokens``: the instance's ``capacity``), written in place; ``keys``/``values`` are views of
+    the filled prefix, so attention sees the same shapes and numbers as with the default layer, which
+    concatenates a new tensor for every token. (Built on first use: transformers is imported only then.)"""
+    from transformers.cache_utils import DynamicLayer
 
-    capacity = 0
+    class ReservedLayer(DynamicLayer):
+        def __init__(self, capacity: int):
+            super().__init__()
+            self.capacity = capacity
 
-    def update(self, key_states, value_states, *args, **kwargs):
-        if not self.is_initialized:
-            self.lazy_initialization(key_states, value_states)
-        n, k = self.get_seq_length(), key_states.shape[-2]
-        if n == 0 or n + k > self._kbuf.shape[-2]:  # first call, or past the reserve: a new buffer (doubled)
-            size = max(self.capacity, n + k) if n == 0 else max(2 * self._kbuf.shape[-2], n + k)
-            kbuf = key_states.new_empty(*key_states.shape[:-2], size, key_states.shape[-1])
-            vbuf = value_states.new_empty(*value_states.shape[:-2], size, value_states.shape[-1])
-            if n:
-                kbuf[..., :n, :], vbuf[..., :n, :] = self.keys, self.values
+        def update(self, key_states, value_states, *args, **kwargs):
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            n, k = self.get_seq_length(), key_states.shape[-2]
+            if n == 0 or n + k > self._kbuf.shape[-2]:  # first call, or past the reserve: a new buffer (doubled)
+                size = max(self.capacity, n + k) if n == 0 else max(2 * self._kbuf.shape[-2], n + k)
+                kbuf = key_states.new_empty(*key_states.shape[:-2], size, key_states.shape[-1])
+                vbuf = value_states.new_empty(*value_states.shape[:-2], size, value_states.shape[-1])
+                if n:
+                    kbuf[..., :n, :], vbuf[..., :n, :] = self.keys, self.values
+                self._kbuf, self._vbuf = kbuf, vbuf
+            self._kbuf[..., n:n + k, :] = key_states
+            self._vbuf[..., n:n + k, :] = value_states
+            self.keys, self.values = self._kbuf[..., :n + k, :], self._vbuf[..., :n + k, :]
+            return self.keys, self.values
+
+        def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+            """Rows ``beam_idx`` of the filled prefix into fresh buffers of the same reserve (finished rows leave)."""
+            n = self.get_seq_length()
+            if n == 0:
+                return
+            idx = beam_idx.to(self._kbuf.device)
+            kbuf = self._kbuf.new_empty(len(idx), *self._kbuf.shape[1:])
+            vbuf = self._vbuf.new_empty(len(idx), *self._vbuf.shape[1:])
+            kbuf[..., :n, :], vbuf[..., :n, :] = self.keys.index_select(0, idx), self.values.index_select(0, idx)
             self._kbuf, self._vbuf = kbuf, vbuf
-        self._kbuf[..., n:n + k, :] = key_states
-        self._vbuf[..., n:n + k, :] = value_states
-        self.keys, self.values = self._kbuf[..., :n + k, :], self._vbuf[..., :n + k, :]
-        return self.keys, self.values
+            self.keys, self.values = kbuf[..., :n, :], vbuf[..., :n, :]
 
-    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Rows ``beam_idx`` of the filled prefix into fresh buffers of the same reserve (finished rows leave)."""
-        n = self.get_seq_length()
-        if n == 0:
-            return
-        idx = beam_idx.to(self._kbuf.device)
-        kbuf = self._kbuf.new_empty(len(idx), *self._kbuf.shape[1:])
-        vbuf = self._vbuf.new_empty(len(idx), *self._vbuf.shape[1:])
-        kbuf[..., :n, :], vbuf[..., :n, :] = self.keys.index_select(0, idx), self.values.index_select(0, idx)
-        self._kbuf, self._vbuf = kbuf, vbuf
-        self.keys, self.values = kbuf[..., :n, :], vbuf[..., :n, :]
+    return ReservedLayer
 
 
 def reserved_cache(model, capacity: int):
     """A transformers ``DynamicCache`` for ``model`` whose layers write into buffers of ``capacity`` positions
-    (``_ReservedLayer``), or None where a layer is not a plain ``DynamicLayer`` (sliding windows and the like keep
+    (``_reserved_layer``), or None where a layer is not a plain ``DynamicLayer`` (sliding windows and the like keep
     transformers' own cache)."""
     from transformers.cache_utils import DynamicCache, DynamicLayer
 
-    try:
-        cache = DynamicCache(config=model.config)
-    except Exception:  # noqa: BLE001 - a config transformers cannot read layer types from: its own cache
-        return None
+    cache = DynamicCache(config=model.config)
     if not cache.layers or any(type(layer) is not DynamicLayer for layer in cache.layers):
         return None
-    reserved = type("ReservedLayer", (_ReservedLayer, DynamicLayer), {"capacity": capacity})
-    cache.layers = [reserved() for _ in cache.layers]
+    cache.layers = [_reserved_layer()(capacity) for _ in cache.layers]
     return cache
 
 
