@@ -67,3 +67,52 @@ def test_eval_dump_keeps_every_benchmarks_cells(tmp_path, monkeypatch):
     rows = json.loads((tmp_path / "dump.json.gw1").read_text())
     assert [(r["benchmark"], r["method"], r["split"]) for r in rows] == [("tofu", "npo", "forget01"), ("wmdp", "npo", "synthetic")]
     assert not (tmp_path / "dump.json").exists()
+
+
+# ---------------------------------------------------------------- `unlearn bench --workers N`: the order of the cells
+def _finish(loads, costs, assign):
+    finish = list(loads)
+    for c, k in zip(costs, assign):
+        finish[k] += c
+    return max(finish)
+
+
+def test_the_plan_makes_the_workers_finish_together():
+    """The dry run's five cells on two workers (costs in a plain cell's time: iwap 1.6, trou 1.25, the rest 1):
+    longest-first ends at 3.25, the plan at 3.0 (iwap and trou on one worker, the three others on the other)."""
+    from unlearn.executors import plan_assignment
+
+    costs = [1.0, 1.0, 1.0, 1.6, 1.25]  # finetune, grad_ascent, dsu, iwap, trou
+    assign = plan_assignment([0.0, 0.0], costs)
+    assert _finish([0.0, 0.0], costs, assign) == 3.0
+    assert assign[3] == assign[4] != assign[0] == assign[1] == assign[2]
+    # work already committed counts: a worker 2 units into its queue gets the short list
+    assign = plan_assignment([2.0, 0.0], [1.0, 1.0, 2.0])
+    assert _finish([2.0, 0.0], [1.0, 1.0, 2.0], assign) == 3.0 and assign[2] == 1
+    # many tasks: longest first to the least loaded, every task placed
+    costs = [float(i % 5 + 1) for i in range(20)]
+    assign = plan_assignment([0.0, 0.0], costs)
+    assert len(assign) == 20 and _finish([0.0, 0.0], costs, assign) <= sum(costs) / 2 + max(costs)
+
+
+def test_a_free_worker_starts_the_task_the_plan_gives_it():
+    from unlearn.executors import pick_next
+
+    costs = [1.0, 1.0, 1.0, 1.6, 1.25]
+    # the other worker's end unknown (a reference evaluation): this one takes the longer list, a plain cell first
+    assert pick_next([0.0], costs) == 0
+    # the other worker is one plain cell in: this one takes iwap, the longest of its list (iwap, trou)
+    assert pick_next([1.0], costs[1:]) == 2
+    # the other worker almost done with iwap: finetune and dsu here (2.0), trou there (0.9 + 1.25)
+    assert pick_next([0.9], [1.0, 1.0, 1.25]) == 0
+    # the other worker has 2 units left: the long task here now, then one short one (3 and 3, not 2 and 4)
+    assert pick_next([2.0], [1.0, 1.0, 2.0]) == 2
+    assert pick_next([0.0, 0.0], [0.0]) == 0  # the gold's row (no work) still runs
+
+
+def test_cell_costs_come_from_the_tier():
+    from unlearn.tiers import run_tier
+
+    assert run_tier("smollm2-135m", True, None).cell_cost("iwap") > run_tier("smollm2-135m", True, None).cell_cost("dsu")
+    assert run_tier("tiny-qwen3", False, None).cell_cost("retrain") == 0.0  # the gold's row: no unlearning
+    assert run_tier("tiny-qwen3", False, None).cell_cost("npo") == 1.0

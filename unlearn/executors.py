@@ -15,6 +15,7 @@ torch loads, so the tiny tier computes the same bits as the local executor.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -158,6 +159,49 @@ def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, s
 
 
 # ---------------------------------------------------------------- worker processes on one machine (--workers N)
+# ---------------------------------------------------------------- the order of a worker pool's cells
+EXHAUSTIVE = 4096  # assignments tried one by one up to this many (workers ** tasks); beyond, longest first
+
+
+def plan_assignment(loads: list[float], costs: list[float]) -> list[int]:
+    """A worker for each task (an index into ``loads``, the work each worker already has) such that the last
+    worker finishes as early as possible: every assignment is tried when there are few (a handful of cells on 2
+    workers, where longest-first can be a whole cell late: 1.6, 1.25, 1, 1, 1 on two workers is 3.25 longest
+    first, 3.0 as 1.6 + 1.25 against 1 + 1 + 1), else longest first to the least loaded. Ties go to the
+    first assignment found, so the plan depends on the costs only."""
+    n, w = len(costs), len(loads)
+    if n == 0:
+        return []
+    if w ** n <= EXHAUSTIVE:
+        best, best_key = None, None
+        for assign in itertools.product(range(w), repeat=n):
+            finish = list(loads)
+            for t, k in enumerate(assign):
+                finish[k] += costs[t]
+            key = sorted(finish, reverse=True)
+            if best_key is None or key < best_key:
+                best, best_key = assign, key
+        return list(best)
+    finish, out = list(loads), [0] * n
+    for t in sorted(range(n), key=lambda t: (-costs[t], t)):
+        k = min(range(w), key=lambda k: (finish[k], k))
+        out[t], finish[k] = k, finish[k] + costs[t]
+    return out
+
+
+def pick_next(busy: list[float], costs: list[float]) -> int:
+    """The task (index into ``costs``) that a worker free now should start, given the other workers' remaining
+    work ``busy`` (0 for a worker whose end is not estimated: it counts as free too): the longest task of the
+    plan's (``plan_assignment``) list for a free worker, the free list with the most work when several are free,
+    so that a worker that frees up later gets the shorter list."""
+    loads = [0.0, *busy]
+    assign = plan_assignment(loads, costs)
+    totals = [loads[k] + sum(c for c, a in zip(costs, assign) if a == k) for k in range(len(loads))]
+    mine = max((k for k in range(len(loads)) if loads[k] == 0.0), key=lambda k: (totals[k], -k))
+    tasks = [t for t, a in enumerate(assign) if a == mine] or list(range(len(costs)))
+    return max(tasks, key=lambda t: (costs[t], -t))
+
+
 def _process_train(args, b: str, split: str, kind: str, cpus: int) -> str:
     """A worker process's model task: train (or find in the cache) benchmark ``b``'s target (``kind`` "target")
     or split ``split``'s gold."""
@@ -197,13 +241,16 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
     side), each trained model's reference evaluation as a task of its own, then one task per benchmark and
     method (its splits in grid order, one benchmark object) once the models it needs are trained. Each cell is
     ``compute_cell`` as the local executor runs it, under the same lock, so a rerun resumes from whatever
-    finished; {grid index: result}."""
+    finished; {grid index: result}. A cell task is handed out only when a worker is free, the one
+    ``pick_next`` chooses from the tier's cell costs (``Tier.cell_costs``, in seconds once a cell has finished),
+    so that the workers finish together; the order changes no cell."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     from tqdm.auto import tqdm
 
     from unlearn.numerics import CORES
+    from unlearn.tiers import run_tier
 
     cpus = max(1, CORES // args.workers)  # e.g. 2 cores, 2 workers: one thread each (1.4-1.6x one 2-thread process)
     groups: dict[tuple[str, str], list] = {}
@@ -211,6 +258,10 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
         b, s, m = grid[j]
         groups.setdefault((b, m), []).append((j, s, m, str(cell_dir / f"{keys[j]}.json"), why))
     splits = {b: list(dict.fromkeys(s for bb, s, _m in grid if bb == b)) for b, _ in groups}  # grid order, once each
+    tier = run_tier(args.model, args.dry_run, args.protocol)
+    cost = {g: tier.cell_cost(g[1]) * len(cells) for g, cells in groups.items()}  # in a plain cell's time
+    started: dict = {}  # cell group -> when its task was handed out
+    spent = [0.0, 0.0]  # finished cell groups: seconds, cost (their ratio turns costs into seconds)
 
     def gold_split(b: str, s: str) -> str:  # the split whose gold task builds the gold that split ``s`` reads
         return splits[b][0] if _shared_gold(b) else s
@@ -250,7 +301,19 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
                             results[j] = result
                             log(result[2])
                             bar.update(1)
-                for b, m in [g for g in waiting if ready(*g)]:
+                        spent[0] += time.monotonic() - started[key]
+                        spent[1] += cost[key]
+                # a cell task only when a worker is free (model and reference tasks first, as queued), the one that
+                # makes the workers finish together by the estimates
+                while len(pending) < args.workers:
+                    options = [g for g in waiting if ready(*g)]
+                    if not options:
+                        break
+                    now = time.monotonic()
+                    busy = [(max(0.0, cost[key] - (now - started[key]) * spent[1] / spent[0]) if spent[0] else cost[key])
+                            if what == "cells" else 0.0 for what, key in pending.values()]
+                    b, m = options[pick_next(busy, [cost[g] for g in options])]
+                    started[b, m] = now
                     pending[pool.submit(_process_cells, args, b, waiting.pop((b, m)), str(out), cpus)] = ("cells", (b, m))
     finally:
         for k, v in saved.items():

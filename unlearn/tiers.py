@@ -49,6 +49,14 @@ class Tier:
     settings: dict  # method settings of the tier, under those of its tuned file
     tuned: str | None  # the tuned-settings file's name, "{model}" filled in (None: untuned)
     recipes: dict  # benchmark name -> Recipe ("<name>@dry_run": the dry run's variant, where it differs)
+    # a method's cell time relative to a plain one's (1.0 where absent): how ``unlearn bench --workers N`` orders
+    # its cells so that the workers finish together (unlearn/executors.py); only the order depends on it
+    cell_costs: dict = field(default_factory=dict)
+
+    def cell_cost(self, method: str) -> float:
+        if method == "retrain":  # the gold's row: no unlearning, and the gold's reference evaluation is shared
+            return 0.0
+        return float(self.cell_costs.get(method, 1.0))
 
     def recipe(self, benchmark: str, dry_run: bool = False) -> Recipe:
         if dry_run and f"{benchmark}@dry_run" in self.recipes:
@@ -118,6 +126,8 @@ REDUCED = Tier(
     # the dry run's settings: `unlearn tune --dry_run --grid perf/grids/dry_run.json` (TOFU's tune split, an
     # author no evaluated forget set holds); one unlearning epoch, so DSU's forget phase is one epoch too
     settings={"dsu": {"forget_epochs": "1"}}, tuned="{model}-reduced",
+    # the dry run's cells against finetune's (wall per cell, docs/lab/measurements.md)
+    cell_costs={"iwap": 1.6, "trou": 1.25},
     recipes={
         "tofu": _REDUCED_TOFU,
         # The dry run's: the same models and schedule; the forget split's answers are scored without their
@@ -219,6 +229,11 @@ def is_tiny(model: str | None) -> bool:
 def default_model(dry_run: bool) -> str:
     """The model a command runs when none is named: the dry run's real model, else the tiny tier's."""
     return DRY_RUN_MODEL if dry_run else TINY_MODEL
+
+
+def run_tier(model: str, dry_run: bool, protocol: str | None) -> Tier:
+    """The tier a run of ``model`` is in (``protocol`` None: ``reduced`` for the dry run, else ``full``)."""
+    return TIERS[tier_of(model, protocol or ("reduced" if dry_run else "full"))]
 
 
 def tier_of(model: str, protocol: str | None) -> str:

@@ -25,7 +25,7 @@ from unlearn.methods import UnlearnContext, get_method, make_config, schedule_ov
 from unlearn.models import LoadedModel, LoraSpec, load_model
 from unlearn.numerics import nudge_ulps, numerics_info, resolve_device, resolve_precision
 from unlearn.registry import Registry
-from unlearn.tiers import TIERS, TINY_MODEL, Recipe, Tier, is_tiny, tier_of
+from unlearn.tiers import TINY_MODEL, Recipe, Tier, is_tiny, run_tier
 from unlearn.train import TrainConfig
 
 BENCHMARKS: Registry = Registry("benchmark")
@@ -406,7 +406,7 @@ def tier_recipe(benchmark: str, model: str, dry_run: bool, precision: str, proto
     recipe's unlearning lr) and ``note`` (formatted with
     ``precision`` and ``protocol_label``, default the protocol's name)."""
     protocol = protocol or ("reduced" if dry_run else "full")
-    tier = TIERS[tier_of(model, protocol)]
+    tier = run_tier(model, dry_run, protocol)
     r = recipe_for(tier, benchmark, dry_run)
     mp = {"mixed_precision": "bf16" if precision == "bf16" else "no"} if tier.follows_precision else {}
     from unlearn.tune import resolve_multiple
