@@ -152,6 +152,31 @@ def test_adapters_disabled_reference_equals_base_logprobs():
     assert abs(policy.logprob_sum - plain.logprob_sum).max() > 1e-2  # the adapters are back on afterwards
 
 
+def test_adapters_that_have_not_moved_are_skipped_with_the_same_scores():
+    """``idle_adapters_off``: fresh LoRA adapters (lora_B zero) add exact zeros, so the block runs without them
+    (their modules never called) and scores the same to the bit; adapters that moved stay on."""
+    from unlearn.models import idle_adapters_off
+
+    lm = tiny(lora=LoraSpec(r=4))
+    ex, pad = [encode_qa(lm.tokenizer, q, a) for q, a in QA], lm.tokenizer.pad_token_id
+    calls = []
+    for n, m in lm.model.named_modules():
+        if n.endswith("lora_A.default"):
+            m.register_forward_hook(lambda *_: calls.append(1))
+    with_branch = score_examples(lm.model, ex, pad)
+    assert calls  # the branch runs outside the block
+    calls.clear()
+    with idle_adapters_off(lm.model):
+        without = score_examples(lm.model, ex, pad)
+    assert not calls and np.array_equal(without.logprob_sum, with_branch.logprob_sum)
+    with torch.no_grad():
+        next(p for n, p in lm.model.named_parameters() if "lora_B" in n).add_(0.5)  # one adapter moved
+    moved = score_examples(lm.model, ex, pad)
+    with idle_adapters_off(lm.model):
+        assert np.array_equal(score_examples(lm.model, ex, pad).logprob_sum, moved.logprob_sum)
+    assert calls and not np.array_equal(moved.logprob_sum, with_branch.logprob_sum)
+
+
 def test_frozen_copy_reference_without_adapters():
     lm = tiny()
     ref = Reference(lm.model)

@@ -82,7 +82,7 @@ def test_the_plan_makes_the_workers_finish_together():
     longest-first ends at 3.25, the plan at 3.0 (iwap and trou on one worker, the three others on the other)."""
     from unlearn.executors import plan_assignment
 
-    costs = [1.0, 1.0, 1.0, 1.6, 1.25]  # finetune, grad_ascent, dsu, iwap, trou
+    costs = [1.0, 1.0, 1.0, 1.6, 1.25]  # e.g. finetune, grad_ascent, dsu, iwap, trou
     assign = plan_assignment([0.0, 0.0], costs)
     assert _finish([0.0, 0.0], costs, assign) == 3.0
     assert assign[3] == assign[4] != assign[0] == assign[1] == assign[2]

@@ -127,7 +127,7 @@ REDUCED = Tier(
     # author no evaluated forget set holds); one unlearning epoch, so DSU's forget phase is one epoch too
     settings={"dsu": {"forget_epochs": "1"}}, tuned="{model}-reduced",
     # the dry run's cells against finetune's (wall per cell, docs/lab/measurements.md)
-    cell_costs={"iwap": 1.6, "trou": 1.25},
+    cell_costs={"iwap": 1.4, "trou": 1.3},
     recipes={
         "tofu": _REDUCED_TOFU,
         # The dry run's: the same models and schedule; the forget split's answers are scored without their

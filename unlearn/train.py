@@ -15,6 +15,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
+from unlearn.models.adapters import idle_adapters_off
 from unlearn.scoring import Example, FrozenWeightsBf16, collate, mean_nll
 
 TRAIN_CODE_VERSION = 2  # bump when the loop's arithmetic changes: it invalidates cached targets/golds
@@ -237,7 +238,7 @@ class Probe:
             return
         was_training = model.training
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), idle_adapters_off(model):  # the start of a LoRA run: its adapters not moved yet
             values = self.fn(model)
         if not self.points and step == 0 and not self.changed and self.start is not None:
             self.start["values"] = dict(values)

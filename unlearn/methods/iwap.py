@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from unlearn.methods import COUNT, OPEN_UNIT, UnlearnContext, procedure
 from unlearn.methods.losses import influence_ratio, removal_scores, token_log_odds, top_fraction
-from unlearn.models import decoder_layers, is_peft, is_quantised
+from unlearn.models import decoder_layers, idle_adapters_off, is_peft, is_quantised
 from unlearn.scoring import IGNORE, FrozenWeightsBf16, answer_logits, collate, mean_nll
 from unlearn.train import nll_loss, train, training_precision
 
@@ -230,16 +230,10 @@ def _exclude(scores: torch.Tensor, atoms) -> torch.Tensor:
     return scores
 
 
-@procedure("iwap", IWAPConfig, "IWAP: prune, in re-scored rounds, the MLP neurons whose removal lowers the forget "
-                               "answers' log-odds most relative to retain (no training loop)")
-def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
-    if cfg.objective not in ("log_odds", "nll"):
-        raise ValueError(f"iwap.objective must be log_odds or nll, got {cfg.objective!r}")
+def _prune_in_rounds(ctx: UnlearnContext, cfg: IWAPConfig, fb: list[dict], rb: list[dict], frozen: FrozenWeightsBf16,
+                     device_type: str, bf16: bool) -> tuple[str, list, dict[str, list], list[dict]]:
+    """IWAP's rounds: (why they stopped, the accepted rounds' mask hooks, the pruned atoms, a record per round)."""
     model = ctx.lm.model
-    fb, rb = influence_batches(ctx, cfg)
-    device_type = next(model.parameters()).device.type
-    bf16 = ctx.schedule.mixed_precision == "bf16"
-    frozen = FrozenWeightsBf16(model, bf16 and device_type == "cpu")  # the rounds change masks, never weights
     pruned: dict[str, list] = {"mlp": [], "heads": []}
     history: list[dict] = []
     hooks, pending, stop = [], None, "rounds"  # pending: the last round's (masks, atoms), accepted or undone next
@@ -286,7 +280,25 @@ def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
             stop = "exhausted"
             break
         pending = (install_masks(model, pruned["mlp"] + new["mlp"], pruned["heads"] + new["heads"]), new)
-    frozen.drop()
+    return stop, hooks, pruned, history
+
+
+@procedure("iwap", IWAPConfig, "IWAP: prune, in re-scored rounds, the MLP neurons whose removal lowers the forget "
+                               "answers' log-odds most relative to retain (no training loop)")
+def iwap(ctx: UnlearnContext, cfg: IWAPConfig):
+    if cfg.objective not in ("log_odds", "nll"):
+        raise ValueError(f"iwap.objective must be log_odds or nll, got {cfg.objective!r}")
+    model = ctx.lm.model
+    fb, rb = influence_batches(ctx, cfg)
+    device_type = next(model.parameters()).device.type
+    bf16 = ctx.schedule.mixed_precision == "bf16"
+    frozen = FrozenWeightsBf16(model, bf16 and device_type == "cpu")  # the rounds change masks, never weights
+    # nor the adapters: fresh ones (LoRA tiers) add exact zeros, so the rounds run without their branch
+    try:
+        with idle_adapters_off(model):
+            stop, hooks, pruned, history = _prune_in_rounds(ctx, cfg, fb, rb, frozen, device_type, bf16)
+    finally:
+        frozen.drop()
     for h in hooks:
         h.remove()
     if is_peft(model) or is_quantised(model):
