@@ -177,6 +177,23 @@ def test_adapters_that_have_not_moved_are_skipped_with_the_same_scores():
     assert calls and not np.array_equal(moved.logprob_sum, with_branch.logprob_sum)
 
 
+def test_disabling_the_adapters_keeps_a_narrower_trainable_set():
+    """PEFT's ``disable_adapter`` re-enables every active adapter's gradients on exit; the reference policy and
+    ``idle_adapters_off`` put back the trainable set a method chose (RMU trains a few layers' adapters)."""
+    from unlearn.models import idle_adapters_off
+
+    lm = tiny(lora=LoraSpec(r=4))
+    for n, p in lm.model.named_parameters():
+        p.requires_grad_("lora_" in n and ".layers.0." in n)
+    before = {n: p.requires_grad for n, p in lm.model.named_parameters()}
+    assert any(before.values()) and not all(before.values())
+    with Reference(lm.model).model():
+        pass
+    with idle_adapters_off(lm.model):
+        pass
+    assert {n: p.requires_grad for n, p in lm.model.named_parameters()} == before
+
+
 def test_frozen_copy_reference_without_adapters():
     lm = tiny()
     ref = Reference(lm.model)

@@ -78,8 +78,8 @@ def _finish(loads, costs, assign):
 
 
 def test_the_plan_makes_the_workers_finish_together():
-    """The dry run's five cells on two workers (costs in a plain cell's time: iwap 1.6, trou 1.25, the rest 1):
-    longest-first ends at 3.25, the plan at 3.0 (iwap and trou on one worker, the three others on the other)."""
+    """Five cells on two workers, like the dry run's (costs in a plain cell's time: 1.6, 1.25 and three of 1):
+    longest-first ends at 3.25, the plan at 3.0 (the two long ones on one worker, the three others on the other)."""
     from unlearn.executors import plan_assignment
 
     costs = [1.0, 1.0, 1.0, 1.6, 1.25]  # e.g. finetune, grad_ascent, dsu, iwap, trou

@@ -158,7 +158,6 @@ def run_on_ray(args, grid: list[tuple], keys: list[str], todo: list[tuple[int, s
             time.sleep(0.5)  # let Ray's processes exit before the driver reads what they wrote
 
 
-# ---------------------------------------------------------------- worker processes on one machine (--workers N)
 # ---------------------------------------------------------------- the order of a worker pool's cells
 EXHAUSTIVE = 4096  # assignments tried one by one up to this many (workers ** tasks); beyond, longest first
 
@@ -166,8 +165,8 @@ EXHAUSTIVE = 4096  # assignments tried one by one up to this many (workers ** ta
 def plan_assignment(loads: list[float], costs: list[float]) -> list[int]:
     """A worker for each task (an index into ``loads``, the work each worker already has) such that the last
     worker finishes as early as possible: every assignment is tried when there are few (a handful of cells on 2
-    workers, where longest-first can be a whole cell late: 1.6, 1.25, 1, 1, 1 on two workers is 3.25 longest
-    first, 3.0 as 1.6 + 1.25 against 1 + 1 + 1), else longest first to the least loaded. Ties go to the
+    workers, where longest-first can be a whole cell late: costs 1.6, 1.25, 1, 1, 1 on two workers end at 3.25
+    longest first, at 3.0 as 1.6 + 1.25 against 1 + 1 + 1), else longest first to the least loaded. Ties go to the
     first assignment found, so the plan depends on the costs only."""
     n, w = len(costs), len(loads)
     if n == 0:
@@ -202,6 +201,7 @@ def pick_next(busy: list[float], costs: list[float]) -> int:
     return max(tasks, key=lambda t: (costs[t], -t))
 
 
+# ---------------------------------------------------------------- worker processes on one machine (--workers N)
 def _process_train(args, b: str, split: str, kind: str, cpus: int) -> str:
     """A worker process's model task: train (or find in the cache) benchmark ``b``'s target (``kind`` "target")
     or split ``split``'s gold."""
@@ -315,6 +315,8 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
                     b, m = options[pick_next(busy, [cost[g] for g in options])]
                     started[b, m] = now
                     pending[pool.submit(_process_cells, args, b, waiting.pop((b, m)), str(out), cpus)] = ("cells", (b, m))
+            if waiting:  # every model task finished, so every cell should have been ready
+                raise RuntimeError(f"cells whose models were never built: {sorted(waiting)}")
     finally:
         for k, v in saved.items():
             if v is None:

@@ -62,6 +62,19 @@ def activate_adapters(model, adapters: list[str], trainable: str | None) -> None
         p.requires_grad_(trainable is not None and f".{trainable}." in name)
 
 
+@contextmanager
+def adapters_disabled(model):
+    """``model.disable_adapter()`` with every parameter's ``requires_grad`` as it was: PEFT's exit re-enables the
+    active adapters' gradients, which would undo a narrower trainable set (RMU trains a few layers' adapters)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        with model.disable_adapter():
+            yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
 class Reference:
     """π_ref for NPO/KL/RMU/TROU: the policy with adapters disabled, or one frozen copy without adapters.
 
@@ -84,7 +97,7 @@ class Reference:
             with torch.no_grad():
                 yield self.copy
             return
-        ctx = self.policy.disable_adapter() if self.policy.active_adapters else nullcontext()
+        ctx = adapters_disabled(self.policy) if self.policy.active_adapters else nullcontext()
         with torch.no_grad(), ctx:
             yield self.policy
 
@@ -99,11 +112,14 @@ def idle_adapters_off(model):
     PEFT initialises them), else as it is. Such an adapter's branch adds exact zeros to each projection's output
     and to its input's gradient, so the numbers are the same without its per-layer work: the casts, two small
     products, a scale and an add on every projection (an IWAP round on the dry run's SmolLM2, bf16: 19 s -> 13 s,
-    the same scores to the bit; docs/lab/measurements.md)."""
-    if not is_peft(model) or any(bool(p.detach().any()) for n, p in model.named_parameters() if ".lora_B." in n):
+    the same scores to the bit; docs/lab/measurements.md). Plain LoRA only: adapters with DoRA, their own biases or
+    modules to save change the function without a moved ``lora_B``, so they stay on."""
+    plain = is_peft(model) and all(not getattr(c, "use_dora", False) and getattr(c, "bias", "none") == "none"
+                                   and not getattr(c, "modules_to_save", None) for c in model.peft_config.values())
+    if not plain or any(bool(p.detach().any()) for n, p in model.named_parameters() if ".lora_B." in n):
         yield
         return
-    with model.disable_adapter():
+    with adapters_disabled(model):
         yield
 
 
