@@ -263,6 +263,13 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
     started: dict = {}  # cell group -> when its task was handed out
     spent = [0.0, 0.0]  # finished cell groups: seconds, cost (their ratio turns costs into seconds)
 
+    def left(what: str, key, now: float) -> float:  # a running task's remaining work, in a plain cell's time
+        if what != "cells":
+            return 0.0  # a model or reference task: not estimated
+        if not spent[0]:
+            return cost[key]  # no cell has finished yet: no rate to scale by
+        return max(0.0, cost[key] - (now - started[key]) * spent[1] / spent[0])
+
     def gold_split(b: str, s: str) -> str:  # the split whose gold task builds the gold that split ``s`` reads
         return splits[b][0] if _shared_gold(b) else s
 
@@ -310,11 +317,11 @@ def run_on_processes(args, grid: list[tuple], keys: list[str], todo: list[tuple[
                     if not options:
                         break
                     now = time.monotonic()
-                    busy = [(max(0.0, cost[key] - (now - started[key]) * spent[1] / spent[0]) if spent[0] else cost[key])
-                            if what == "cells" else 0.0 for what, key in pending.values()]
+                    busy = [left(what, key, now) for what, key in pending.values()]
                     b, m = options[pick_next(busy, [cost[g] for g in options])]
                     started[b, m] = now
-                    pending[pool.submit(_process_cells, args, b, waiting.pop((b, m)), str(out), cpus)] = ("cells", (b, m))
+                    task = pool.submit(_process_cells, args, b, waiting.pop((b, m)), str(out), cpus)
+                    pending[task] = ("cells", (b, m))
             if waiting:  # every model task finished, so every cell should have been ready
                 raise RuntimeError(f"cells whose models were never built: {sorted(waiting)}")
     finally:

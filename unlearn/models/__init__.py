@@ -11,6 +11,6 @@ from unlearn.models.quant import dequantised_copy, is_peft, is_quantised, quant_
 
 __all__ = ["LORA_INIT_SEED", "PRESETS", "QUANT_CHOICES", "SMOLLM2_GGUF", "SMOLLM2_INSTALL", "LoadedModel", "LoraSpec",
            "ModelUnavailable", "Reference", "activate_adapters", "add_lora", "add_seeded_lora", "decoder_layers",
-           "default_dtype", "dequantised_copy", "explain_hub_error", "idle_adapters_off", "is_peft", "is_quantised", "load_model",
-           "load_tokenizer", "merged_copy_for_save", "qwen3_4b_random_dir", "quant_compute_dtype",
+           "default_dtype", "dequantised_copy", "explain_hub_error", "idle_adapters_off", "is_peft", "is_quantised",
+           "load_model", "load_tokenizer", "merged_copy_for_save", "qwen3_4b_random_dir", "quant_compute_dtype",
            "resolve_model_source", "smollm2_dir", "tiny_qwen3_dir", "trainable_parameters"]
