@@ -2,13 +2,19 @@
 output is the same.
 
 "old" is the evaluator without this suite's exact shortcuts: transformers' ``generate`` (every row decoded
-until its batch ends), no shared prompt prefix, answers padded to the longest of their batch, and under
-open-unlearning's conventions that tool's generation batches of 32 (the new path decodes 64). "new" is the
-default: ``greedy_batch`` (finished rows leave the batch), the prompts' common prefix (a chat template's system
-prompt) computed once per call, answers in length-matched sub-batches. Greedy texts must be equal; scores are
-compared per question (largest absolute difference of every per-question log value).
+until its batch ends), no shared prompt prefix, answers padded to the longest of their batch, scoring then
+generation on all of torch's threads, and under open-unlearning's conventions that tool's generation batches
+of 32. "new" is what ``unlearn eval`` runs on a CPU: ``greedy_batch`` (finished rows leave the batch) in the
+full protocol's CPU generation batches (``sized_for``: 128), the prompts' common prefix (a chat template's
+system prompt) computed once per call, answers in length-matched sub-batches, and in float32 the scoring and
+the generation batches in two lanes of one thread each (``unlearn.scoring.lanes``). Greedy texts must be equal; scores are compared per question (largest
+absolute difference of every per-question log value).
 
-Run: python perf/eval_speed.py --data-dir DATA [--protocol reduced|full] [--model PATH] [--rounds 2]
+Kernels as ``unlearn eval`` runs them: unpinned for a real model (the CLI pins only the tiny tier), so both paths
+use this CPU's native MKL and ATen code, as open-unlearning does; ``--pinned`` runs both under the tiny tier's
+AVX2 pins instead (``unlearn.numerics``).
+
+Run: python perf/eval_speed.py --data-dir DATA [--protocol reduced|full] [--model PATH] [--rounds 2] [--pinned]
 Absolute times on shared machines are noise; the ratio within one process is the figure.
 """
 
@@ -20,6 +26,7 @@ import dataclasses
 import json
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,24 +34,28 @@ import numpy as np
 
 from unlearn.numerics import pin_numerics, set_threads
 
-pin_numerics()
-set_threads()
+if "--pinned" in sys.argv:  # before torch is imported
+    pin_numerics()
+    set_threads()
+
+import torch  # noqa: E402
 
 from unlearn.scoring import answers, generation  # noqa: E402
+import unlearn.benchmarks.tofu.benchmark as tofu  # noqa: E402
 from unlearn.benchmarks.tofu.benchmark import evaluate_tofu  # noqa: E402
-from unlearn.benchmarks.tofu.protocol import protocol_preset  # noqa: E402
+from unlearn.benchmarks.tofu.protocol import protocol_preset, sized_for  # noqa: E402
 from unlearn.benchmarks.tofu.data import load_tofu  # noqa: E402
 from unlearn.models import load_model  # noqa: E402
 
 
 @contextlib.contextmanager
 def old_evaluator():
-    saved = generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST
-    generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST = "hf", 1 << 30, 1 << 30
+    saved = generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST, tofu.LANES
+    generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST, tofu.LANES = "hf", 1 << 30, 1 << 30, False
     try:
         yield
     finally:
-        generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST = saved
+        generation.ENGINE, answers.PREFIX_MIN, answers.CHUNK_COST, tofu.LANES = saved
 
 
 def compare(a: dict, b: dict) -> dict:
@@ -71,18 +82,20 @@ def main() -> None:
     ap.add_argument("--compat", default="tofu", choices=["tofu", "open-unlearning"])
     ap.add_argument("--split", default="forget01")
     ap.add_argument("--rounds", type=int, default=2, help="A/B pairs (median over them)")
+    ap.add_argument("--pinned", action="store_true", help="both paths under the tiny tier's AVX2 pins")
     args = ap.parse_args()
     data = load_tofu(args.split, Path(args.data_dir) if args.data_dir else None)
     lm = load_model(args.model)
-    protocol = protocol_preset(args.protocol, args.compat)
+    base = protocol_preset(args.protocol, args.compat)
+    protocol = sized_for(base, "cpu")  # unlearn eval's protocol on a CPU
+    # open-unlearning generates in its evaluation batch, the one its conventions score in
+    old_protocol = dataclasses.replace(base, generation_batch_size=base.batch_size) if base.open_unlearning else base
     times: dict[str, list[float]] = {"old": [], "new": []}
     results = {}
     for _ in range(args.rounds):
         for name in ("old", "new"):
             ctx = old_evaluator() if name == "old" else contextlib.nullcontext()
-            # open-unlearning generates in its evaluation batch, the one its conventions score in
-            proto = (dataclasses.replace(protocol, generation_batch_size=protocol.batch_size)
-                     if name == "old" and protocol.open_unlearning else protocol)
+            proto = old_protocol if name == "old" else protocol
             with ctx:
                 t0 = time.perf_counter()
                 results[name] = evaluate_tofu(lm.model, lm.tokenizer, data, proto, progress=False)
@@ -91,7 +104,10 @@ def main() -> None:
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model_name = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if ln.startswith("Model name")), "?")
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(json.dumps({"model": args.model, "protocol": protocol.describe(), "cpu": model_name,
+    print(json.dumps({"model": args.model, "protocol": protocol.describe(), "cpu": model_name, "pinned": args.pinned,
+                      "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+                      "generation_batch_size": {"old": old_protocol.generation_batch_size or old_protocol.batch_size,
+                                                "new": protocol.generation_batch_size or protocol.batch_size},
                       "old_s": times["old"], "new_s": times["new"], "median_old_s": round(med["old"], 1),
                       "median_new_s": round(med["new"], 1), "ratio_old_over_new": round(med["old"] / med["new"], 2),
                       **compare(results["old"], results["new"])}, indent=1))

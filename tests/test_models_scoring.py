@@ -309,19 +309,25 @@ def test_full_protocol_scores_in_fp32_even_when_bf16_is_chosen():
             assert np.abs(c - a).max() > 1e-5  # bf16 scoring is a different computation (the check has teeth)
 
 
-def test_real_model_full_protocol_generates_64_prompts_a_batch_and_open_unlearning_scores_32():
+def test_real_model_full_protocol_generation_batches_64_on_gpu_128_on_cpu_and_open_unlearning_scores_32():
     """The GPU-sized generation batch (measured in docs/guide.md, "Warm throughput") is the real-model full
-    profile's and the conformance path's (in data order); that path scores in open-unlearning's batches of 32;
-    the tiny tier keeps its own protocol."""
-    from unlearn.benchmarks.tofu.benchmark import profile_for
-    from unlearn.benchmarks.tofu.protocol import protocol_preset
+    profile's and the conformance path's (in data order) on a GPU, and 128 on a CPU; that path scores in
+    open-unlearning's batches of 32 on either; the dry run and the tiny tier keep their own protocols."""
+    from unlearn.benchmarks.tofu.benchmark import TofuBenchmark, profile_for
+    from unlearn.benchmarks.tofu.protocol import CPU_GENERATION_BATCH, protocol_preset, sized_for
 
-    assert profile_for("smollm2-135m", dry_run=False, max_steps=None).protocol.generation_batch_size == 64
-    ou = profile_for("smollm2-135m", dry_run=False, max_steps=None, compat="open-unlearning").protocol
-    assert ou.generation_batch_size == 64 and ou.batch_size == 32
-    assert protocol_preset("full", "open-unlearning").generation_batch_size == 64  # unlearn eval's path
-    assert profile_for("smollm2-135m", dry_run=True, max_steps=None).protocol.generation_batch_size == 80
-    assert profile_for("tiny-qwen3", dry_run=False, max_steps=None).protocol.generation_batch_size is None
+    assert CPU_GENERATION_BATCH == 128
+    for device, batch in ((None, 64), ("cuda:0", 64), ("cpu", 128)):
+        assert profile_for("smollm2-135m", dry_run=False, max_steps=None, device=device).protocol.generation_batch_size == batch
+        ou = profile_for("smollm2-135m", dry_run=False, max_steps=None, compat="open-unlearning", device=device).protocol
+        assert ou.generation_batch_size == batch and ou.batch_size == 32, device
+        assert profile_for("smollm2-135m", dry_run=True, max_steps=None, device=device).protocol.generation_batch_size == 80
+        assert profile_for("tiny-qwen3", dry_run=False, max_steps=None, device=device).protocol.generation_batch_size is None
+    assert protocol_preset("full", "open-unlearning").generation_batch_size == 64
+    assert sized_for(protocol_preset("full", "open-unlearning"), "cpu").generation_batch_size == 128
+    # unlearn eval's path on this CPU machine
+    bench = TofuBenchmark("smollm2-135m", device="cpu", compat="open-unlearning")
+    assert bench.eval_inputs("forget01")[1].generation_batch_size == 128
 
 
 def test_lora_initialisation_does_not_depend_on_what_the_process_drew_before():
@@ -565,6 +571,36 @@ def test_fast_generation_with_settled_rows_equals_hf_generate():
     kw = dict(max_new_tokens=30, batch_size=4, settled=settled)
     assert (generate_ids(lm.model, lm.tokenizer, prompts, engine="fast", **kw)
             == generate_ids(lm.model, lm.tokenizer, prompts, engine="hf", **kw))
+
+
+def test_finished_rows_leave_the_batch_at_the_compaction_fraction_with_the_same_texts(monkeypatch):
+    """Rows that finish at different steps (settled after 3..18 characters) leave one batch of 16 only once they
+    are ``COMPACT_FRACTION`` of it: every compaction drops at least that fraction, a larger fraction compacts no
+    more often (1/2 less often than 0, which compacts at every step where a row finishes), and the texts equal transformers' ``generate`` at every
+    fraction (a finished row kept in the batch adds no token). Planted bugs caught: a kept row's tokens appended
+    (texts differ), compaction at every finished row whatever the fraction (the counts)."""
+    from tests.helpers import memorised
+    from unlearn.scoring import chat_prompt_ids, format_prompt, generate_ids, generation
+
+    lm, _ = memorised()
+    prompts = [chat_prompt_ids(lm.tokenizer, format_prompt(lm.tokenizer, q)) for q in _generation_questions(16)]
+    settled = [(lambda t, n=3 + i: len(t) >= n) for i in range(len(prompts))]
+    kw = dict(max_new_tokens=30, batch_size=16, settled=settled)
+    want = generate_ids(lm.model, lm.tokenizer, prompts, engine="hf", **kw)
+    layer = generation._reserved_layer()
+    real = layer.reorder_cache
+    layers = lm.model.config.num_hidden_layers
+    counts = {}
+    for fraction in (0.0, 0.125, 0.5, 1.0):
+        sizes = []
+        monkeypatch.setattr(generation, "COMPACT_FRACTION", fraction)
+        monkeypatch.setattr(layer, "reorder_cache",
+                            lambda self, idx: (sizes.append((self._kbuf.shape[0], len(idx))), real(self, idx))[1])
+        assert generate_ids(lm.model, lm.tokenizer, prompts, engine="fast", **kw) == want, fraction
+        compactions = sizes[::layers]
+        assert all(before - after >= max(1.0, fraction * before) for before, after in compactions), (fraction, compactions)
+        counts[fraction] = len(compactions)
+    assert counts[0.0] >= counts[0.125] >= counts[0.5] > counts[1.0] == 0 and counts[0.0] > counts[0.5], counts
 
 
 def _with_system_prefix(lm, pairs, hide=False):

@@ -14,7 +14,23 @@ from unlearn.scoring.answers import cache_argument, length_sorted_batches
 from unlearn.scoring.bf16_weights import bf16_weights_under_autocast
 
 
+# finished rows leave a decoding batch once they are this fraction of it: until then they decode on (their tokens
+# dropped), since each compaction copies every layer's keys and values; 1/8 decodes SmolLM2's 128-row float32
+# batches ~8% faster than compacting at every finished row (docs/lab/measurements.md)
+COMPACT_FRACTION = 0.125
 ENGINE = "fast"  # greedy generation: ``fast`` (greedy_batch) or ``hf`` (transformers' generate); see generate_ids
+
+
+def question_prompts(tokenizer, questions: list[str], style: str = "tofu") -> list[list[int]]:
+    """The token ids ``generate`` continues for ``questions`` under ``style``'s conventions."""
+    if style == "open-unlearning":
+        return [open_unlearning_prompt(tokenizer, q) for q in questions]
+    return [chat_prompt_ids(tokenizer, format_prompt(tokenizer, q)) for q in questions]
+
+
+def finish_text(text: str, style: str = "tofu") -> str:
+    """A decoded continuation as ``generate`` returns it under ``style``'s conventions."""
+    return (clean_up_tokenization(text) if style == "open-unlearning" else text).strip()
 
 
 @torch.no_grad()
@@ -29,11 +45,9 @@ def generate(model, tokenizer, questions: list[str], *, max_new_tokens: int = 20
     ``generate`` then derives position ids from that mask), decoded with ``clean_up_tokenization_spaces``.
     """
     ou = style == "open-unlearning"
-    prompts = [open_unlearning_prompt(tokenizer, q) if ou else chat_prompt_ids(tokenizer, format_prompt(tokenizer, q))
-               for q in questions]
-    texts = generate_ids(model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                         device=device, progress=progress, in_order=ou, hide_pad=ou, engine=engine)
-    return [(clean_up_tokenization(t) if ou else t).strip() for t in texts]
+    texts = generate_ids(model, tokenizer, question_prompts(tokenizer, questions, style), max_new_tokens=max_new_tokens,
+                         batch_size=batch_size, device=device, progress=progress, in_order=ou, hide_pad=ou, engine=engine)
+    return [finish_text(t, style) for t in texts]
 
 
 def _settled_criteria(tokenizer, width: int, settled: list):
@@ -109,18 +123,20 @@ def reserved_cache(model, capacity: int):
 def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens: int, eos_id: int,
                  settled: list | None = None, decode=None) -> list[list[int]]:
     """Greedy continuation of one left-padded batch, token for token what ``model.generate(do_sample=False)``
-    computes for each row, but a row leaves the batch as soon as it is finished (EOS, max_new_tokens, or
-    ``settled[r](decode(tokens))``), so later steps run only the rows still decoding. Returns each row's new
-    tokens up to and including its EOS.
+    computes for each row, but finished rows (EOS, max_new_tokens, or ``settled[r](decode(tokens))``) leave the
+    batch once they are :data:`COMPACT_FRACTION` of it, so later steps run mostly the rows still decoding (a
+    finished row still in the batch decodes on, its tokens dropped). Returns each row's new tokens up to and
+    including its EOS.
 
     Same computation as HF's greedy loop: position ids from the attention mask (cumsum - 1, 0 on padding), one
     KV cache (``reserved_cache``: written in place, the same keys and values), the LM head on the last position
     only, argmax of the float32 logits. A row's logits do not depend
-    on the other rows of the batch (attention is per row), so dropping finished rows changes no row's tokens up
-    to the rounding of batched matrix products (tests hold the outputs equal to ``generate``)."""
+    on the other rows of the batch (attention is per row), so keeping or dropping finished rows changes no row's
+    tokens up to the rounding of batched matrix products (tests hold the outputs equal to ``generate``)."""
     n = ids.shape[0]
     out: list[list[int]] = [[] for _ in range(n)]
-    alive = torch.arange(n, device=ids.device)
+    alive = list(range(n))  # batch row -> prompt row
+    done = [False] * n  # batch rows finished but still in the batch (until the next compaction)
     positions = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
     # a PEFT wrapper passes keyword arguments through: what the wrapped model takes decides
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -134,26 +150,57 @@ def greedy_batch(model, ids: torch.Tensor, mask: torch.Tensor, *, max_new_tokens
     for t in range(max_new_tokens):
         nxt = step_out.logits[:, -1].float().argmax(-1)
         tokens = nxt.tolist()
-        keep = []
         for row, tok_id in enumerate(tokens):
-            r = int(alive[row])
+            if done[row]:
+                continue
+            r = alive[row]
             out[r].append(tok_id)
-            done = tok_id == eos_id or t + 1 == max_new_tokens
-            if not done and settled is not None and settled[r] is not None:
-                done = bool(settled[r](decode(out[r])))
-            if not done:
-                keep.append(row)
-        if not keep:
+            finished = tok_id == eos_id or t + 1 == max_new_tokens
+            if not finished and settled is not None and settled[r] is not None:
+                finished = bool(settled[r](decode(out[r])))
+            done[row] = finished
+        n_done = sum(done)
+        if n_done == len(tokens):
             break
-        if len(keep) < len(tokens):
+        if n_done and n_done >= COMPACT_FRACTION * len(tokens):
+            keep = [row for row in range(len(tokens)) if not done[row]]
             sel = torch.tensor(keep, device=ids.device)
-            alive, nxt, mask, last_pos = alive[sel], nxt[sel], mask[sel], last_pos[sel]
+            alive, done = [alive[row] for row in keep], [False] * len(keep)
+            nxt, mask, last_pos = nxt[sel], mask[sel], last_pos[sel]
             cache.reorder_cache(sel)
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)
         last_pos = last_pos + 1
         step_out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=last_pos, use_cache=True,
                          **{cache_arg: cache}, **kwargs)
     return out
+
+
+def batch_order(prompts: list[list[int]], batch_size: int, in_order: bool) -> list[list[int]]:
+    """The prompts' positions in generation batches: consecutive (``in_order``) or length-sorted."""
+    if in_order:
+        return [list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)]
+    return length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size)
+
+
+def decode_batch(model, tokenizer, prompts: list[list[int]], idx: list[int], *, max_new_tokens: int, device,
+                 hide_pad: bool = False, settled: list | None = None, engine: str = "fast") -> list[str]:
+    """Greedy continuations of ``prompts[i]`` for ``i`` in ``idx`` as one left-padded batch, decoded without
+    special tokens (``generate_ids``'s batch; the caller sets no_grad, eval mode and precision)."""
+    decode = lambda toks: tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
+    per_row = settled or [None] * len(idx)
+    ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
+    mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
+    if engine == "fast":
+        rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
+                            settled=per_row, decode=decode)
+        return [decode(r) for r in rows]
+    width = ids.shape[1]
+    stops = None if not any(per_row) else _settled_criteria(tokenizer, width, per_row)
+    out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
+                         max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
+                         eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
+                         stopping_criteria=stops)
+    return [decode(out[row, width:]) for row in range(len(idx))]
 
 
 @torch.no_grad()
@@ -175,26 +222,11 @@ def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: 
     per_row = settled if isinstance(settled, list) else [settled] * len(prompts)
     was_training = model.training
     model.eval()
-    order = ([list(range(i, min(i + batch_size, len(prompts)))) for i in range(0, len(prompts), batch_size)] if in_order
-             else length_sorted_batches(len(prompts), [len(p) for p in prompts], batch_size))
-    decode = lambda toks: tokenizer.decode(toks, skip_special_tokens=True)  # noqa: E731
     with bf16_weights_under_autocast(model):  # bf16 generation: the weights cast once, not per token
-        for idx in tqdm(order, desc="generate", disable=not progress, leave=False):
-            ids, mask = pad_sequences([prompts[i] for i in idx], tokenizer.pad_token_id, left=True, device=device)
-            mask = attention_mask(ids, mask, tokenizer.pad_token_id if hide_pad else None)
-            if engine == "fast":
-                rows = greedy_batch(model, ids, mask, max_new_tokens=max_new_tokens, eos_id=tokenizer.eos_token_id,
-                                    settled=[per_row[i] for i in idx], decode=decode)
-                for row, i in enumerate(idx):
-                    outputs[i] = decode(rows[row])
-                continue
-            width = ids.shape[1]
-            stops = None if not any(per_row) else _settled_criteria(tokenizer, width, [per_row[i] for i in idx])
-            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False,
-                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, use_cache=True,
-                                 eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None, top_k=None,
-                                 stopping_criteria=stops)
-            for row, i in enumerate(idx):
-                outputs[i] = decode(out[row, width:])
+        for idx in tqdm(batch_order(prompts, batch_size, in_order), desc="generate", disable=not progress, leave=False):
+            texts = decode_batch(model, tokenizer, prompts, idx, max_new_tokens=max_new_tokens, device=device,
+                                 hide_pad=hide_pad, settled=[per_row[i] for i in idx], engine=engine)
+            for i, text in zip(idx, texts):
+                outputs[i] = text
     model.train(was_training)
     return outputs

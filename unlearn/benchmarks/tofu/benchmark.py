@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from unlearn.benchmarks.tofu.data import QA_PER_AUTHOR, TUNE_SPLIT, TofuData, TofuRow, find_tofu_source, load_tofu, synthetic_tofu
 from unlearn.metrics import mia
@@ -21,9 +23,12 @@ from unlearn.benchmarks.base import (BENCHMARKS, Benchmark, autocast, TokenCount
 from unlearn.intervals import Measure, as_sets, mean_of_first
 from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec
-from unlearn.benchmarks.tofu.protocol import COMPATS, PROTOCOL_NAMES, EvalProtocol, protocol_preset, rouge_reference
+from unlearn.benchmarks.tofu.protocol import COMPATS, PROTOCOL_NAMES, EvalProtocol, protocol_preset, rouge_reference, sized_for
 from unlearn.benchmarks.tofu.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
 from unlearn.scoring import encode_qa, format_prompt, generate, score_examples
+from unlearn.scoring import generation
+from unlearn.scoring.generation import batch_order, decode_batch, finish_text, question_prompts
+from unlearn.scoring.lanes import in_lanes
 from unlearn.tiers import TINY_MODEL
 from unlearn.train import Probe, TrainConfig
 
@@ -89,6 +94,13 @@ def _protocol_splits(data: TofuData, protocol: EvalProtocol) -> dict[str, list[T
             "world_facts": data.world_facts[: protocol.utility_rows or n]}
 
 
+LANES = True  # a float32 CPU evaluation's scoring and generation batches in two lanes (``_score_and_generate``)
+
+
+def _on_cpu(model) -> bool:
+    return next(model.parameters()).device.type == "cpu"
+
+
 def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: list[str], protocol: EvalProtocol,
                         progress: bool, holdout: list[TofuRow] = ()):
     """Every text of the ``scored`` splits (then the ``holdout`` answers) in one scoring call, so a question's
@@ -107,17 +119,55 @@ def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: li
     texts += [(r.question, r.answer) for r in holdout]
     stats += [True] * len(holdout)
     ou = protocol.open_unlearning
-    with autocast(model, protocol.score_bf16):
-        res = score_examples(model, [encode_qa(tok, q, a, style=protocol.compat) for q, a in texts], tok.pad_token_id,
-                             batch_size=protocol.batch_size, token_stats=stats, progress=progress, desc="score",
-                             hide_token=tok.pad_token_id if ou else None)
-    gen_kw = dict(max_new_tokens=protocol.max_new_tokens, batch_size=protocol.generation_batch_size or protocol.batch_size,
-                  progress=progress, style=protocol.compat)
-    with autocast(model, protocol.bf16):
-        if ou:
-            gens = [g for rows in splits.values() for g in generate(model, tok, [r.question for r in rows], **gen_kw)]
-        else:
-            gens = generate(model, tok, [r.question for rows in splits.values() for r in rows], **gen_kw)
+    examples = [encode_qa(tok, q, a, style=protocol.compat) for q, a in texts]
+
+    def score():
+        return score_examples(model, examples, tok.pad_token_id, batch_size=protocol.batch_size, token_stats=stats,
+                              progress=progress, desc="score", hide_token=tok.pad_token_id if ou else None)
+
+    batch = protocol.generation_batch_size or protocol.batch_size
+    # float32 on a CPU: the scoring and each generation batch are jobs for two lanes (unlearn.scoring.lanes); bf16
+    # passes swap the frozen weights' bf16 copies in and out of the shared model, so they run one after the other
+    lanes = LANES and _on_cpu(model) and not (protocol.bf16 or protocol.score_bf16)
+    if not lanes:
+        with autocast(model, protocol.score_bf16):
+            res = score()
+        gen_kw = dict(max_new_tokens=protocol.max_new_tokens, batch_size=batch, progress=progress, style=protocol.compat)
+        with autocast(model, protocol.bf16):
+            if ou:
+                gens = [g for rows in splits.values() for g in generate(model, tok, [r.question for r in rows], **gen_kw)]
+            else:
+                gens = generate(model, tok, [r.question for rows in splits.values() for r in rows], **gen_kw)
+    else:
+        # open-unlearning batches each split's questions on their own, in data order; TOFU's all at once, by length
+        prompts = question_prompts(tok, [r.question for rows in splits.values() for r in rows], protocol.compat)
+        bounds = np.cumsum([0] + [len(rows) for rows in splits.values()]).tolist()
+        parts = [list(range(a, b)) for a, b in zip(bounds, bounds[1:])] if ou else [list(range(len(prompts)))]
+        batches = [[part[i] for i in idx] for part in parts
+                   for idx in batch_order([prompts[i] for i in part], batch, in_order=ou)]
+        device = next(model.parameters()).device
+        bar = tqdm(total=len(batches), desc="generate", disable=not progress, leave=False)
+
+        def answer(idx):
+            def job():
+                with torch.no_grad():
+                    texts = decode_batch(model, tok, prompts, idx, max_new_tokens=protocol.max_new_tokens,
+                                         device=device, hide_pad=ou, engine=generation.ENGINE)
+                bar.update(1)
+                return texts
+            return job
+
+        was_training = model.training
+        model.eval()
+        try:
+            res, *decoded = in_lanes([score] + [answer(idx) for idx in batches], enabled=True)
+        finally:
+            model.train(was_training)
+            bar.close()
+        gens = [""] * len(prompts)
+        for idx, texts in zip(batches, decoded):
+            for i, text in zip(idx, texts):
+                gens[i] = finish_text(text, protocol.compat)
     starts = dict(zip(splits, np.cumsum([0] + [len(rows) for rows in splits.values()]).tolist()))
     logs = {}
     for name in scored:
@@ -206,14 +256,15 @@ class Profile:
 
 
 def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str = "fp32", protocol: str | None = None,
-                compat: str = "tofu") -> Profile:
+                compat: str = "tofu", device: str | None = None) -> Profile:
     """The TOFU profile of ``model``: its tier's recipe (``unlearn/tiers.py``; documented in docs/guide.md,
     "Recipes"). ``protocol``: ``reduced`` (the dry run's default) or ``full`` (the published one; the default
     otherwise) for real models; the tiny tier has its own. ``max_steps`` caps unlearning steps; ``precision``
     (fp32 or bf16, already resolved from the hardware) sets autocast for training and evaluation of the
     real-model profiles (full protocol: scores stay float32); the tiny tier is float32 unless bf16 is asked for
     explicitly. ``compat``: evaluation conventions (``tofu`` or ``open-unlearning``; the latter keeps that tool's
-    batches whatever the recipe's)."""
+    scoring batches whatever the recipe's). ``device``: a CPU takes the full protocol's CPU generation batch
+    (``sized_for``); None keeps the recipe's."""
     protocol = protocol or ("reduced" if dry_run else "full")
     if protocol not in PROTOCOL_NAMES:
         raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(PROTOCOL_NAMES)}")
@@ -225,6 +276,7 @@ def profile_for(model: str, dry_run: bool, max_steps: int | None, precision: str
         proto = protocol_preset(protocol, compat, bf16)
         if compat == "tofu":
             proto = dataclasses.replace(proto, **recipe.protocol)
+        proto = sized_for(proto, device)
     robustness = RobustnessConfig(**recipe.robustness) if recipe.robustness is not None else None
     p = Profile(protocol=proto, robustness=robustness, **common, **recipe.profile)
     if tier.name == "tiny" and compat != "tofu":
@@ -268,7 +320,7 @@ class TofuBenchmark(Benchmark):
             self.notes.append(f"TOFU from {self.data_place} (passed over: {'; '.join(passed_over)})")
 
     def make_profile(self, model, dry_run, max_steps, precision, protocol, compat) -> "Profile":
-        return profile_for(model, dry_run, max_steps, precision, protocol, compat)
+        return profile_for(model, dry_run, max_steps, precision, protocol, compat, self.device)
 
     # -------------------------------------------------------------- data
     def data(self, split: str) -> TofuData:
@@ -316,7 +368,8 @@ class TofuBenchmark(Benchmark):
             raise ValueError("--subjects is WMDP's; TOFU evaluates one split (--split forget01/05/10)")
         if split not in self.splits:
             raise ValueError(f"unknown TOFU split {split!r}; valid: {', '.join(self.splits)}")
-        proto = eval_protocol or protocol_preset(self.protocol_name or "full", self.compat, bf16=self.precision == "bf16")
+        proto = eval_protocol or sized_for(protocol_preset(self.protocol_name or "full", self.compat,
+                                                           bf16=self.precision == "bf16"), self.device)
         if max_rows is not None:
             proto = dataclasses.replace(proto, max_rows=max_rows, retain_rows=max_rows, utility_rows=max_rows)
         place, _ = find_tofu_source(self.data_dir)
