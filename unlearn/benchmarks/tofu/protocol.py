@@ -63,7 +63,8 @@ def protocol_preset(name: str = "full", compat: str = "tofu", bf16: bool = False
     of every split: 400 retain, 100 real-author, 117 world-fact), its scoring batches of 32 (their padding sets
     each score's rounding) and Min-K k = 0.4; its greedy generations run in the full tier's batches of 64, in
     data order: a row's greedy tokens do not depend on its batch (every text equal to that tool's in the whole
-    conformance run), and on a 2-core CPU a batch of 64 decodes ~1.2x as many rows a second as one of 32."""
+    conformance run), and on a 2-core CPU a batch of 64 decodes ~1.2x as many rows a second as one of 32
+    (``sized_for`` takes a CPU's batch of 128)."""
     if compat not in COMPATS:
         raise ValueError(f"unknown compatibility mode {compat!r}; valid: {', '.join(COMPATS)}")
     if name == "full":
