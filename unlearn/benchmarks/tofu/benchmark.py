@@ -320,7 +320,8 @@ class TofuBenchmark(Benchmark):
             self.notes.append(f"TOFU from {self.data_place} (passed over: {'; '.join(passed_over)})")
 
     def make_profile(self, model, dry_run, max_steps, precision, protocol, compat) -> "Profile":
-        return profile_for(model, dry_run, max_steps, precision, protocol, compat, self.device)
+        # the device decides the full protocol's generation batch; a recipe read without an instance has none
+        return profile_for(model, dry_run, max_steps, precision, protocol, compat, getattr(self, "device", None))
 
     # -------------------------------------------------------------- data
     def data(self, split: str) -> TofuData:
