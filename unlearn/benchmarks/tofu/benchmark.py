@@ -25,8 +25,7 @@ from unlearn.methods import UnlearnContext
 from unlearn.models import LoadedModel, LoraSpec
 from unlearn.benchmarks.tofu.protocol import COMPATS, PROTOCOL_NAMES, EvalProtocol, protocol_preset, rouge_reference, sized_for
 from unlearn.benchmarks.tofu.robustness import RobustnessConfig, attack, forget_measure, recovery, regeneration_leak, relearn_split
-from unlearn.scoring import encode_qa, format_prompt, generate, score_examples
-from unlearn.scoring import generation
+from unlearn.scoring import bf16_weights_under_autocast, encode_qa, format_prompt, generation, score_examples
 from unlearn.scoring.generation import batch_order, decode_batch, finish_text, question_prompts
 from unlearn.scoring.lanes import in_lanes
 from unlearn.tiers import TINY_MODEL
@@ -97,10 +96,6 @@ def _protocol_splits(data: TofuData, protocol: EvalProtocol) -> dict[str, list[T
 LANES = True  # a float32 CPU evaluation's scoring and generation batches in two lanes (``_score_and_generate``)
 
 
-def _on_cpu(model) -> bool:
-    return next(model.parameters()).device.type == "cpu"
-
-
 def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: list[str], protocol: EvalProtocol,
                         progress: bool, holdout: list[TofuRow] = ()):
     """Every text of the ``scored`` splits (then the ``holdout`` answers) in one scoring call, so a question's
@@ -120,55 +115,50 @@ def _score_and_generate(model, tok, splits: dict[str, list[TofuRow]], scored: li
     stats += [True] * len(holdout)
     ou = protocol.open_unlearning
     examples = [encode_qa(tok, q, a, style=protocol.compat) for q, a in texts]
+    device = next(model.parameters()).device
 
     def score():
-        return score_examples(model, examples, tok.pad_token_id, batch_size=protocol.batch_size, token_stats=stats,
-                              progress=progress, desc="score", hide_token=tok.pad_token_id if ou else None)
-
-    batch = protocol.generation_batch_size or protocol.batch_size
-    # float32 on a CPU: the scoring and each generation batch are jobs for two lanes (unlearn.scoring.lanes); bf16
-    # passes swap the frozen weights' bf16 copies in and out of the shared model, so they run one after the other
-    lanes = LANES and _on_cpu(model) and not (protocol.bf16 or protocol.score_bf16)
-    if not lanes:
         with autocast(model, protocol.score_bf16):
-            res = score()
-        gen_kw = dict(max_new_tokens=protocol.max_new_tokens, batch_size=batch, progress=progress, style=protocol.compat)
-        with autocast(model, protocol.bf16):
-            if ou:
-                gens = [g for rows in splits.values() for g in generate(model, tok, [r.question for r in rows], **gen_kw)]
-            else:
-                gens = generate(model, tok, [r.question for rows in splits.values() for r in rows], **gen_kw)
-    else:
-        # open-unlearning batches each split's questions on their own, in data order; TOFU's all at once, by length
-        prompts = question_prompts(tok, [r.question for rows in splits.values() for r in rows], protocol.compat)
-        bounds = np.cumsum([0] + [len(rows) for rows in splits.values()]).tolist()
-        parts = [list(range(a, b)) for a, b in zip(bounds, bounds[1:])] if ou else [list(range(len(prompts)))]
-        batches = [[part[i] for i in idx] for part in parts
-                   for idx in batch_order([prompts[i] for i in part], batch, in_order=ou)]
-        device = next(model.parameters()).device
-        bar = tqdm(total=len(batches), desc="generate", disable=not progress, leave=False)
+            return score_examples(model, examples, tok.pad_token_id, batch_size=protocol.batch_size, token_stats=stats,
+                                  progress=progress, desc="score", hide_token=tok.pad_token_id if ou else None)
 
-        def answer(idx):
-            def job():
-                with torch.no_grad():
-                    texts = decode_batch(model, tok, prompts, idx, max_new_tokens=protocol.max_new_tokens,
-                                         device=device, hide_pad=ou, engine=generation.ENGINE)
-                bar.update(1)
-                return texts
-            return job
+    # greedy answers: open-unlearning batches each split's questions on their own, in data order; TOFU's all at
+    # once, by length (``generate``'s batches, one job each)
+    asked = question_prompts(tok, [r.question for rows in splits.values() for r in rows], protocol.compat)
+    bounds = np.cumsum([0] + [len(rows) for rows in splits.values()]).tolist()
+    parts = [list(range(a, b)) for a, b in zip(bounds, bounds[1:])] if ou else [list(range(len(asked)))]
+    batch = protocol.generation_batch_size or protocol.batch_size
+    batches = [[part[i] for i in idx] for part in parts for idx in batch_order([asked[i] for i in part], batch, ou)]
+    bar = tqdm(total=len(batches), desc="generate", disable=not progress, leave=False)
 
-        was_training = model.training
-        model.eval()
-        try:
+    def answer(idx):
+        def job():
+            with torch.no_grad(), autocast(model, protocol.bf16):
+                texts = decode_batch(model, tok, asked, idx, max_new_tokens=protocol.max_new_tokens, device=device,
+                                     hide_pad=ou, engine=generation.ENGINE)
+            bar.update(1)
+            return texts
+        return job
+
+    was_training = model.training
+    model.eval()
+    try:
+        if LANES and device.type == "cpu" and not (protocol.bf16 or protocol.score_bf16):
+            # float32 on a CPU: the scoring and each generation batch are jobs for two lanes (unlearn.scoring.lanes)
             res, *decoded = in_lanes([score] + [answer(idx) for idx in batches], enabled=True)
-        finally:
-            model.train(was_training)
-            bar.close()
-        gens = [""] * len(prompts)
-        for idx, texts in zip(batches, decoded):
-            for i, text in zip(idx, texts):
-                gens[i] = finish_text(text, protocol.compat)
-    starts = dict(zip(splits, np.cumsum([0] + [len(rows) for rows in splits.values()]).tolist()))
+        else:
+            # bf16 passes swap the frozen weights' bf16 copies in and out of the shared model: one after the other
+            res = score()
+            with autocast(model, protocol.bf16), bf16_weights_under_autocast(model):
+                decoded = [answer(idx)() for idx in batches]
+    finally:
+        model.train(was_training)
+        bar.close()
+    gens = [""] * len(asked)
+    for idx, texts in zip(batches, decoded):
+        for i, text in zip(idx, texts):
+            gens[i] = finish_text(text, protocol.compat)
+    starts = dict(zip(splits, bounds))
     logs = {}
     for name in scored:
         rows, at = splits[name], starts[name]
